@@ -1,0 +1,9 @@
+"""A from-scratch framework for fully-connected networks: hand-derived backprop, registries, Hydra, MLflow."""
+from .callbacks import BatchRecord, Callback
+from .errors import ConfigError, DivergenceError, FrameworkError, ShapeError, UnknownNameError
+from .interfaces import Activation, Backend, ElementwiseActivation, Loss, Optimizer
+
+__all__ = [
+    "Activation", "Backend", "BatchRecord", "Callback", "ConfigError", "DivergenceError",
+    "ElementwiseActivation", "FrameworkError", "Loss", "Optimizer", "ShapeError", "UnknownNameError",
+]

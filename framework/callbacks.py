@@ -1,0 +1,45 @@
+"""Trainer callbacks: tracking, progress and checkpoints hook in here; the trainer imports none of them.
+
+Per-batch numbers stay on the device: the trainer writes one row per batch into a device buffer
+(`BatchRecord`) and hands the rows to `on_batches` in one host transfer per flush (every
+`flush_every` batches and at each epoch end), so a callback never forces a per-batch sync.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BatchRecord:
+    """Host copy of flushed per-batch rows.
+
+    steps:   (n,) int64 global batch indices (0-based)
+    keys:    column names, e.g. ["batch/loss", "batch/lr", "grad_norm/layers.0.W", ..., "grad_norm/global"]
+    values:  (n, len(keys)) float64
+    epoch:   epoch the rows belong to
+    """
+
+    steps: np.ndarray
+    keys: list[str]
+    values: np.ndarray
+    epoch: int
+
+
+class Callback:
+    """Override what you need. `trainer` exposes `model`, `optimizer`, `cfg`, `epoch`, `step`, `history`."""
+
+    def on_train_start(self, trainer) -> None: ...
+
+    def on_batch_end(self, trainer, step: int) -> None:
+        """After each update; `trainer.batch_loss` is the loss as a device 0-d array (read lazily)."""
+
+    def on_batches(self, trainer, record: BatchRecord) -> None:
+        """Flushed per-batch rows (host arrays)."""
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
+        """`logs`: train/loss, val/loss, val/<metric>, epoch/seconds, epoch/samples_per_second."""
+
+    def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
+        """`status`: FINISHED, FAILED or KILLED; `logs`: final metrics (test/<metric>, ...)."""

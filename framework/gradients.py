@@ -1,0 +1,22 @@
+"""Gradient norms and clipping, computed on the backend (no host transfer)."""
+from __future__ import annotations
+
+
+def sq_norms(xp, grads: dict):
+    """(n_params,) array of squared L2 norms, in `grads` order; one stacked array for one transfer."""
+    return xp.stack([xp.sum(g * g) for g in grads.values()])
+
+
+def global_norm(xp, grads: dict):
+    """sqrt(sum over all arrays of sum(g^2)) as a 0-d array."""
+    return xp.sqrt(xp.sum(sq_norms(xp, grads)))
+
+
+def clip_by_global_norm(xp, grads: dict, max_norm: float, total=None):
+    """Scale all grads in place by max_norm / (total + 1e-6) when total > max_norm (torch's
+    clip_grad_norm_ rule); returns the total norm before clipping. `total` may be precomputed."""
+    total = global_norm(xp, grads) if total is None else total
+    coef = xp.minimum(max_norm / (total + 1e-6), xp.ones_like(total))
+    for name in grads:
+        grads[name] *= coef
+    return total

@@ -1,0 +1,155 @@
+"""The extension points. Plugin code computes only with `xp`, the backend's array namespace.
+
+Shapes: a batch is `(batch, features)`; activations keep the shape of `z`; losses return a 0-d
+array and a gradient of the shape of `pred`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class Activation:
+    """`a = f(z)`; `backward` is the vector-Jacobian product `dL/dz` given `dL/da`.
+
+    `kinks`: values of z where f is not differentiable (gradient checks keep away from them).
+    """
+
+    name: str = "?"
+    kinks: tuple = ()
+
+    def forward(self, xp, z):
+        raise NotImplementedError
+
+    def backward(self, xp, z, a, grad_a):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_kwargs(self)})"
+
+
+class ElementwiseActivation(Activation):
+    """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`."""
+
+    def derivative(self, xp, z, a):
+        raise NotImplementedError
+
+    def backward(self, xp, z, a, grad_a):
+        return grad_a * self.derivative(xp, z, a)
+
+
+class Loss:
+    """Scalar loss of `pred` (batch, out) against `target`, optional per-sample `weight` (batch,).
+
+    `targets` says what the trainer feeds: "values" (same shape as pred; one-hot for multi-class
+    classification) or "indices" (integer classes, shape (batch,)). `predict` maps the model output
+    to the target space (e.g. logits -> probabilities); identity by default. `expects_logits`: the
+    model's output activation should be identity; `on_probabilities`: pred must lie in (0, 1).
+    `kinks`: values of pred - target where the loss is not differentiable.
+    """
+
+    name: str = "?"
+    targets: str = "values"
+    expects_logits: bool = False
+    on_probabilities: bool = False
+    kinks: tuple = ()
+
+    def forward(self, xp, pred, target, weight=None):
+        raise NotImplementedError
+
+    def backward(self, xp, pred, target, weight=None):
+        raise NotImplementedError
+
+    def predict(self, xp, out):
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_kwargs(self)})"
+
+
+class Optimizer:
+    """Updates `params` in place from `grads` (dicts of arrays with the same keys and shapes).
+
+    `lr` is a plain attribute that schedulers set before each step; `t` counts steps. Per-parameter
+    state lives in `state[slot][param name]` (arrays on the params' backend, made by `slot`), so
+    `state_dict`/`load_state_dict` work for every optimizer: {"t": t, "<slot>/<param>": array}.
+    """
+
+    name: str = "?"
+
+    def __init__(self, lr: float = 0.01):
+        self.lr = float(lr)
+        self.t = 0
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        raise NotImplementedError
+
+    def slot(self, xp, kind: str, name: str, like):
+        """The `kind` state array of parameter `name`, zeros like `like` on first use."""
+        slots = self.state.setdefault(kind, {})
+        if name not in slots:
+            slots[name] = xp.zeros_like(like)
+        return slots[name]
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"t": self.t}
+        for kind, slots in self.state.items():
+            out.update({f"{kind}/{name}": arr for name, arr in slots.items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict`; arrays must already be on the params' backend."""
+        self.t = int(state["t"])
+        self.state = {}
+        for key, arr in state.items():
+            if key != "t":
+                kind, name = key.split("/", 1)
+                self.state.setdefault(kind, {})[name] = arr
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_kwargs(self)})"
+
+
+class Backend:
+    """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`."""
+
+    name: str = "?"
+    xp: Any = None
+    device: str = "cpu"
+
+    def __init__(self, dtype: str = "float32"):
+        self.dtype = self.resolve_dtype(dtype)
+
+    def resolve_dtype(self, dtype):
+        """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""
+        if dtype is None:
+            return self.dtype
+        if not isinstance(dtype, str):
+            return dtype
+        try:
+            return getattr(self.xp, dtype)
+        except AttributeError:
+            raise ValueError(f"dtype '{dtype}' is not available on backend '{self.name}'") from None
+
+    def asarray(self, x, dtype=None):
+        """Host array-like -> device array of `dtype` (default: the backend's float dtype)."""
+        raise NotImplementedError
+
+    def to_numpy(self, x):
+        """Device array -> host numpy array."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (timing); a no-op on the CPU."""
+
+    def matmul(self, a, b, out=None):
+        """`a @ b`, written into `out` where the library supports it."""
+        return self.xp.matmul(a, b)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dtype={self.dtype})"
+
+
+def _kwargs(obj) -> str:
+    skip = ("t", "state")
+    return ", ".join(f"{k}={v!r}" for k, v in vars(obj).items() if not k.startswith("_") and k not in skip)

@@ -1,0 +1,127 @@
+"""The multi-layer perceptron: forward as matrix products, backward by the chain rule.
+
+Layer l holds W_l (out, in) and b_l (out,). On a batch X (batch, in):
+    forward:  Z_l = A_{l-1} @ W_l.T + b_l,   A_l = f_l(Z_l),   A_0 = X
+    backward: dZ_l = f_l.backward(Z_l, A_l, dA_l)
+              dW_l = dZ_l.T @ A_{l-1},  db_l = sum_batch dZ_l,  dA_{l-1} = dZ_l @ W_l
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError, ShapeError
+from .interfaces import Activation, Backend
+from .registry import activations, backends, initializers
+
+
+def _activation(spec) -> Activation:
+    return activations.create(spec) if isinstance(spec, str) else spec
+
+
+class MLP:
+    """Fully-connected network `sizes[0] -> ... -> sizes[-1]`.
+
+    activation: hidden-layer activation (name or instance), or a list with one per hidden layer.
+    backend: registered name or a `Backend` instance; dtype: "float32" (default) or "float64".
+    Weights come from `initializer` with NumPy's generator seeded by `seed` (same on every backend);
+    biases start at zero.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation="relu", output_activation="identity",
+                 backend="numpy", dtype: str = "float32", initializer="xavier_uniform", seed: int = 0):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ConfigError(f"model sizes must be >= 2 positive layer widths (input ... output), got {sizes}")
+        n_hidden = len(sizes) - 2
+        acts = list(activation) if isinstance(activation, (list, tuple)) else [activation] * n_hidden
+        if len(acts) != n_hidden:
+            raise ConfigError(f"{len(acts)} activations given for {n_hidden} hidden layers (sizes={sizes})")
+        self.sizes = sizes
+        self.activations = [_activation(a) for a in acts] + [_activation(output_activation)]
+        self.backend: Backend = backends.create(backend, dtype=dtype) if isinstance(backend, str) else backend
+        self.dtype = self.backend.resolve_dtype(dtype)
+        self.seed = seed
+        init = initializers.create(initializer) if isinstance(initializer, str) else initializer
+        rng = np.random.default_rng(seed)
+        self.params: dict = {}
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self.params[f"layers.{l}.W"] = self.backend.asarray(init(rng, (n_out, n_in)), self.dtype)
+            self.params[f"layers.{l}.b"] = self.backend.asarray(np.zeros(n_out), self.dtype)
+        xp = self.backend.xp
+        self.grads: dict = {k: xp.zeros_like(v) for k, v in self.params.items()}
+        self._cache: list = []
+        self._buffers: dict = {}
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(np.prod(p.shape)) for p in self.params.values())
+
+    def _buffer(self, l: int, n: int):
+        """Preallocated Z buffer of hidden layer l for batch size n (the output layer gets a fresh array)."""
+        key = (l, n)
+        if key not in self._buffers:
+            self._buffers[key] = self.backend.xp.zeros((n, self.sizes[l + 1]), dtype=self.dtype)
+        return self._buffers[key]
+
+    def forward(self, X):
+        """X (batch, sizes[0]) -> output (batch, sizes[-1]); caches (A_{l-1}, Z_l, A_l) for backward."""
+        be = self.backend
+        X = be.asarray(X, self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ShapeError(
+                f"model input must be (batch, {self.sizes[0]}), got {tuple(X.shape)}: "
+                f"the data has {X.shape[-1] if X.ndim else 0} features but model sizes are {self.sizes}"
+            )
+        last = self.num_layers - 1
+        A, cache = X, []
+        for l, f in enumerate(self.activations):
+            W, b = self.params[f"layers.{l}.W"], self.params[f"layers.{l}.b"]
+            Z = be.matmul(A, W.T, out=None if l == last else self._buffer(l, X.shape[0]))
+            Z += b
+            A_next = f.forward(be.xp, Z)
+            cache.append((A, Z, A_next))
+            A = A_next
+        self._cache = cache
+        return A
+
+    def backward(self, grad_out):
+        """grad_out = dL/dA_L (batch, sizes[-1]) -> fills `grads`, returns dL/dX (batch, sizes[0])."""
+        if not self._cache:
+            raise RuntimeError("MLP.backward called before forward")
+        be, xp = self.backend, self.backend.xp
+        A_out = self._cache[-1][2]
+        if tuple(grad_out.shape) != tuple(A_out.shape):
+            raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(A_out.shape)}")
+        dA = grad_out
+        for l in range(self.num_layers - 1, -1, -1):
+            A_prev, Z, A = self._cache[l]
+            dZ = self.activations[l].backward(xp, Z, A, dA)
+            kW, kb = f"layers.{l}.W", f"layers.{l}.b"
+            self.grads[kW] = be.matmul(dZ.T, A_prev, out=self.grads[kW])
+            self.grads[kb] = xp.sum(dZ, axis=0)
+            dA = be.matmul(dZ, self.params[kW])
+        return dA
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Host copies of the parameters."""
+        return {k: self.backend.to_numpy(v).copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy host arrays into the parameters (same names and shapes)."""
+        missing = set(self.params) ^ set(state)
+        if missing:
+            raise ShapeError(f"parameter names differ: {sorted(missing)}")
+        for k, v in state.items():
+            if tuple(v.shape) != tuple(self.params[k].shape):
+                raise ShapeError(f"{k}: checkpoint shape {tuple(v.shape)} != model shape {tuple(self.params[k].shape)}")
+            self.params[k] = self.backend.asarray(v, self.dtype)
+
+    def __repr__(self) -> str:
+        acts = [a.name for a in self.activations]
+        return f"MLP(sizes={self.sizes}, activations={acts}, backend={self.backend.name}, dtype={self.dtype.__name__ if hasattr(self.dtype, '__name__') else self.dtype})"

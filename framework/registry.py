@@ -1,0 +1,103 @@
+"""Registries: one per extension point; the registered name is the Hydra option and MLflow value.
+
+    from framework.registry import activations
+    @activations.register("swish")
+    class Swish(ElementwiseActivation): ...
+    activations.create("swish", beta=2.0)
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from .errors import ConfigError, UnknownNameError
+
+
+class Registry:
+    """Maps names to classes (or factories) of one kind."""
+
+    def __init__(self, kind: str, group: str | None = None):
+        self.kind = kind              # singular, for messages: "activation"
+        self.group = group or kind    # Hydra config group name
+        self._entries: dict[str, Any] = {}
+
+    def register(self, name: str | None = None, *, override: bool = False) -> Callable:
+        """Decorator: `@registry.register("name")`; `override=True` replaces an existing entry."""
+
+        def decorate(obj):
+            key = name or getattr(obj, "name", None) or obj.__name__.lower()
+            if not isinstance(key, str) or not key.replace("_", "a").isalnum():
+                raise ConfigError(f"{self.kind} name {key!r} must be letters, digits and '_'")
+            if key in self._entries and self._entries[key] is not obj and not override:
+                raise ConfigError(
+                    f"{self.kind} '{key}' is already registered by "
+                    f"{_where(self._entries[key])}; pick another name or pass override=True"
+                )
+            if isinstance(obj, type):
+                obj.name = key
+            self._entries[key] = obj
+            return obj
+
+        return decorate
+
+    def _load(self) -> None:
+        from .discovery import load_plugins
+
+        load_plugins()
+
+    def names(self) -> list[str]:
+        """Sorted registered names."""
+        self._load()
+        return sorted(self._entries)
+
+    def get(self, name: str):
+        """The registered class; an unknown name lists known names and the closest match."""
+        self._load()
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise UnknownNameError(self.kind, name, sorted(self._entries)) from None
+
+    def create(self, name: str, **kwargs):
+        """Instantiate `name` with keyword arguments; bad arguments name the accepted ones."""
+        cls = self.get(name)
+        try:
+            inspect.signature(cls).bind(**kwargs)
+        except TypeError as e:
+            raise ConfigError(
+                f"{self.kind} '{name}': {e}. Accepted arguments: {', '.join(self.defaults(name)) or '(none)'}"
+            ) from None
+        return cls(**kwargs)
+
+    def defaults(self, name: str) -> dict[str, Any]:
+        """Constructor keyword arguments and their defaults (`None` where no default is set)."""
+        params = inspect.signature(self.get(name)).parameters.values()
+        return {
+            p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+
+def _where(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj)}"
+
+
+activations = Registry("activation")
+losses = Registry("loss")
+optimizers = Registry("optimizer")
+backends = Registry("backend")
+initializers = Registry("initializer")
+schedulers = Registry("scheduler")
+datasets = Registry("dataset", group="data")
+metrics = Registry("metric")
+
+ALL = {r.group: r for r in (activations, losses, optimizers, backends, initializers,
+                             schedulers, datasets, metrics)}

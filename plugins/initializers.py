@@ -1,0 +1,89 @@
+"""Weight initializers: `init(rng, (out, in)) -> host float64 array`, drawn with NumPy's seeded generator
+so every backend starts from the same weights. fan_in = in, fan_out = out."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from framework.registry import initializers
+
+
+class Initializer:
+    def __call__(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+@initializers.register("zeros")
+class Zeros(Initializer):
+    def __call__(self, rng, shape):
+        return np.zeros(shape)
+
+
+@initializers.register("normal")
+class Normal(Initializer):
+    """N(0, std^2)."""
+
+    def __init__(self, std: float = 0.01):
+        self.std = float(std)
+
+    def __call__(self, rng, shape):
+        return rng.normal(0.0, self.std, shape)
+
+
+@initializers.register("uniform")
+class Uniform(Initializer):
+    """U(-a, a)."""
+
+    def __init__(self, a: float = 0.05):
+        self.a = float(a)
+
+    def __call__(self, rng, shape):
+        return rng.uniform(-self.a, self.a, shape)
+
+
+class _Scaled(Initializer):
+    """Variance-scaling family: var = gain^2 / fan, fan from `mode`; uniform bound = sqrt(3 var)."""
+
+    mode, gain2, dist = "fan_in", 1.0, "normal"
+
+    def __call__(self, rng, shape):
+        fan_out, fan_in = shape
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        std = math.sqrt(self.gain2 / fan)
+        if self.dist == "uniform":
+            bound = math.sqrt(3.0) * std
+            return rng.uniform(-bound, bound, shape)
+        return rng.normal(0.0, std, shape)
+
+
+@initializers.register("xavier_uniform")
+class XavierUniform(_Scaled):
+    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
+    mode, dist = "fan_avg", "uniform"
+
+
+@initializers.register("xavier_normal")
+class XavierNormal(_Scaled):
+    """N(0, 2 / (fan_in + fan_out))."""
+    mode = "fan_avg"
+
+
+@initializers.register("he_uniform")
+class HeUniform(_Scaled):
+    """U(-a, a), a = sqrt(6 / fan_in) (He et al. 2015, for ReLU)."""
+    gain2, dist = 2.0, "uniform"
+
+
+@initializers.register("he_normal")
+class HeNormal(_Scaled):
+    """N(0, 2 / fan_in)."""
+    gain2 = 2.0
+
+
+@initializers.register("lecun_normal")
+class LecunNormal(_Scaled):
+    """N(0, 1 / fan_in) (LeCun 1998; pairs with selu)."""

@@ -1,0 +1,171 @@
+"""Built-in losses; each holds its value and gradient side by side.
+
+Reductions match PyTorch's loss of the same name: mse, mae, huber, bce, bce_with_logits average over
+all elements; cross_entropy averages over samples. l1/l2 are the seed's weighted sums over all
+elements (unit weights: L2 = n * MSE, L1 = n * MAE). With per-sample `weight` w of shape (batch,),
+each sample's terms are multiplied by w_i; "mean" reductions then divide by the same count as without
+weights (PyTorch's cross_entropy divides by sum(w) instead - see CrossEntropy).
+"""
+from __future__ import annotations
+
+from framework import Loss
+from framework.registry import losses
+
+
+def _weighted(xp, per_elem, weight):
+    """Multiply (batch, ...) terms by per-sample weights (batch,)."""
+    if weight is None:
+        return per_elem
+    return per_elem * xp.reshape(weight, (weight.shape[0],) + (1,) * (per_elem.ndim - 1))
+
+
+class _Elementwise(Loss):
+    """Loss = scale * sum_i w_i * sum_j e(pred_ij, target_ij); subclasses give e, de/dpred and scale."""
+
+    def elem(self, xp, pred, target):
+        raise NotImplementedError
+
+    def elem_grad(self, xp, pred, target):
+        raise NotImplementedError
+
+    def scale(self, pred) -> float:
+        """1 / (number of elements) for a mean, 1 for a sum."""
+        return 1.0 / pred.size
+
+    def forward(self, xp, pred, target, weight=None):
+        return xp.sum(_weighted(xp, self.elem(xp, pred, target), weight)) * self.scale(pred)
+
+    def backward(self, xp, pred, target, weight=None):
+        return _weighted(xp, self.elem_grad(xp, pred, target), weight) * self.scale(pred)
+
+
+@losses.register("mse")
+class MSE(_Elementwise):
+    """mean (pred - target)^2; dL/dpred = 2 (pred - target) / n."""
+
+    def elem(self, xp, pred, target):
+        d = pred - target
+        return d * d
+
+    def elem_grad(self, xp, pred, target):
+        return 2 * (pred - target)
+
+
+@losses.register("mae")
+class MAE(_Elementwise):
+    """mean |pred - target|; dL/dpred = sign(pred - target) / n (0 at a tie, like PyTorch)."""
+
+    kinks = (0.0,)
+
+    def elem(self, xp, pred, target):
+        return xp.abs(pred - target)
+
+    def elem_grad(self, xp, pred, target):
+        return xp.sign(pred - target)
+
+
+@losses.register("l2")
+class L2(MSE):
+    """The seed's weighted L2 loss: sum_i w_i (pred_i - target_i)^2 (= n * MSE with unit weights)."""
+
+    def scale(self, pred):
+        return 1.0
+
+
+@losses.register("l1")
+class L1(MAE):
+    """The seed's weighted L1 loss: sum_i w_i |pred_i - target_i| (= n * MAE with unit weights)."""
+
+    def scale(self, pred):
+        return 1.0
+
+
+@losses.register("huber")
+class Huber(_Elementwise):
+    """mean of d^2/2 for |d| <= delta else delta (|d| - delta/2), d = pred - target;
+    de/dd = clip(d, -delta, delta)."""
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = float(delta)
+        self.kinks = (-self.delta, self.delta)
+
+    def elem(self, xp, pred, target):
+        d = xp.abs(pred - target)
+        return xp.where(d <= self.delta, 0.5 * d * d, self.delta * (d - 0.5 * self.delta))
+
+    def elem_grad(self, xp, pred, target):
+        return xp.clip(pred - target, -self.delta, self.delta)
+
+
+@losses.register("bce")
+class BCE(_Elementwise):
+    """mean -[t log p + (1 - t) log(1 - p)] on probabilities p clipped to [eps, 1 - eps];
+    de/dp = (p - t) / (p (1 - p)) inside the clip range, 0 outside (as the clipped value is constant)."""
+
+    on_probabilities = True
+
+    def __init__(self, eps: float = 1e-7):
+        self.eps = float(eps)
+
+    def _clip(self, xp, p):
+        return xp.clip(p, self.eps, 1 - self.eps)
+
+    def elem(self, xp, pred, target):
+        p = self._clip(xp, pred)
+        return -(target * xp.log(p) + (1 - target) * xp.log(1 - p))
+
+    def elem_grad(self, xp, pred, target):
+        p = self._clip(xp, pred)
+        inside = (pred > self.eps) & (pred < 1 - self.eps)
+        return xp.where(inside, (p - target) / (p * (1 - p)), xp.zeros_like(p))
+
+
+@losses.register("bce_with_logits")
+class BCEWithLogits(_Elementwise):
+    """mean of max(z, 0) - z t + log(1 + e^-|z|) on logits z (stable); de/dz = sigma(z) - t."""
+
+    expects_logits = True
+
+    def elem(self, xp, pred, target):
+        return xp.maximum(pred, xp.zeros_like(pred)) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
+
+    def elem_grad(self, xp, pred, target):
+        return self.predict(xp, pred) - target
+
+    def predict(self, xp, out):
+        e = xp.exp(-xp.abs(out))
+        return xp.where(out >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@losses.register("cross_entropy")
+class CrossEntropy(Loss):
+    """Softmax + negative log-likelihood fused, on logits Z (batch, C) and class indices t (batch,):
+    L = sum_i w_i (logsumexp(Z_i) - Z_i,t_i) / sum_i w_i  (PyTorch's weighted mean; w = 1 -> mean);
+    dL/dZ_i = w_i (softmax(Z_i) - onehot(t_i)) / sum_i w_i. Stable for logits of any size."""
+
+    targets = "indices"
+    expects_logits = True
+
+    def _logsoftmax(self, xp, z):
+        shifted = z - xp.max(z, axis=-1, keepdims=True)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+    def _onehot(self, xp, target, like):
+        classes = xp.arange(like.shape[-1], dtype=target.dtype)
+        return xp.astype(xp.reshape(target, (-1, 1)) == classes, like.dtype)
+
+    def _norm(self, xp, pred, weight):
+        return pred.shape[0] if weight is None else xp.sum(weight)
+
+    def forward(self, xp, pred, target, weight=None):
+        nll = -xp.sum(self._logsoftmax(xp, pred) * self._onehot(xp, target, pred), axis=-1)
+        if weight is not None:
+            nll = nll * weight
+        return xp.sum(nll) / self._norm(xp, pred, weight)
+
+    def backward(self, xp, pred, target, weight=None):
+        grad = xp.exp(self._logsoftmax(xp, pred)) - self._onehot(xp, target, pred)
+        return _weighted(xp, grad, weight) / self._norm(xp, pred, weight)
+
+    def predict(self, xp, out):
+        return xp.exp(self._logsoftmax(xp, out))

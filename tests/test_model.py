@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from framework.errors import ConfigError, ShapeError
+from framework.gradcheck import check_model
+from framework.model import MLP
+from framework.registry import activations, losses
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(5, 4))
+
+
+@pytest.mark.parametrize("act,out_act,loss,target", [
+    ("sigmoid", "sigmoid", "mse", RNG.uniform(size=(5, 3))),
+    ("tanh", "identity", "cross_entropy", RNG.integers(0, 3, 5)),
+    (["gelu", "elu"], "softmax", "bce", RNG.integers(0, 2, (5, 3)).astype(float)),
+    (["silu", "softplus"], "identity", "huber", RNG.normal(size=(5, 3))),
+    ("leaky_relu", "identity", "bce_with_logits", RNG.integers(0, 2, (5, 3)).astype(float)),
+])
+def test_model_gradcheck(act, out_act, loss, target):
+    sizes = [4, 6, 5, 3]
+    m = MLP(sizes, act, out_act, dtype="float64", initializer="xavier_normal", seed=1)
+    weight = RNG.uniform(0.5, 2.0, 5)
+    check_model(m, X, losses.create(loss), target).raise_if_failed()
+    check_model(m, X, losses.create(loss), target, weight).raise_if_failed()
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_model_gradcheck_every_activation(name):
+    m = MLP([4, 5, 2], name, "identity", dtype="float64", seed=2)
+    check_model(m, X, losses.create("mse"), RNG.normal(size=(5, 2))).raise_if_failed()
+
+
+def test_shapes_and_param_names():
+    m = MLP([4, 8, 3])
+    assert list(m.params) == ["layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"]
+    assert m.params["layers.0.W"].shape == (8, 4) and m.params["layers.1.b"].shape == (3,)
+    assert m.forward(X).shape == (5, 3)
+    dX = m.backward(np.ones((5, 3), dtype=np.float32))
+    assert dX.shape == X.shape
+    assert all(m.grads[k].shape == v.shape for k, v in m.params.items())
+    assert m.num_params == 8 * 4 + 8 + 3 * 8 + 3
+
+
+def test_float32_end_to_end_and_input_not_mutated():
+    m = MLP([4, 8, 3], "tanh")
+    Xc = X.copy()
+    out = m.forward(X)
+    m.backward(np.ones_like(out))
+    assert out.dtype == np.float32 and all(g.dtype == np.float32 for g in m.grads.values())
+    np.testing.assert_array_equal(X, Xc)
+
+
+def test_seeded_init_is_bit_identical_and_seed_sensitive():
+    a, b, c = MLP([4, 8, 3], seed=5), MLP([4, 8, 3], seed=5), MLP([4, 8, 3], seed=6)
+    for k in a.params:
+        assert a.params[k].tobytes() == b.params[k].tobytes()
+    assert a.params["layers.0.W"].tobytes() != c.params["layers.0.W"].tobytes()
+
+
+def test_output_not_overwritten_by_later_forward():
+    m = MLP([4, 8, 3])
+    first = m.forward(X)
+    saved = first.copy()
+    m.forward(X * 2)
+    np.testing.assert_array_equal(first, saved)
+
+
+def test_bad_input_shape_names_both_shapes():
+    with pytest.raises(ShapeError, match=r"\(batch, 4\), got \(5, 3\)"):
+        MLP([4, 3]).forward(np.zeros((5, 3)))
+
+
+def test_wrong_number_of_activations():
+    with pytest.raises(ConfigError, match="2 activations given for 1 hidden layers"):
+        MLP([4, 5, 3], ["relu", "tanh"])

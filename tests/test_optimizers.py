@@ -1,0 +1,119 @@
+"""Optimizers: PyTorch's update semantics, convergence, state round-trip."""
+import numpy as np
+import pytest
+
+from framework.gradients import clip_by_global_norm, global_norm
+from framework.registry import optimizers
+
+CONFIGS = {
+    "sgd": [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)],
+    "adam": [dict(lr=0.01), dict(lr=0.01, weight_decay=0.1)],
+    "adamw": [dict(lr=0.01), dict(lr=0.01, weight_decay=0.1)],
+    "rmsprop": [dict(lr=0.01), dict(lr=0.01, momentum=0.9, weight_decay=0.01)],
+    "adagrad": [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01)],
+}
+TORCH_ARGS = {"beta1": None, "beta2": None}
+
+
+def test_every_optimizer_has_cases():
+    assert set(CONFIGS) <= set(optimizers.names())
+
+
+def _to_torch_kwargs(kw):
+    kw = dict(kw)
+    if "beta1" in kw or "beta2" in kw:
+        kw["betas"] = (kw.pop("beta1", 0.9), kw.pop("beta2", 0.999))
+    return kw
+
+
+@pytest.mark.parametrize("name,kw", [(n, kw) for n, cs in CONFIGS.items() for kw in cs])
+def test_matches_torch_optimizer(name, kw):
+    torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+           "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name]
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(4, 3))
+    ours = {"w": w0.copy()}
+    tw = torch.tensor(w0.copy(), requires_grad=True)
+    t_kw = _to_torch_kwargs(kw)
+    if name == "adamw":
+        t_kw.setdefault("weight_decay", 0.01)
+    topt = cls([tw], **t_kw)
+    opt = optimizers.create(name, **kw)
+    for _ in range(5):
+        g = rng.normal(size=w0.shape)
+        opt.step(ours, {"w": g})
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(ours["w"], tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def _quadratic(p):
+    A = np.diag([1.0, 10.0])
+    return 0.5 * p @ A @ p, A @ p
+
+
+def _rosenbrock(p):
+    x, y = p
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2, np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)])
+
+
+CONVERGE = {  # name -> (kwargs, steps) on the quadratic and on Rosenbrock
+    "sgd": [(dict(lr=0.05), 500), (dict(lr=1e-3, momentum=0.9), 20000)],
+    "adam": [(dict(lr=0.05), 2000), (dict(lr=0.02), 20000)],
+    "adamw": [(dict(lr=0.05, weight_decay=0.0), 2000), (dict(lr=0.02, weight_decay=0.0), 20000)],
+    "rmsprop": [(dict(lr=0.01), 2000), (dict(lr=1e-3, momentum=0.9), 20000)],
+    "adagrad": [(dict(lr=0.5), 2000), (dict(lr=0.5), 20000)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERGE))
+@pytest.mark.parametrize("problem", ["quadratic", "rosenbrock"])
+def test_converges(name, problem):
+    fn, target, start = {"quadratic": (_quadratic, np.zeros(2), [3.0, -2.0]),
+                         "rosenbrock": (_rosenbrock, np.ones(2), [-1.2, 1.0])}[problem]
+    kw, steps = CONVERGE[name][problem == "rosenbrock"]
+    opt = optimizers.create(name, **kw)
+    params = {"p": np.array(start)}
+    f0 = fn(params["p"])[0]
+    for _ in range(steps):
+        opt.step(params, {"p": fn(params["p"])[1]})
+    f1 = fn(params["p"])[0]
+    assert f1 < 1e-3 * f0 and np.linalg.norm(params["p"] - target) < 0.05, (f0, f1, params["p"])
+
+
+@pytest.mark.parametrize("name", sorted(CONVERGE))
+def test_state_dict_round_trip_continues_identically(name):
+    kw = CONVERGE[name][0][0]
+    rng = np.random.default_rng(1)
+    grads = [{"w": rng.normal(size=3)} for _ in range(6)]
+    a, pa = optimizers.create(name, **kw), {"w": np.ones(3)}
+    for g in grads[:3]:
+        a.step(pa, g)
+    b, pb = optimizers.create(name, **kw), {"w": pa["w"].copy()}
+    b.load_state_dict({k: (v.copy() if hasattr(v, "copy") else v) for k, v in a.state_dict().items()})
+    for g in grads[3:]:
+        a.step(pa, g)
+        b.step(pb, g)
+    np.testing.assert_array_equal(pa["w"], pb["w"])
+
+
+def test_float32_params_stay_float32():
+    for name in optimizers.names():
+        p = {"w": np.ones(4, dtype=np.float32)}
+        opt = optimizers.create(name)
+        for _ in range(2):
+            opt.step(p, {"w": np.full(4, 0.5, dtype=np.float32)})
+        assert p["w"].dtype == np.float32, name
+
+
+def test_clip_by_global_norm_matches_torch_rule():
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    assert global_norm(np, grads) == pytest.approx(5.0)
+    total = clip_by_global_norm(np, grads, max_norm=1.0)
+    assert float(total) == pytest.approx(5.0)
+    assert global_norm(np, grads) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(grads["a"], [3.0 / (5.0 + 1e-6), 0.0])
+    unchanged = {"a": np.array([0.3, 0.4])}
+    clip_by_global_norm(np, unchanged, max_norm=1.0)
+    np.testing.assert_array_equal(unchanged["a"], [0.3, 0.4])
