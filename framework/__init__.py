@@ -1,9 +1,10 @@
 """A from-scratch framework for fully-connected networks: hand-derived backprop, registries, Hydra, MLflow."""
 from .callbacks import BatchRecord, Callback
 from .errors import ConfigError, DivergenceError, FrameworkError, ShapeError, UnknownNameError
-from .interfaces import Activation, Backend, ElementwiseActivation, Loss, Optimizer
+from .interfaces import Activation, Backend, ElementwiseActivation, Loss, Optimizer, Scheduler
 
 __all__ = [
     "Activation", "Backend", "BatchRecord", "Callback", "ConfigError", "DivergenceError",
-    "ElementwiseActivation", "FrameworkError", "Loss", "Optimizer", "ShapeError", "UnknownNameError",
+    "ElementwiseActivation", "FrameworkError", "Loss", "Optimizer", "Scheduler", "ShapeError",
+    "UnknownNameError",
 ]

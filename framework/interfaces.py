@@ -110,6 +110,31 @@ class Optimizer:
         return f"{type(self).__name__}({_kwargs(self)})"
 
 
+class Scheduler:
+    """Learning-rate multiplier per update: lr_t = base_lr * factor(...), with an optional linear
+    warm-up over the first `warmup_epochs` (fractions allowed): lr_t *= min(1, (t + 1) / warmup_steps).
+
+    factor gets `step` (global batch index t, 0-based), `epoch` (t // steps_per_epoch) and
+    `progress` (t / total_steps in [0, 1)).
+    """
+
+    name: str = "?"
+
+    def __init__(self, warmup_epochs: float = 0.0):
+        self.warmup_epochs = float(warmup_epochs)
+
+    def factor(self, step: int, epoch: int, progress: float) -> float:
+        raise NotImplementedError
+
+    def lr(self, base_lr: float, step: int, steps_per_epoch: int, total_steps: int) -> float:
+        warmup = self.warmup_epochs * steps_per_epoch
+        ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        return base_lr * ramp * self.factor(step, step // steps_per_epoch, step / max(total_steps, 1))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_kwargs(self)})"
+
+
 class Backend:
     """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`."""
 

@@ -1,0 +1,89 @@
+"""Hydra config: every registered plugin becomes an option of its group, every preset in
+experiments/ becomes `+experiment=NAME`.
+
+A registry entry without a YAML file in conf/<group>/ is stored in Hydra's ConfigStore as a typed
+node `{name: <name>, <kwarg>: <default>, ...}` built from its constructor's signature, so
+`activation=leaky_relu activation.alpha=0.2` works with no YAML; a YAML file of the same name wins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .registry import activations, backends, datasets, initializers, losses, optimizers, schedulers
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+EXPERIMENTS_DIR = ROOT / "experiments"
+
+# config group -> registry; both activation groups draw on the same registry
+GROUPS = {"activation": activations, "output_activation": activations, "loss": losses,
+          "optimizer": optimizers, "backend": backends, "initializer": initializers,
+          "scheduler": schedulers, "data": datasets}
+_SIMPLE = (int, float, bool, str)
+
+
+def _field_type(hint, default):
+    """A type OmegaConf can validate, or Any."""
+    if hint in _SIMPLE:
+        return typing.Optional[hint] if default is None else hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) == 1 and args[0] in _SIMPLE:
+        return typing.Optional[args[0]]
+    return Any
+
+
+def node_for(registry, name: str):
+    """A dataclass `{name, **constructor kwargs}` with type hints and defaults from the signature."""
+    obj = registry.get(name)
+    target = obj.__init__ if isinstance(obj, type) else obj
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to untyped fields
+        hints = {}
+    fields: list[tuple] = [("name", str, dataclasses.field(default=name))]
+    for key, default in registry.defaults(name).items():
+        if isinstance(default, (list, dict)):
+            fields.append((key, Any, dataclasses.field(default_factory=lambda d=default: d)))
+        else:
+            fields.append((key, _field_type(hints.get(key, Any), default), dataclasses.field(default=default)))
+    cls_name = "".join(p.title() for p in f"{registry.group}_{name}".split("_")) + "Config"
+    return dataclasses.make_dataclass(cls_name, fields)
+
+
+def register_configs() -> None:
+    """Store nodes for registered names that have no YAML, and the experiment presets."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, registry in GROUPS.items():
+        for name in registry.names():
+            if not (CONF_DIR / group / f"{name}.yaml").exists():
+                cs.store(group=group, name=name, node=node_for(registry, name))
+    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
+        cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+def kwargs(node: DictConfig) -> dict:
+    """A group node as constructor keyword arguments (everything but `name`)."""
+    d = OmegaConf.to_container(node, resolve=True)
+    d.pop("name", None)
+    return d
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """{"optimizer.lr": 0.001, "model.hidden": [128], ...} from a nested config."""
+    d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

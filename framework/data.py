@@ -1,0 +1,179 @@
+"""Data: the `Dataset` container, seeded stratified splits, train-fitted standardization, loss targets.
+
+Shapes: `X` is `(n, features)` float64. `y` is int64 class indices `(n,)` for "classification" and
+"binary", float64 `(n, k)` (always 2-D) for "regression". Concrete data sets live in `plugins/datasets.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import ConfigError, ShapeError
+
+TASKS = ("classification", "binary", "regression")
+
+
+@dataclass
+class Dataset:
+    """`X` (n, features) float64; `y` (n,) int64 classes or (n, k) float64 regression values."""
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    n_classes: int | None
+    name: str
+    feature_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_targets(self) -> int:
+        """Model outputs this data set needs: C (softmax), 1 (binary: sigmoid/BCE), or k (regression)."""
+        if self.task == "regression":
+            return self.y.shape[1]
+        return 1 if self.task == "binary" else self.n_classes
+
+    def subset(self, idx) -> Dataset:
+        """Rows `idx` (indices or boolean mask) as a new Dataset."""
+        return replace(self, X=self.X[idx], y=self.y[idx])
+
+
+@dataclass
+class Splits:
+    """Train/val/test parts; `x_mean`, `x_std` (features,) are set by `standardize`."""
+
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    x_mean: np.ndarray | None = None
+    x_std: np.ndarray | None = None
+
+
+def split(ds: Dataset, val_fraction: float = 0.15, test_fraction: float = 0.15,
+          seed: int = 0, stratify: bool = True) -> Splits:
+    """Seeded split; `ceil(fraction * n)` rows each for test and val, the rest for train.
+
+    With `stratify` (classification/binary) every class is spread over the parts in proportion
+    (within one row per class). A fraction of 0 gives `None` for that part. Rows keep their order.
+    """
+    for label, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise ConfigError(f"{label} must be in [0, 1); got {f}")
+    n = len(ds)
+    order = np.random.default_rng(seed).permutation(n)
+    if stratify and ds.task != "regression":
+        order = order[np.argsort(ds.y[order], kind="stable")]  # grouped by class, random within
+    is_test = _spread(n, test_fraction)
+    rest = order[~is_test]
+    is_val = _spread(len(rest), val_fraction * n / max(len(rest), 1))
+    train, val, test = np.sort(rest[~is_val]), np.sort(rest[is_val]), np.sort(order[is_test])
+    if len(train) == 0:
+        raise ConfigError(
+            f"data set '{ds.name}' ({n} rows) leaves no training rows with "
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}"
+        )
+    return Splits(ds.subset(train), ds.subset(val) if val_fraction else None,
+                  ds.subset(test) if test_fraction else None)
+
+
+def _spread(m: int, fraction: float) -> np.ndarray:
+    """Boolean mask of length m with ceil(m * fraction) True entries evenly spaced."""
+    marks = np.ceil(np.round(np.arange(m + 1) * fraction, 9))
+    return np.diff(marks) > 0
+
+
+def standardize(splits: Splits) -> Splits:
+    """`X <- (X - mean) / std` with mean/std of the train features (std 0 -> 1) applied to every part."""
+    mean = splits.train.X.mean(axis=0)
+    std = splits.train.X.std(axis=0)
+    std[std == 0] = 1.0
+
+    def scale(ds):
+        return None if ds is None else replace(ds, X=(ds.X - mean) / std)
+
+    return Splits(scale(splits.train), scale(splits.val), scale(splits.test), mean, std)
+
+
+def targets_for(ds: Dataset, targets: str, n_outputs: int) -> np.ndarray:
+    """What the loss compares the model output `(n, n_outputs)` with.
+
+    targets="indices": int64 classes (n,). targets="values": float64 (n, n_outputs): regression y as
+    is; binary 0/1 as (n, 1) when n_outputs == 1, else one-hot (n, 2); classification one-hot (n, C).
+    """
+    n_values = {"classification": ds.n_classes, "binary": 2}.get(ds.task)
+    if targets == "indices":
+        if n_values is None:
+            raise ConfigError(f"the loss expects class indices but data set '{ds.name}' is regression")
+        if n_outputs != n_values:
+            raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has {n_values} classes")
+        return ds.y.astype(np.int64)
+    if targets != "values":
+        raise ConfigError(f"targets must be 'indices' or 'values'; got {targets!r}")
+    if ds.task == "regression":
+        if n_outputs != ds.y.shape[1]:
+            raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has y of shape {ds.y.shape}")
+        return ds.y.astype(np.float64)
+    if ds.task == "binary" and n_outputs == 1:
+        return ds.y.astype(np.float64)[:, None]
+    if n_outputs != n_values:
+        raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has {n_values} classes")
+    return np.eye(n_values)[ds.y]
+
+
+def validate(ds: Dataset) -> None:
+    """Raise ConfigError naming the first problem: task, shapes, non-numeric or non-finite values, classes."""
+    if ds.task not in TASKS:
+        raise ConfigError(f"data set '{ds.name}': task must be one of {', '.join(TASKS)}; got {ds.task!r}")
+    X, y = np.asarray(ds.X), np.asarray(ds.y)
+    if X.ndim != 2:
+        raise ConfigError(f"data set '{ds.name}': X must be 2-D (n, features); got shape {X.shape}")
+    if len(X) != len(y):
+        raise ConfigError(f"data set '{ds.name}': X has shape {X.shape} but y has shape {y.shape}; "
+                          "they need the same number of rows")
+    for label, a in (("X", X), ("y", y)):
+        names = ds.feature_names if label == "X" else None
+        if a.dtype.kind not in "biuf":
+            raise ConfigError(f"data set '{ds.name}': {label} has non-numeric dtype {a.dtype}"
+                              f"{_first_non_numeric(a, names)}")
+        bad = np.argwhere(~np.isfinite(a))
+        if len(bad):
+            raise ConfigError(f"data set '{ds.name}': {label} has a non-finite value "
+                              f"{a[tuple(bad[0])]} at {_where(bad[0], names)}")
+    if ds.task == "regression":
+        if y.ndim != 2:
+            raise ConfigError(f"data set '{ds.name}': regression y must be 2-D (n, k); got shape {y.shape}")
+        return
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ConfigError(f"data set '{ds.name}': {ds.task} y must be integer class indices of shape (n,); "
+                          f"got {y.dtype} of shape {y.shape}")
+    if ds.task == "binary" and ds.n_classes != 2:
+        raise ConfigError(f"data set '{ds.name}': binary needs n_classes=2; got {ds.n_classes}")
+    if not isinstance(ds.n_classes, (int, np.integer)) or ds.n_classes < 2:
+        raise ConfigError(f"data set '{ds.name}': {ds.task} needs n_classes >= 2; got {ds.n_classes}")
+    outside = np.flatnonzero((y < 0) | (y >= ds.n_classes))
+    if len(outside):
+        raise ConfigError(f"data set '{ds.name}': class index {y[outside[0]]} at row {outside[0]} is outside "
+                          f"0..{ds.n_classes - 1}")
+
+
+def _where(index, names: list[str] | None) -> str:
+    """'row r, column c ('name')' for a 2-D index, 'row r' for 1-D."""
+    if len(index) < 2:
+        return f"row {index[0]}"
+    col = f" ({names[index[1]]!r})" if names else ""
+    return f"row {index[0]}, column {index[1]}{col}"
+
+
+def _first_non_numeric(a: np.ndarray, names: list[str] | None) -> str:
+    for index in np.ndindex(a.shape):
+        try:
+            float(a[index])
+        except (TypeError, ValueError):
+            return f"; first non-numeric value {a[index]!r} at {_where(index, names)}"
+    return ""

@@ -1,0 +1,123 @@
+"""`python -m framework.train [overrides]`: one run composed by Hydra (`-m` for a sweep).
+
+`train(cfg) -> dict` is a plain function (final metrics plus "objective"); `main` only wraps it.
+"""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from . import discovery
+from .config import CONF_DIR, kwargs, register_configs
+from .data import Splits, split, standardize, validate
+from .errors import ConfigError
+from .model import MLP
+from .progress import make_progress, print_metrics
+from .registry import backends, datasets, initializers, losses, optimizers, schedulers
+from .trainer import EarlyStopping, Trainer
+
+
+def load_data(cfg: DictConfig) -> Splits:
+    """The configured data set, validated, split and (optionally) standardized."""
+    ds = datasets.create(cfg.data.name, **kwargs(cfg.data))
+    validate(ds)
+    s = cfg.split
+    splits = split(ds, s.val_fraction, s.test_fraction, seed=cfg.seed, stratify=s.stratify)
+    return standardize(splits) if s.standardize else splits
+
+
+def output_size(splits: Splits, loss) -> int:
+    """Model outputs the loss needs: classes for index targets (2 for binary), else target columns."""
+    train = splits.train
+    if loss.targets == "indices":
+        if train.task == "regression":
+            raise ConfigError(f"loss '{loss.name}' needs class targets but data '{train.name}' is a regression "
+                              f"task; use loss=mse, mae or huber")
+        return train.n_classes
+    return train.n_targets
+
+
+def build(cfg: DictConfig, callbacks=()) -> Trainer:
+    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer."""
+    splits = load_data(cfg)
+    loss = losses.create(cfg.loss.name, **kwargs(cfg.loss))
+    out_act = cfg.output_activation.name
+    if loss.expects_logits and out_act != "identity":
+        raise ConfigError(f"loss '{loss.name}' works on logits, so output_activation must be identity "
+                          f"(got '{out_act}'); it applies its own sigmoid/softmax")
+    hidden = list(cfg.model.hidden)
+    if any(int(h) < 1 for h in hidden):
+        raise ConfigError(f"model.hidden must hold positive layer widths, got {hidden}")
+    backend = backends.create(cfg.backend.name, **kwargs(cfg.backend))
+    model = MLP([splits.train.n_features, *hidden, output_size(splits, loss)],
+                activation=_create_activation(cfg.activation),
+                output_activation=_create_activation(cfg.output_activation),
+                backend=backend, dtype=cfg.backend.get("dtype", "float32"),
+                initializer=initializers.create(cfg.initializer.name, **kwargs(cfg.initializer)),
+                seed=cfg.seed)
+    optimizer = optimizers.create(cfg.optimizer.name, **kwargs(cfg.optimizer))
+    if optimizer.lr <= 0:
+        raise ConfigError(f"optimizer.lr must be > 0, got {optimizer.lr}")
+    t = cfg.trainer
+    es = t.early_stopping
+    return Trainer(
+        model, loss, optimizer, splits, epochs=t.epochs, batch_size=t.batch_size,
+        scheduler=schedulers.create(cfg.scheduler.name, **kwargs(cfg.scheduler)),
+        metrics=None if t.metrics is None else list(t.metrics), grad_clip=t.grad_clip,
+        early_stopping=EarlyStopping(es.monitor, es.patience, es.mode, es.min_delta, es.restore_best)
+        if es.enabled else None,
+        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks))
+
+
+def _create_activation(node: DictConfig):
+    from .registry import activations
+
+    return activations.create(node.name, **kwargs(node))
+
+
+def objective(cfg: DictConfig, final: dict) -> float:
+    """The configured metric of `final`, for sweepers."""
+    key = cfg.objective.metric
+    if key not in final:
+        raise ConfigError(f"objective.metric '{key}' is not among the final metrics: {sorted(final)}")
+    return float(final[key])
+
+
+def train(cfg: DictConfig) -> dict:
+    """One run: build, fit, evaluate; returns the final metrics and "objective"."""
+    discovery.load_paths(cfg.plugins.paths)
+    callbacks = [cb for cb in (make_progress(cfg.trainer.progress),) if cb is not None]
+    trainer = build(cfg, callbacks)
+    final = trainer.fit()
+    final["objective"] = objective(cfg, final)
+    return final
+
+
+def _preload_plugin_paths(argv: list[str]) -> None:
+    """Import `plugins.paths=[...]` folders named on the command line before Hydra composes, so their
+    plugins are options of their groups."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if a.startswith(("plugins.paths=", "+plugins.paths=", "++plugins.paths="))]
+    for override in OverridesParser.create().parse_overrides(args):
+        value = override.value()
+        discovery.load_paths(value if isinstance(value, list) else [value])
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> float:
+    final = train(cfg)
+    print_metrics(final)
+    return final["objective"]
+
+
+def main() -> None:
+    _preload_plugin_paths(sys.argv[1:])
+    register_configs()
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

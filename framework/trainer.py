@@ -1,0 +1,287 @@
+"""The training loop: data -> model.forward -> loss -> model.backward -> optimizer.step -> callbacks.
+
+One update per mini-batch; an epoch is one pass over all batches (`batch_size=None`: full batch).
+Per-batch numbers (loss, lr, gradient norms) are written into a device buffer and reach callbacks in
+one host transfer per flush (`BatchRecord`); epoch numbers are computed at epoch end.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .callbacks import BatchRecord, Callback
+from .data import Splits, targets_for
+from .errors import ConfigError, DivergenceError, ShapeError
+from .gradients import clip_by_global_norm, sq_norms
+from .interfaces import Loss, Optimizer, Scheduler
+from .metrics import evaluate
+from .model import MLP
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs; optionally restore
+    the best weights. `mode`: "min" or "max"."""
+
+    monitor: str = "val/loss"
+    patience: int = 10
+    mode: str = "min"
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return math.isfinite(value)
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training early but cleanly (status FINISHED)."""
+
+
+class Trainer:
+    """Fits `model` on `splits.train`, evaluating `splits.val` each epoch and `splits.test` at the end.
+
+    model (MLP), loss (Loss), optimizer (Optimizer, its `lr` is the base lr), scheduler (Scheduler or
+    None), metrics (names or None for the task's defaults), grad_clip (max global norm or None),
+    flush_every (batches between host transfers of per-batch numbers; also at each epoch end).
+    Shuffling uses NumPy's generator seeded by `seed`, so batch order is the same on every backend.
+    """
+
+    def __init__(self, model: MLP, loss: Loss, optimizer: Optimizer, splits: Splits, *, epochs: int = 10,
+                 batch_size: int | None = 32, scheduler: Scheduler | None = None, metrics=None,
+                 grad_clip: float | None = None, early_stopping: EarlyStopping | None = None,
+                 shuffle: bool = True, seed: int = 0, flush_every: int = 64, eval_batch_size: int = 4096,
+                 callbacks: list[Callback] = ()):
+        if epochs < 0:
+            raise ConfigError(f"trainer.epochs must be >= 0, got {epochs}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"trainer.batch_size must be >= 1 or null (full batch), got {batch_size}")
+        if flush_every < 1:
+            raise ConfigError(f"trainer.flush_every must be >= 1, got {flush_every}")
+        self.model, self.loss, self.optimizer, self.splits = model, loss, optimizer, splits
+        self.scheduler, self.metric_names, self.grad_clip = scheduler, metrics, grad_clip
+        self.early_stopping, self.shuffle, self.flush_every = early_stopping, shuffle, flush_every
+        self.epochs, self.eval_batch_size = int(epochs), eval_batch_size
+        self.callbacks = list(callbacks)
+        self.task = splits.train.task
+        self.base_lr = optimizer.lr
+        self.rng = np.random.default_rng(seed)
+        n = len(splits.train)
+        self.batch_size = n if batch_size is None else min(int(batch_size), n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.total_steps = self.steps_per_epoch * self.epochs
+        self.epoch, self.step = 0, 0          # next epoch to run, global batch index of the next update
+        self.history: dict[str, list[float]] = {}
+        self.batch_loss = None                # device 0-d array of the last batch's loss
+        self.status = "RUNNING"
+        self._best: tuple[float | None, dict | None, int] = (None, None, 0)  # value, weights, epochs since
+        self._check_shapes()
+        self._device = {name: self._to_device(getattr(splits, name)) for name in ("train", "val", "test")}
+        self.record_keys = (["batch/loss", "batch/lr"] + [f"grad_norm/{k}" for k in model.params]
+                            + ["grad_norm/global"])
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def _check_shapes(self) -> None:
+        ds, sizes = self.splits.train, self.model.sizes
+        if ds.n_features != sizes[0]:
+            raise ShapeError(f"the data has {ds.n_features} features (X {ds.X.shape}) but the model's input "
+                             f"size is {sizes[0]} (sizes {sizes}); set model sizes[0] = {ds.n_features}")
+        if self.loss.targets == "indices" and self.task == "regression":
+            raise ConfigError(f"loss '{self.loss.name}' needs class targets but data '{ds.name}' is a regression "
+                              f"task; use mse, mae or huber")
+        expected = ds.n_classes if self.loss.targets == "indices" else ds.n_targets
+        if self.task == "binary" and self.loss.targets == "indices":
+            expected = 2
+        if sizes[-1] != expected:
+            raise ShapeError(f"the model has {sizes[-1]} outputs (sizes {sizes}) but data '{ds.name}' "
+                             f"({self.task}) with loss '{self.loss.name}' needs {expected}")
+
+    def _to_device(self, ds):
+        """(X, target) on the device: X in the model dtype; target as the loss wants it."""
+        if ds is None:
+            return None
+        be = self.model.backend
+        t = targets_for(ds, self.loss.targets, self.model.sizes[-1])
+        t_dev = be.asarray(t, be.xp.int64) if self.loss.targets == "indices" else be.asarray(t, self.model.dtype)
+        return be.asarray(ds.X, self.model.dtype), t_dev
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        """Run the remaining epochs; returns the final metrics (last epoch's, then test/...)."""
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        try:
+            while self.epoch < self.epochs:
+                self._run_epoch()
+                if self._should_stop():
+                    break
+            self.status = "FINISHED"
+        except StopTraining:
+            self.status = "FINISHED"
+        except DivergenceError:
+            self.status = "FAILED"
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            self.status = "KILLED"
+            raise
+        except BaseException:
+            self.status = "FAILED"
+            raise
+        finally:
+            if self.status != "FINISHED":
+                self._end(self.status, {})
+        final = self._final_metrics()
+        self._end("FINISHED", final)
+        return final
+
+    def _end(self, status: str, logs: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(self, status, logs)
+
+    def _run_epoch(self) -> None:
+        be, xp = self.model.backend, self.model.backend.xp
+        X, T = self._device["train"]
+        n, bs = X.shape[0], self.batch_size
+        if self.shuffle:
+            perm = be.asarray(self.rng.permutation(n), xp.int64)
+            X, T = xp.take(X, perm, axis=0), xp.take(T, perm, axis=0)
+        rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=self.model.dtype)
+        lrs = np.zeros(self.steps_per_epoch)
+        start, flushed = time.perf_counter(), 0
+        for i in range(self.steps_per_epoch):
+            lrs[i] = self._train_step(X[i * bs:(i + 1) * bs], T[i * bs:(i + 1) * bs], rec, i)
+            self.step += 1
+            for cb in self.callbacks:
+                cb.on_batch_end(self, self.step - 1)
+            if i + 1 - flushed >= self.flush_every:
+                self._flush(rec, lrs, flushed, i + 1)
+                flushed = i + 1
+        self._flush(rec, lrs, flushed, self.steps_per_epoch)
+        be.synchronize()
+        seconds = time.perf_counter() - start
+        losses = self._epoch_losses
+        logs = {"train/loss": float(np.mean(losses)), "epoch/seconds": seconds,
+                "epoch/samples_per_second": n / seconds if seconds > 0 else float("inf")}
+        if self.splits.val is not None:
+            logs.update({f"val/{k}": v for k, v in self.evaluate("val").items()})
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
+
+    def _train_step(self, Xb, Tb, rec, i: int) -> float:
+        """One update on batch (Xb, Tb); writes loss and gradient norms into row i of `rec`."""
+        model, xp = self.model, self.model.backend.xp
+        out = model.forward(Xb)
+        self.batch_loss = self.loss.forward(xp, out, Tb)
+        model.backward(self.loss.backward(xp, out, Tb))
+        sq = sq_norms(xp, model.grads)
+        total = xp.sqrt(xp.sum(sq))
+        rec[i, 0] = self.batch_loss
+        rec[i, 2:-1] = xp.sqrt(sq)
+        rec[i, -1] = total
+        if self.grad_clip is not None:
+            clip_by_global_norm(xp, model.grads, self.grad_clip, total)
+        lr = self.base_lr if self.scheduler is None else self.scheduler.lr(
+            self.base_lr, self.step, self.steps_per_epoch, self.total_steps)
+        self.optimizer.lr = lr
+        self.optimizer.step(model.params, model.grads)
+        return lr
+
+    def _flush(self, rec, lrs: np.ndarray, lo: int, hi: int) -> None:
+        """Move rows lo:hi of the per-batch buffer to the host (one transfer), check them, hand them out."""
+        if hi <= lo:
+            return
+        values = self.model.backend.to_numpy(rec[lo:hi]).astype(np.float64)
+        values[:, 1] = lrs[lo:hi]
+        steps = np.arange(self.epoch * self.steps_per_epoch + lo, self.epoch * self.steps_per_epoch + hi)
+        self._epoch_losses = values[:, 0] if lo == 0 else np.concatenate([self._epoch_losses, values[:, 0]])
+        bad = ~np.isfinite(values[:, [0, -1]]).all(axis=1)
+        record = BatchRecord(steps=steps, keys=self.record_keys, values=values, epoch=self.epoch)
+        for cb in self.callbacks:
+            cb.on_batches(self, record)
+        if bad.any():
+            self._diverged(record, int(np.argmax(bad)))
+
+    def _diverged(self, record: BatchRecord, row: int) -> None:
+        values, step = record.values[row], int(record.steps[row])
+        norms = dict(zip(self.record_keys[2:-1], values[2:-1]))
+        bad = [k.removeprefix("grad_norm/") for k, v in norms.items() if not math.isfinite(v)]
+        what = "loss" if not math.isfinite(values[0]) else "gradient"
+        param = bad[0] if bad else None
+        raise DivergenceError(
+            f"training diverged at epoch {self.epoch}, batch {step}: {what} is {values[0] if what == 'loss' else values[-1]}"
+            + (f"; first non-finite gradient: {param}" if param else "")
+            + f" (lr {values[1]:.3g}); lower optimizer.lr, enable trainer.grad_clip, or check the data",
+            step=step, param=param)
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def _outputs(self, split: str):
+        """Model outputs (device) over a whole split, in chunks of `eval_batch_size` rows."""
+        xp = self.model.backend.xp
+        X, _ = self._device[split]
+        chunks = [self.model.forward(X[i:i + self.eval_batch_size]) for i in range(0, X.shape[0], self.eval_batch_size)]
+        return chunks[0] if len(chunks) == 1 else xp.concat(chunks, axis=0)
+
+    def predict(self, split: str):
+        """(y_true, scores) on the host for split "train", "val" or "test"; scores in target space
+        (probabilities for classification, values for regression)."""
+        be = self.model.backend
+        scores = self.loss.predict(be.xp, self._outputs(split))
+        return getattr(self.splits, split).y, be.to_numpy(scores).astype(np.float64)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """{"loss": ..., <metric>: ...} on a split, metrics computed on the host."""
+        be = self.model.backend
+        if self._device.get(split) is None:
+            raise ConfigError(f"no '{split}' split: set data.{split}_fraction > 0")
+        out = self._outputs(split)
+        loss = float(self.loss.forward(be.xp, out, self._device[split][1]))
+        scores = be.to_numpy(self.loss.predict(be.xp, out)).astype(np.float64)
+        y = getattr(self.splits, split).y
+        return {"loss": loss, **evaluate(self.metric_names, self.task, y, scores)}
+
+    def _should_stop(self) -> bool:
+        es = self.early_stopping
+        if es is None:
+            return False
+        if es.monitor not in self.history:
+            raise ConfigError(f"early stopping monitors '{es.monitor}' but the epoch logs are {sorted(self.history)}")
+        value = self.history[es.monitor][-1]
+        best, weights, waited = self._best
+        if es.improved(value, best):
+            self._best = (value, self.model.state_dict() if es.restore_best else None, 0)
+            return False
+        self._best = (best, weights, waited + 1)
+        if waited + 1 < es.patience:
+            return False
+        if es.restore_best and weights is not None:
+            self.model.load_state_dict(weights)
+        return True
+
+    def _final_metrics(self) -> dict[str, float]:
+        final = {k: v[-1] for k, v in self.history.items() if k in ("train/loss",) or k.startswith("val/")}
+        if self.early_stopping is not None and self._best[0] is not None:
+            final[f"best/{self.early_stopping.monitor}"] = self._best[0]
+        if self._device["test"] is not None:
+            final.update({f"test/{k}": v for k, v in self.evaluate("test").items()})
+        return final
+
+    # ---- checkpoint state ---------------------------------------------------------------------
+    def state(self) -> dict:
+        """Everything needed to continue bit-identically: position, RNG, history, early-stopping state.
+        (Weights and optimizer state are saved alongside as arrays.)"""
+        best, _, waited = self._best
+        return {"epoch": self.epoch, "step": self.step, "rng": self.rng.bit_generator.state,
+                "history": self.history, "best": best, "waited": waited}
+
+    def load_state(self, state: dict) -> None:
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._best = (state["best"], None, int(state["waited"]))
