@@ -1,0 +1,157 @@
+"""Runs composed by Hydra: presets, options from registries, determinism, schedules, early stopping."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from framework import Callback
+from framework.config import EXPERIMENTS_DIR
+from framework.errors import ConfigError, ShapeError
+from framework.registry import activations, losses, optimizers, schedulers
+from framework.train import build, train
+from tests.helpers import make_cfg
+
+PRESETS = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def test_required_presets_exist():
+    assert {"seed_worked_example", "views_regression", "sigmoid_fit", "logistic_regression", "digits_mlp",
+            "mnist1d_mlp", "mnist1d_logreg"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_composes_and_trains_briefly(name):
+    small = ["data.n=300"] if "mnist1d" in name else []
+    cfg = make_cfg(f"+experiment={name}", "trainer.epochs=2", *small)
+    final = train(cfg)
+    assert np.isfinite(final["objective"]) and np.isfinite(final["train/loss"])
+    assert any(k.startswith("test/") for k in final)
+
+
+def test_seed_worked_example_is_the_lectures_network():
+    cfg = make_cfg("+experiment=seed_worked_example")
+    t = build(cfg)
+    assert t.model.sizes == [2, 2, 1]
+    assert [a.name for a in t.model.activations] == ["sigmoid", "sigmoid"]
+    assert t.loss.name == "mse" and t.optimizer.name == "sgd"
+
+
+@pytest.mark.parametrize("group,registry", [("activation", activations), ("loss", losses),
+                                            ("optimizer", optimizers), ("scheduler", schedulers)])
+def test_every_registered_name_is_an_option(group, registry):
+    for name in registry.names():
+        cfg = make_cfg(f"{group}={name}")
+        assert cfg[group].name == name
+        assert set(registry.defaults(name)) <= set(cfg[group])
+
+
+def test_constructor_kwargs_are_typed_fields():
+    cfg = make_cfg("activation=leaky_relu", "activation.alpha=0.2")
+    assert cfg.activation.alpha == 0.2
+    with pytest.raises(Exception, match="alpha"):
+        make_cfg("activation=leaky_relu", "activation.alpha=abc")
+
+
+def test_same_seed_bit_identical_different_seed_differs():
+    def weights(seed):
+        t = build(make_cfg("trainer.epochs=2", f"seed={seed}"))
+        t.fit()
+        return t.model.state_dict(), t.history
+
+    (a, ha), (b, hb), (c, _) = weights(0), weights(0), weights(1)
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    assert ha["train/loss"] == hb["train/loss"]
+    assert a["layers.0.W"].tobytes() != c["layers.0.W"].tobytes()
+
+
+def test_one_update_per_batch_and_full_batch():
+    t = build(make_cfg("trainer.epochs=2", "trainer.batch_size=100"))
+    t.fit()
+    n = len(t.splits.train)
+    assert t.steps_per_epoch == -(-n // 100) and t.step == 2 * t.steps_per_epoch
+    t = build(make_cfg("trainer.epochs=3", "trainer.batch_size=null"))
+    t.fit()
+    assert t.steps_per_epoch == 1 and t.step == 3 and t.optimizer.t == 3
+
+
+def test_early_stopping_stops_and_restores_best():
+    t = build(make_cfg("trainer.epochs=200", "trainer.early_stopping.enabled=true",
+                       "trainer.early_stopping.patience=3", "optimizer.lr=0.01"))
+    final = t.fit()
+    epochs = len(t.history["val/loss"])
+    assert epochs < 200
+    best = min(t.history["val/loss"])
+    assert final["best/val/loss"] == best
+    assert t.evaluate("val")["loss"] == pytest.approx(best, rel=1e-6)
+
+
+def test_schedulers_values_at_given_steps():
+    lr = lambda s, t, spe=10, total=100: s.lr(0.1, t, spe, total)
+    assert lr(schedulers.create("constant"), 57) == 0.1
+    step = schedulers.create("step", step_size=2, gamma=0.5)
+    assert [lr(step, t) for t in (0, 19, 20, 39, 40)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    exp = schedulers.create("exponential", gamma=0.9)
+    assert lr(exp, 35) == pytest.approx(0.1 * 0.9**3)
+    cos = schedulers.create("cosine", min_factor=0.1)
+    assert [lr(cos, t) for t in (0, 50)] == pytest.approx([0.1, 0.1 * (0.1 + 0.9 * 0.5)])
+    warm = schedulers.create("warmup", warmup_epochs=2)
+    assert [lr(warm, t) for t in (0, 9, 19, 20)] == pytest.approx([0.005, 0.05, 0.1, 0.1])
+
+
+def test_scheduler_drives_the_optimizer_lr():
+    t = build(make_cfg("trainer.epochs=2", "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5",
+                       "optimizer.lr=0.1"))
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, trainer, step):
+            seen.append(trainer.optimizer.lr)
+
+    t.callbacks.append(Spy())
+    t.fit()
+    assert seen[0] == 0.1 and seen[-1] == 0.05
+
+
+def test_gradient_clipping_caps_the_update():
+    t = build(make_cfg("trainer.epochs=1", "trainer.grad_clip=1e-3", "optimizer=sgd", "optimizer.lr=1.0"))
+    before = t.model.state_dict()
+    t.fit()
+    moved = np.sqrt(sum(np.sum((t.model.state_dict()[k] - before[k]) ** 2) for k in before))
+    assert moved <= t.steps_per_epoch * 1e-3 * 1.0001
+
+
+def test_logit_loss_with_squashing_output_is_rejected():
+    with pytest.raises(ConfigError, match="output_activation must be identity"):
+        build(make_cfg("output_activation=softmax"))
+
+
+def test_class_loss_on_regression_data_is_rejected():
+    with pytest.raises(ConfigError, match="regression task"):
+        build(make_cfg("data=diabetes"))
+
+
+def test_model_output_size_mismatch_states_shapes():
+    from framework.model import MLP
+    from framework.trainer import Trainer
+
+    t = build(make_cfg())
+    with pytest.raises(ShapeError, match="needs 10"):
+        Trainer(MLP([64, 5]), t.loss, t.optimizer, t.splits)
+
+
+@pytest.mark.slow
+def test_default_run_reaches_095_test_accuracy():
+    out = subprocess.run([sys.executable, "-m", "framework.train", "tracking.enabled=false"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(l for l in out.stdout.splitlines() if "test/accuracy" in l)
+    assert float(line.split()[-2]) >= 0.95, line
+
+
+def test_help_lists_groups_and_registered_options():
+    out = subprocess.run([sys.executable, "-m", "framework.train", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    for text in ("activation:", "optimizer:", "leaky_relu", "adamw", "experiment:"):
+        assert text in out.stdout, text
