@@ -4,19 +4,30 @@
 """
 from __future__ import annotations
 
+import json
+import logging
+import signal
 import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import discovery
+from .checkpoint import Checkpointer, restore_checkpoint
 from .config import CONF_DIR, kwargs, register_configs
 from .data import Splits, split, standardize, validate
-from .errors import ConfigError
+from .errors import ConfigError, FrameworkError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import backends, datasets, initializers, losses, optimizers, schedulers
-from .trainer import EarlyStopping, Trainer
+from .trainer import EarlyStopping, Interrupted, Trainer
+
+log = logging.getLogger(__name__)
+FAILED_FILE = "FAILED.json"
 
 
 def load_data(cfg: DictConfig) -> Splits:
@@ -86,13 +97,66 @@ def objective(cfg: DictConfig, final: dict) -> float:
 
 
 def train(cfg: DictConfig) -> dict:
-    """One run: build, fit, evaluate; returns the final metrics and "objective"."""
+    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
+    SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
+    written and the run is marked KILLED before `Interrupted` propagates."""
+    from .tracking import make_tracker
+
     discovery.load_paths(cfg.plugins.paths)
-    callbacks = [cb for cb in (make_progress(cfg.trainer.progress),) if cb is not None]
+    t = cfg.trainer
+    checkpointer = Checkpointer(t.checkpoint_dir or Path(run_dir()) / "checkpoint", t.checkpoint_every)
+    callbacks = [cb for cb in (make_progress(t.progress), checkpointer, make_tracker(cfg)) if cb is not None]
     trainer = build(cfg, callbacks)
-    final = trainer.fit()
+    if t.resume:
+        restore_checkpoint(trainer, resolve_resume(str(t.resume), cfg))
+    try:
+        with stop_on_signals(trainer):
+            final = trainer.fit()
+    except Interrupted as e:
+        log.warning("interrupted by %s at batch %d: checkpoint in %s; continue with trainer.resume=%s",
+                    e, trainer.step, checkpointer.saved, checkpointer.saved)
+        raise
     final["objective"] = objective(cfg, final)
     return final
+
+
+def run_dir() -> str:
+    """Hydra's output folder for this job, or the working directory outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "."
+
+
+def resolve_resume(value: str, cfg: DictConfig) -> Path:
+    """`trainer.resume` as a checkpoint folder: a path, or the run id of a tracked run (its
+    `checkpoint` artifact)."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return path
+    from .tracking import checkpoint_of_run
+
+    return checkpoint_of_run(value, cfg)
+
+
+@contextmanager
+def stop_on_signals(trainer):
+    """Turn SIGINT/SIGTERM into `trainer.request_stop` (a second SIGINT interrupts at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if trainer.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt(name)
+        trainer.request_stop(name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _preload_plugin_paths(argv: list[str]) -> None:
@@ -108,15 +172,48 @@ def _preload_plugin_paths(argv: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
-    final = train(cfg)
+    try:
+        final = train(cfg)
+    except Exception as e:  # noqa: BLE001 - a sweep outlives its failing jobs
+        return failed_job(cfg, e)
     print_metrics(final)
     return final["objective"]
+
+
+def failed_job(cfg: DictConfig, error: Exception) -> float:
+    """A single run re-raises (a FrameworkError exits 1 with its message, no traceback); a sweep job
+    writes FAILED.json into its folder (the sweep reports them at its end) and returns the penalty."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        if isinstance(error, FrameworkError):
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        raise error
+    text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
+    log.error("job failed: %s", text)
+    hc = HydraConfig.get()
+    report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
+    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(json.dumps(report, indent=1))
+    return penalty(cfg)
+
+
+def penalty(cfg: DictConfig) -> float:
+    """The objective a failed job reports to the sweeper."""
+    if cfg.objective.penalty is not None:
+        return float(cfg.objective.penalty)
+    return 1e12 if cfg.objective.mode == "min" else -1e12
 
 
 def main() -> None:
     _preload_plugin_paths(sys.argv[1:])
     register_configs()
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({e}): the run is marked KILLED; see the log above for its checkpoint", file=sys.stderr)
+        sys.exit(143 if "SIGTERM" in str(e) else 130)
 
 
 if __name__ == "__main__":

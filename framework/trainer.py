@@ -6,9 +6,10 @@ one host transfer per flush (`BatchRecord`); epoch numbers are computed at epoch
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -40,6 +41,22 @@ class EarlyStopping:
 
 class StopTraining(Exception):
     """Raised by a callback to end training early but cleanly (status FINISHED)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped at a batch boundary on request (SIGINT/SIGTERM); the run is KILLED."""
+
+
+@dataclass
+class EpochPosition:
+    """Where the loop is inside the current epoch: the RNG state before its shuffle, batches done,
+    batches handed to callbacks, their losses, and the seconds spent so far."""
+
+    rng_state: dict
+    batch: int = 0
+    flushed: int = 0
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
 
 
 class Trainer:
@@ -78,6 +95,10 @@ class Trainer:
         self.history: dict[str, list[float]] = {}
         self.batch_loss = None                # device 0-d array of the last batch's loss
         self.status = "RUNNING"
+        self.failure: dict | None = None      # {"reason", "step", "param"} when the run failed
+        self.stop_requested: str | None = None
+        self.position: EpochPosition | None = None
+        self._host = model.backend.device == "cpu"
         self._best: tuple[float | None, dict | None, int] = (None, None, 0)  # value, weights, epochs since
         self._check_shapes()
         self._device = {name: self._to_device(getattr(splits, name)) for name in ("train", "val", "test")}
@@ -111,7 +132,8 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        """Run the remaining epochs; returns the final metrics (last epoch's, then test/...)."""
+        """Run the remaining epochs; returns the final metrics (last epoch's, then test/...).
+        On an exception the callbacks get `on_train_end` with FAILED (KILLED for interrupts) first."""
         for cb in self.callbacks:
             cb.on_train_start(self)
         try:
@@ -119,24 +141,22 @@ class Trainer:
                 self._run_epoch()
                 if self._should_stop():
                     break
-            self.status = "FINISHED"
         except StopTraining:
-            self.status = "FINISHED"
-        except DivergenceError:
-            self.status = "FAILED"
+            pass
+        except BaseException as e:
+            self.status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            if self.failure is None:
+                self.failure = {"reason": f"{type(e).__name__}: {e}"}
+            self._end(self.status, {})
             raise
-        except (KeyboardInterrupt, SystemExit):
-            self.status = "KILLED"
-            raise
-        except BaseException:
-            self.status = "FAILED"
-            raise
-        finally:
-            if self.status != "FINISHED":
-                self._end(self.status, {})
         final = self._final_metrics()
-        self._end("FINISHED", final)
+        self.status = "FINISHED"
+        self._end(self.status, final)
         return final
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop at the next batch boundary with `Interrupted(reason)` (signal-safe)."""
+        self.stop_requested = reason
 
     def _end(self, status: str, logs: dict) -> None:
         for cb in self.callbacks:
@@ -144,6 +164,11 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         be, xp = self.model.backend, self.model.backend.xp
+        if self.position is None:
+            self.position = EpochPosition(rng_state=copy.deepcopy(self.rng.bit_generator.state))
+        else:  # resumed inside an epoch: replay its shuffle
+            self.rng.bit_generator.state = copy.deepcopy(self.position.rng_state)
+        pos = self.position
         X, T = self._device["train"]
         n, bs = X.shape[0], self.batch_size
         if self.shuffle:
@@ -151,31 +176,39 @@ class Trainer:
             X, T = xp.take(X, perm, axis=0), xp.take(T, perm, axis=0)
         rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=self.model.dtype)
         lrs = np.zeros(self.steps_per_epoch)
-        start, flushed = time.perf_counter(), 0
-        for i in range(self.steps_per_epoch):
-            lrs[i] = self._train_step(X[i * bs:(i + 1) * bs], T[i * bs:(i + 1) * bs], rec, i)
-            self.step += 1
-            for cb in self.callbacks:
-                cb.on_batch_end(self, self.step - 1)
-            if i + 1 - flushed >= self.flush_every:
-                self._flush(rec, lrs, flushed, i + 1)
-                flushed = i + 1
-        self._flush(rec, lrs, flushed, self.steps_per_epoch)
-        be.synchronize()
-        seconds = time.perf_counter() - start
-        losses = self._epoch_losses
-        logs = {"train/loss": float(np.mean(losses)), "epoch/seconds": seconds,
-                "epoch/samples_per_second": n / seconds if seconds > 0 else float("inf")}
+        start = time.perf_counter()
+        try:
+            for i in range(pos.batch, self.steps_per_epoch):
+                lrs[i], finite = self._train_step(X[i * bs:(i + 1) * bs], T[i * bs:(i + 1) * bs], rec, i)
+                self.step += 1
+                pos.batch = i + 1
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step - 1)
+                if not finite or pos.batch - pos.flushed >= self.flush_every:
+                    self._flush(rec, lrs, pos.batch)
+                if self.stop_requested:
+                    raise Interrupted(self.stop_requested)
+            self._flush(rec, lrs, self.steps_per_epoch)
+        except BaseException:
+            self._flush(rec, lrs, pos.batch)  # keep every finished batch's numbers
+            raise
+        finally:
+            be.synchronize()
+            pos.seconds += time.perf_counter() - start
+        logs = {"train/loss": float(np.mean(pos.losses)), "epoch/seconds": pos.seconds,
+                "epoch/samples_per_second": n / pos.seconds if pos.seconds > 0 else float("inf")}
         if self.splits.val is not None:
             logs.update({f"val/{k}": v for k, v in self.evaluate("val").items()})
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
-        epoch, self.epoch = self.epoch, self.epoch + 1
+        epoch, self.epoch, self.position = self.epoch, self.epoch + 1, None
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
 
-    def _train_step(self, Xb, Tb, rec, i: int) -> float:
-        """One update on batch (Xb, Tb); writes loss and gradient norms into row i of `rec`."""
+    def _train_step(self, Xb, Tb, rec, i: int) -> tuple[float, bool]:
+        """One update on batch (Xb, Tb); writes loss and gradient norms into row i of `rec`.
+        Returns the lr used and whether loss and gradients were finite (checked on host backends
+        only: elsewhere that would cost a device sync per batch, so the flush checks them)."""
         model, xp = self.model, self.model.backend.xp
         out = model.forward(Xb)
         self.batch_loss = self.loss.forward(xp, out, Tb)
@@ -185,26 +218,33 @@ class Trainer:
         rec[i, 0] = self.batch_loss
         rec[i, 2:-1] = xp.sqrt(sq)
         rec[i, -1] = total
+        finite = not self._host or math.isfinite(float(self.batch_loss) + float(total))
         if self.grad_clip is not None:
             clip_by_global_norm(xp, model.grads, self.grad_clip, total)
         lr = self.base_lr if self.scheduler is None else self.scheduler.lr(
             self.base_lr, self.step, self.steps_per_epoch, self.total_steps)
         self.optimizer.lr = lr
-        self.optimizer.step(model.params, model.grads)
-        return lr
+        if finite:
+            self.optimizer.step(model.params, model.grads)
+        return lr, finite
 
-    def _flush(self, rec, lrs: np.ndarray, lo: int, hi: int) -> None:
-        """Move rows lo:hi of the per-batch buffer to the host (one transfer), check them, hand them out."""
+    def _flush(self, rec, lrs: np.ndarray, hi: int) -> None:
+        """Move rows flushed:hi of the per-batch buffer to the host (one transfer), hand them to the
+        callbacks, then stop with DivergenceError if any loss or gradient is not finite."""
+        pos = self.position
+        lo = pos.flushed
         if hi <= lo:
             return
+        pos.flushed = hi
         values = self.model.backend.to_numpy(rec[lo:hi]).astype(np.float64)
         values[:, 1] = lrs[lo:hi]
-        steps = np.arange(self.epoch * self.steps_per_epoch + lo, self.epoch * self.steps_per_epoch + hi)
-        self._epoch_losses = values[:, 0] if lo == 0 else np.concatenate([self._epoch_losses, values[:, 0]])
-        bad = ~np.isfinite(values[:, [0, -1]]).all(axis=1)
-        record = BatchRecord(steps=steps, keys=self.record_keys, values=values, epoch=self.epoch)
+        base = self.epoch * self.steps_per_epoch
+        record = BatchRecord(steps=np.arange(base + lo, base + hi), keys=self.record_keys, values=values,
+                             epoch=self.epoch)
+        pos.losses.extend(values[:, 0].tolist())
         for cb in self.callbacks:
             cb.on_batches(self, record)
+        bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
             self._diverged(record, int(np.argmax(bad)))
 
@@ -212,14 +252,15 @@ class Trainer:
         values, step = record.values[row], int(record.steps[row])
         norms = dict(zip(self.record_keys[2:-1], values[2:-1]))
         bad = [k.removeprefix("grad_norm/") for k, v in norms.items() if not math.isfinite(v)]
-        what = "loss" if not math.isfinite(values[0]) else "gradient"
+        what = "loss" if not math.isfinite(values[0]) else "gradient norm"
         param = bad[0] if bad else None
+        value = values[0] if what == "loss" else values[-1]
+        reason = f"{what} is {value} at batch {step} (epoch {self.epoch})"
+        self.failure = {"reason": f"diverged: {reason}", "step": step, "param": param}
         raise DivergenceError(
-            f"training diverged at epoch {self.epoch}, batch {step}: {what} is {values[0] if what == 'loss' else values[-1]}"
-            + (f"; first non-finite gradient: {param}" if param else "")
-            + f" (lr {values[1]:.3g}); lower optimizer.lr, enable trainer.grad_clip, or check the data",
+            f"training diverged: {reason}" + (f"; first non-finite gradient: {param}" if param else "")
+            + f" (lr {values[1]:.3g}). Lower optimizer.lr, set trainer.grad_clip, or check the data.",
             step=step, param=param)
-
     # ---- evaluation ---------------------------------------------------------------------------
     def _outputs(self, split: str):
         """Model outputs (device) over a whole split, in chunks of `eval_batch_size` rows."""
@@ -278,10 +319,12 @@ class Trainer:
         (Weights and optimizer state are saved alongside as arrays.)"""
         best, _, waited = self._best
         return {"epoch": self.epoch, "step": self.step, "rng": self.rng.bit_generator.state,
+                "position": None if self.position is None else asdict(self.position),
                 "history": self.history, "best": best, "waited": waited}
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.rng.bit_generator.state = state["rng"]
+        self.position = None if state["position"] is None else EpochPosition(**state["position"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self._best = (state["best"], None, int(state["waited"]))
