@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import discovery
 from .checkpoint import Checkpointer, restore_checkpoint
-from .config import CONF_DIR, kwargs, register_configs
+from .config import CONF_DIR, EXPERIMENTS_DIR, GROUPS, kwargs, register_configs
 from .data import Splits, split, standardize, validate
-from .errors import ConfigError, FrameworkError
+from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import backends, datasets, initializers, losses, optimizers, schedulers
@@ -159,15 +159,24 @@ def stop_on_signals(trainer):
             signal.signal(s, h)
 
 
-def _preload_plugin_paths(argv: list[str]) -> None:
-    """Import `plugins.paths=[...]` folders named on the command line before Hydra composes, so their
-    plugins are options of their groups."""
+def _check_command_line(argv: list[str]) -> None:
+    """Before Hydra composes: import `plugins.paths=[...]` folders named on the command line (so
+    their plugins are options), and reject unknown options of registry groups and experiments with
+    the known names and the closest match (sweep lists are checked value by value)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    args = [a for a in argv if a.startswith(("plugins.paths=", "+plugins.paths=", "++plugins.paths="))]
-    for override in OverridesParser.create().parse_overrides(args):
-        value = override.value()
-        discovery.load_paths(value if isinstance(value, list) else [value])
+    overrides = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+    for o in overrides:
+        if o.key_or_group == "plugins.paths":
+            value = o.value()
+            discovery.load_paths(value if isinstance(value, list) else [value])
+    for o in overrides:
+        group = o.key_or_group
+        if (group in GROUPS or group == "experiment") and not o.is_glob():
+            known = GROUPS[group].names() if group in GROUPS else sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+            for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
+                if str(value) not in known:
+                    raise UnknownNameError(GROUPS[group].kind if group in GROUPS else "experiment", str(value), known)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -207,7 +216,11 @@ def penalty(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    _preload_plugin_paths(sys.argv[1:])
+    try:
+        _check_command_line(sys.argv[1:])
+    except FrameworkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     register_configs()
     try:
         _hydra_main()
