@@ -164,6 +164,7 @@ def _check_command_line(argv: list[str]) -> None:
     their plugins are options), and reject unknown options of registry groups and experiments with
     the known names and the closest match (sweep lists are checked value by value)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
 
     overrides = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
     for o in overrides:
@@ -172,7 +173,7 @@ def _check_command_line(argv: list[str]) -> None:
             discovery.load_paths(value if isinstance(value, list) else [value])
     for o in overrides:
         group = o.key_or_group
-        if (group in GROUPS or group == "experiment") and not o.is_glob():
+        if (group in GROUPS or group == "experiment") and not isinstance(o.value(), Glob):
             known = GROUPS[group].names() if group in GROUPS else sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
