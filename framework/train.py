@@ -104,7 +104,8 @@ def train(cfg: DictConfig) -> dict:
 
     discovery.load_paths(cfg.plugins.paths)
     t = cfg.trainer
-    checkpointer = Checkpointer(t.checkpoint_dir or Path(run_dir()) / "checkpoint", t.checkpoint_every)
+    directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
+    checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
     callbacks = [cb for cb in (make_progress(t.progress), checkpointer, make_tracker(cfg)) if cb is not None]
     trainer = build(cfg, callbacks)
     if t.resume:
@@ -113,18 +114,19 @@ def train(cfg: DictConfig) -> dict:
         with stop_on_signals(trainer):
             final = trainer.fit()
     except Interrupted as e:
-        log.warning("interrupted by %s at batch %d: checkpoint in %s; continue with trainer.resume=%s",
-                    e, trainer.step, checkpointer.saved, checkpointer.saved)
+        saved = checkpointer and checkpointer.saved
+        log.warning("interrupted by %s at batch %d; %s", e, trainer.step,
+                    f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
         raise
     final["objective"] = objective(cfg, final)
     return final
 
 
-def run_dir() -> str:
-    """Hydra's output folder for this job, or the working directory outside Hydra."""
+def run_dir() -> str | None:
+    """Hydra's output folder for this job (None outside a Hydra run)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "."
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def resolve_resume(value: str, cfg: DictConfig) -> Path:

@@ -135,11 +135,12 @@ def test_bad_config_values_explain_the_fix(override, match):
     (["-m", "data=digits,digitz"], "unknown dataset 'digitz'. Did you mean 'digits'?"),
     (["+experiment=digits_mpl"], "unknown experiment 'digits_mpl'. Did you mean 'digits_mlp'?"),
 ])
-def test_unknown_option_on_the_command_line_lists_names_and_closest(args, match):
+def test_unknown_option_on_the_command_line_lists_names_and_closest(args, match, tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "framework.train", *args], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "framework.train", *args], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
     assert out.returncode == 1
     assert f"error: {match}" in out.stderr
 

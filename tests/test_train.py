@@ -141,17 +141,17 @@ def test_model_output_size_mismatch_states_shapes():
 
 
 @pytest.mark.slow
-def test_default_run_reaches_095_test_accuracy():
+def test_default_run_reaches_095_test_accuracy(tmp_path):
     out = subprocess.run([sys.executable, "-m", "framework.train", "tracking.enabled=false"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     line = next(l for l in out.stdout.splitlines() if "test/accuracy" in l)
     assert float(line.split()[-2]) >= 0.95, line
 
 
-def test_help_lists_groups_and_registered_options():
+def test_help_lists_groups_and_registered_options(tmp_path):
     out = subprocess.run([sys.executable, "-m", "framework.train", "--help"], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for text in ("activation:", "optimizer:", "leaky_relu", "adamw", "experiment:"):
         assert text in out.stdout, text
