@@ -8,7 +8,6 @@ node `{name: <name>, <kwarg>: <default>, ...}` built from its constructor's sign
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import typing
 from pathlib import Path
 from typing import Any

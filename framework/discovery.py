@@ -1,16 +1,22 @@
 """Plugin discovery: built-ins under `plugins/`, user folders, then installed entry points.
 
 Order: 1. every module of the built-in `plugins` package; 2. every `*.py` in the folders named by
-`FRAMEWORK_PLUGIN_PATH` (os.pathsep-separated) or passed to `load_paths` (config `plugins.paths`);
-3. packages declaring the entry-point group `framework.plugins`.
+`FRAMEWORK_PLUGIN_PATH` (os.pathsep-separated); 3. every module named by an installed package's
+entry points in the group `framework.plugins`. Config `plugins.paths` adds folders through `load_paths`
+(train() calls it; the train CLI also calls it before Hydra composes). Importing a module is
+what registers its plugins; a module that fails to import raises `PluginImportError` naming the file
+(or entry point), the line and the exception - on this and every later lookup, never a half-loaded registry.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
 import pkgutil
 import sys
+import traceback
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -18,38 +24,59 @@ from .errors import ConfigError
 
 ENV_VAR = "FRAMEWORK_PLUGIN_PATH"
 ENTRY_POINT_GROUP = "framework.plugins"
-_loaded = False
-_loaded_paths: set[Path] = set()
 
 
 class PluginImportError(ConfigError):
     """A plugin file or package failed to import."""
 
 
-def load_plugins() -> None:
-    """Import every plugin source once (idempotent, cheap after the first call)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True  # set first: plugin modules call registries while importing
-    import plugins
+class _State:
+    """What this process has loaded; tests swap in a fresh one."""
 
-    for info in pkgutil.iter_modules(plugins.__path__, plugins.__name__ + "."):
-        importlib.import_module(info.name)
-    env = os.environ.get(ENV_VAR, "")
-    load_paths([p for p in env.split(os.pathsep) if p])
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
+    def __init__(self):
+        self.started = False
+        self.error: ConfigError | None = None
+        self.files: set[Path] = set()
+
+
+_state = _State()
+
+
+def load_plugins() -> None:
+    """Import every plugin source once; cheap after the first call, re-raises a failure every call."""
+    if _state.error is not None:
+        raise _state.error
+    if _state.started:
+        return
+    _state.started = True  # set first: plugin modules call registries while importing
+    try:
+        import plugins
+
+        for info in pkgutil.iter_modules(plugins.__path__, plugins.__name__ + "."):
+            with _reporting(f"built-in plugin module '{info.name}'"):
+                importlib.import_module(info.name)
+        load_paths([p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p])
+        load_entry_points()
+    except ConfigError as e:
+        _state.error = e
+        raise
+
+
+def load_entry_points() -> list[str]:
+    """Import the module of each `framework.plugins` entry point; returns the entry point names."""
+    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    for ep in eps:
+        with _reporting(f"plugin entry point '{ep.name} = {ep.value}'"):
             ep.load()
-        except Exception as e:  # noqa: BLE001 - reported with its origin
-            raise PluginImportError(
-                f"plugin entry point '{ep.name} = {ep.value}' failed to import: {type(e).__name__}: {e}"
-            ) from e
+    return [ep.name for ep in eps]
 
 
 def load_paths(paths) -> list[Path]:
-    """Import every `*.py` file in each folder (or a single .py file) of `paths`; returns the files."""
+    """Import every `*.py` in each folder of `paths` (a folder or .py file, or a list of them; each
+    file once per process). Returns the files named by `paths`, in import order."""
     load_plugins()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     files = []
     for raw in paths or []:
         path = Path(raw).expanduser().resolve()
@@ -57,19 +84,52 @@ def load_paths(paths) -> list[Path]:
             raise ConfigError(f"plugin path '{raw}' does not exist; fix plugins.paths or ${ENV_VAR}")
         files += sorted(path.glob("*.py")) if path.is_dir() else [path]
     for file in files:
-        if file in _loaded_paths:
-            continue
-        _loaded_paths.add(file)
-        name = f"framework_user_plugins.{file.stem}_{abs(hash(str(file))) % 10**8}"
-        spec = importlib.util.spec_from_file_location(name, file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:  # noqa: BLE001 - reported with the file
-            _loaded_paths.discard(file)
-            del sys.modules[name]
-            raise PluginImportError(
-                f"plugin file '{file}' failed to import: {type(e).__name__}: {e}"
-            ) from e
+        if file not in _state.files:
+            _import_file(file)
+            _state.files.add(file)
     return files
+
+
+def _import_file(file: Path) -> None:
+    """Execute `file` as a fresh module under a name unique to its path; if it fails, nothing it
+    registered stays registered."""
+    name = f"framework_user_plugins.{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        with _reporting(f"plugin file '{file}'", file):
+            spec.loader.exec_module(module)
+    except PluginImportError:
+        del sys.modules[name]
+        _forget(name)
+        raise
+
+
+def _forget(module: str) -> None:
+    """Drop what a module that failed to import had registered, so the fixed file loads cleanly."""
+    from .registry import ALL
+
+    for registry in ALL.values():
+        for key in [k for k, obj in registry._entries.items() if getattr(obj, "__module__", None) == module]:
+            del registry._entries[key]
+
+
+@contextmanager
+def _reporting(what: str, file: Path | None = None):
+    """Turn any exception into a PluginImportError naming `what`, the line and the exception."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - reported with its origin
+        raise PluginImportError(f"{what} failed to import{_line(e, file)}: {type(e).__name__}: {e}") from e
+
+
+def _line(e: Exception, file: Path | None) -> str:
+    """' (line N)' of the deepest frame of `e` in `file`; with file None, ' (FILE, line N)' of the
+    deepest frame in any real file (not importlib's frozen ones)."""
+    tb = traceback.extract_tb(e.__traceback__)
+    if file is not None:
+        lines = [f.lineno for f in tb if f.filename == str(file)]
+        return f" (line {lines[-1]})" if lines else ""
+    frames = [f for f in tb if not f.filename.startswith("<") and f.filename != __file__]
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import discovery
 from .checkpoint import Checkpointer, restore_checkpoint

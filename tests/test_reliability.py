@@ -6,8 +6,8 @@ import pytest
 
 from framework import Callback, DivergenceError
 from framework.checkpoint import CheckpointError, Checkpointer, load_checkpoint, restore_checkpoint, save_checkpoint
-from framework.errors import ConfigError, ShapeError, UnknownNameError
-from framework.train import build, train
+from framework.errors import ConfigError
+from framework.train import build
 from framework.trainer import Interrupted
 from tests.helpers import make_cfg
 

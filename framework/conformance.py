@@ -1,0 +1,390 @@
+"""Conformance checks for every registered activation, loss and optimizer (checker CLI and tests).
+
+A check is a function `(registry, name) -> figure`: it builds the plugin from its config defaults,
+raises (AssertionError, GradcheckError, ...) on failure and returns a short figure on success. `run`
+executes one with every warning raised as an error and NumPy floating-point errors raised (underflow
+ignored), so overflow, 0/0 or log(0) anywhere is a failure. Checks compute with NumPy (gradient checks
+in float64) except `array_api`. The checks per kind:
+
+    config        defaults(name) -> create(name, **defaults); instance.name and attributes reproduce them
+    gradcheck     backward vs central differences at ordinary inputs (losses: with and without weights)
+    extreme       |z| (or |pred - target|, |logits|) up to 1e4: finite, no warnings, in float32 and float64;
+                  gradcheck at |z| <= 1e3 (tol 1e-4: finite differences next to |f| ~ 1e3 carry
+                  noise ~ eps |f| / h ~ 1e-8, a wrong formula is off by O(1))
+    weight        losses: unit per-sample weights change nothing; weight 0 zeroes that sample's gradient
+    dtype_shape   outputs keep the input's shape and dtype, float32 and float64
+    no_mutation   inputs (z, a, grad_a; pred, target, weight; grads) are left unchanged
+    array_api     with xp = array_api_strict (the Array API standard, nothing more) results equal NumPy's:
+                  the plugin uses only xp, so it runs on CuPy and other backends (skipped if not installed)
+    decrease      optimizers: 100 steps on f(p) = p^T diag(1, 10) p / 2 lower f
+    state_dict    optimizers: load_state_dict(state_dict()) continues exactly like the original
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .gradcheck import check_activation, check_loss, sample_loss_inputs
+from .registry import Registry, activations, losses, optimizers
+
+KINDS: dict[str, Registry] = {r.kind: r for r in (activations, losses, optimizers)}
+FLOATS = (np.float32, np.float64)
+EXTREME = (-1e4, -1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3, 1e4)   # finiteness grid
+EXTREME_GRAD = ((-1e3, -100.0, -30.0), (-1.0, 0.0, 1.0), (30.0, 100.0, 1e3))   # gradcheck grid, (3, 3)
+EXTREME_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One check of one plugin: `figure` is the key number on success, the reason on failure."""
+
+    kind: str
+    name: str
+    check: str
+    ok: bool
+    figure: str
+
+    def __str__(self) -> str:
+        return f"{self.kind:<10} {self.name:<16} {self.check:<12} {'ok' if self.ok else 'FAIL':<4}  {self.figure}"
+
+
+def run(registry: Registry, name: str, check: str) -> Outcome:
+    """Run one check of plugin `name` in `registry`; any exception or warning is a failure."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+            warnings.simplefilter("error")
+            figure, ok = CHECKS[registry.kind][check](registry, name), True
+    except Exception as e:  # noqa: BLE001 - the failure is the result
+        figure, ok = _reason(e), False
+    return Outcome(registry.kind, name, check, ok, figure)
+
+
+def cases(names=None, kinds=KINDS) -> list[tuple[str, str, str]]:
+    """(kind, name, check) for every check of every plugin of `kinds` (or only those in `names`)."""
+    return [(kind, name, check) for kind, reg in kinds.items() for name in reg.names()
+            if names is None or name in names for check in CHECKS[kind]]
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, AssertionError) and str(e):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+# ---- shared -------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _config(reg: Registry, name: str) -> str:
+    required = [p.name for p in inspect.signature(reg.get(name)).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    assert not required, (f"constructor arguments {required} have no default; every argument needs one "
+                          f"so that `{reg.group}={name}` works from config")
+    config = reg.defaults(name)
+    obj = reg.create(name, **config)
+    assert obj.name == name, f"instance .name is {obj.name!r}, expected the registered name {name!r}"
+    wrong = {k: getattr(obj, k, "<missing>") for k, v in config.items() if getattr(obj, k, _MISSING) != v}
+    assert not wrong, (f"attributes {wrong} do not reproduce the config {config}; store each constructor "
+                       "argument as an attribute of the same name (self.<arg> = <arg>)")
+    return ", ".join(f"{k}={v!r}" for k, v in config.items()) or "(no arguments)"
+
+
+def _expect(arr, shape, dtype, what: str) -> None:
+    assert arr.shape == shape, f"{what} has shape {arr.shape}, expected {shape}"
+    assert arr.dtype == dtype, f"{what} has dtype {arr.dtype} for {np.dtype(dtype)} input"
+
+
+def _finite(what: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """compute(), failing with `what` in the message on a floating-point error or a NaN/inf result."""
+    try:
+        out = compute()
+    except (FloatingPointError, RuntimeWarning) as e:
+        raise AssertionError(f"{what}: {type(e).__name__}: {e}") from e
+    bad = ~np.isfinite(out)
+    assert not bad.any(), f"{what}: non-finite value {np.asarray(out)[bad].flat[0]}"
+    return out
+
+
+def _unchanged(what: str, before, after) -> None:
+    assert np.array_equal(before, after), f"{what} was modified in place"
+
+
+def _strict():
+    """The Array API reference namespace, or None where it is not installed."""
+    try:
+        import array_api_strict
+    except ImportError:
+        return None
+    return array_api_strict
+
+
+def _agree(what: str, xs, got, expected) -> None:
+    """`got` (an array of namespace xs) equals the NumPy result `expected`."""
+    assert hasattr(got, "__array_namespace__") and got.__array_namespace__() is xs, (
+        f"{what} returned {type(got).__name__}, not an array of xp: "
+        "compute with xp only (no numpy, no array methods)")
+    assert np.allclose(np.from_dlpack(got), expected, rtol=1e-12, atol=1e-300), (
+        f"{what} with xp = array_api_strict differs from NumPy")
+
+
+_NO_STRICT = "skipped: array_api_strict not installed"
+
+
+def _worst(results):
+    worst = max(results, key=lambda r: r.max_error)
+    worst.raise_if_failed()
+    return f"max rel err {worst.max_error:.1e} (tol {worst.tol:.0e})"
+
+
+def _normal(shape, dtype, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(dtype)
+
+
+# ---- activations --------------------------------------------------------------------------------
+
+def _act_gradcheck(reg, name):
+    act = reg.create(name)
+    return _worst([check_activation(act, shape=(8, 6), seed=s) for s in (0, 1)])
+
+
+def _act_extreme(reg, name):
+    act = reg.create(name)
+    for dtype in FLOATS:
+        z = np.array([EXTREME], dtype)
+        a = _finite(f"{np.dtype(dtype)} forward at z={list(EXTREME)}", lambda: act.forward(np, z))
+        _finite(f"{np.dtype(dtype)} backward at z={list(EXTREME)}", lambda: act.backward(np, z, a, np.ones_like(z)))
+    return _worst([check_activation(act, EXTREME_GRAD, tol=EXTREME_TOL)])
+
+
+def _act_dtype_shape(reg, name):
+    act = reg.create(name)
+    for dtype in FLOATS:
+        z = _normal((5, 4), dtype)
+        a = act.forward(np, z)
+        _expect(a, z.shape, dtype, "forward")
+        _expect(act.backward(np, z, a, np.ones_like(z)), z.shape, dtype, "backward")
+    return "float32, float64"
+
+
+def _act_no_mutation(reg, name):
+    act = reg.create(name)
+    for dtype in FLOATS:
+        z, g = _normal((5, 4), dtype), _normal((5, 4), dtype, seed=1)
+        z0, g0 = z.copy(), g.copy()
+        a = act.forward(np, z)
+        _unchanged("z (by forward)", z0, z)
+        a0 = a.copy()
+        act.backward(np, z, a, g)
+        _unchanged("z (by backward)", z0, z)
+        _unchanged("a (by backward)", a0, a)
+        _unchanged("grad_a (by backward)", g0, g)
+    return "z, a, grad_a"
+
+
+def _act_array_api(reg, name):
+    if (xs := _strict()) is None:
+        return _NO_STRICT
+    act = reg.create(name)
+    z, g = _normal((5, 4), np.float64), _normal((5, 4), np.float64, seed=1)
+    zs = xs.asarray(z)
+    a, a_xs = act.forward(np, z), act.forward(xs, zs)
+    _agree("forward", xs, a_xs, a)
+    _agree("backward", xs, act.backward(xs, zs, a_xs, xs.asarray(g)), act.backward(np, z, a, g))
+    return "forward, backward"
+
+
+# ---- losses -------------------------------------------------------------------------------------
+
+def _loss_inputs(loss, dtype=np.float64, shape=(6, 3), seed=0):
+    """(pred, target, weight) in `dtype` (integer targets stay integer)."""
+    rng = np.random.default_rng(seed)
+    pred, target = sample_loss_inputs(loss, shape, rng)
+    target = target if loss.targets == "indices" else target.astype(dtype)
+    return pred.astype(dtype), target, rng.uniform(0.2, 2.0, shape[0]).astype(dtype)
+
+
+def _loss_extreme_inputs(loss, big, dtype):
+    """(pred, target, description): |pred - target| = big (values), |logits| = big (logits,
+    indices), or probabilities at and next to 0 and 1 (losses on probabilities)."""
+    pred, target, _ = _loss_inputs(loss, np.float64, (4, 3))
+    sign = np.where(pred >= 0, 1.0, -1.0)
+    if loss.on_probabilities:
+        pred, what = np.resize([0.0, 1e-12, 1 - 1e-12, 1.0], pred.shape), "p in {0, 1e-12, 1-1e-12, 1}"
+    elif loss.expects_logits or loss.targets == "indices":
+        pred, what = sign * big, f"logits = +-{big:g}"
+    else:
+        pred, what = target + sign * big, f"pred = target +- {big:g}"
+    target = target if loss.targets == "indices" else target.astype(dtype)
+    return pred.astype(dtype), target, f"{np.dtype(dtype)} {what}"
+
+
+def _loss_gradcheck(reg, name):
+    loss = reg.create(name)
+    pred, target, weight = _loss_inputs(loss, shape=(7, 3), seed=3)
+    return _worst([check_loss(loss, pred, target, w) for w in (None, weight)])
+
+
+def _loss_extreme(reg, name):
+    loss = reg.create(name)
+    for big in (1e3, 1e4):
+        for dtype in FLOATS:
+            pred, target, what = _loss_extreme_inputs(loss, big, dtype)
+            _finite(f"forward at {what}", lambda: loss.forward(np, pred, target))
+            _finite(f"backward at {what}", lambda: loss.backward(np, pred, target))
+    if loss.on_probabilities:  # a finite-difference step would leave [0, 1]
+        return f"finite at {what}"
+    pred, target, _ = _loss_extreme_inputs(loss, 1e3, np.float64)
+    return _worst([check_loss(loss, pred, target, tol=EXTREME_TOL)])
+
+
+def _loss_weight(reg, name):
+    loss = reg.create(name)
+    pred, target, _ = _loss_inputs(loss)
+    ones, drop0 = np.ones(pred.shape[0]), np.r_[0.0, np.ones(pred.shape[0] - 1)]
+    for what, fn in (("forward", loss.forward), ("backward", loss.backward)):
+        assert np.allclose(fn(np, pred, target), fn(np, pred, target, ones), rtol=1e-12, atol=0), (
+            f"{what} with unit weights differs from no weights")
+    grad0 = loss.backward(np, pred, target, drop0)[0]
+    assert not np.any(grad0), (f"sample 0 has weight 0 but gradient {np.array2string(grad0, precision=3)}; "
+                               "multiply each sample's terms by its weight")
+    return "unit weights = none; weight 0 -> zero gradient"
+
+
+def _loss_dtype_shape(reg, name):
+    loss = reg.create(name)
+    for dtype in FLOATS:
+        pred, target, weight = _loss_inputs(loss, dtype)
+        for w in (None, weight):
+            value = loss.forward(np, pred, target, w)
+            assert np.ndim(value) == 0, f"forward returns shape {np.shape(value)}, expected a 0-d array"
+            _expect(value, (), dtype, "forward")
+            _expect(loss.backward(np, pred, target, w), pred.shape, dtype, "backward")
+    return "float32, float64"
+
+
+def _loss_no_mutation(reg, name):
+    loss = reg.create(name)
+    for dtype in FLOATS:
+        pred, target, weight = _loss_inputs(loss, dtype)
+        before = pred.copy(), target.copy(), weight.copy()
+        loss.forward(np, pred, target, weight)
+        loss.backward(np, pred, target, weight)
+        for what, b, a in zip(("pred", "target", "weight"), before, (pred, target, weight)):
+            _unchanged(what, b, a)
+    return "pred, target, weight"
+
+
+def _loss_array_api(reg, name):
+    if (xs := _strict()) is None:
+        return _NO_STRICT
+    loss = reg.create(name)
+    host = _loss_inputs(loss)
+    pred, target, weight = (xs.asarray(x) for x in host)
+    _agree("forward", xs, loss.forward(xs, pred, target, weight), loss.forward(np, *host))
+    _agree("backward", xs, loss.backward(xs, pred, target, weight), loss.backward(np, *host))
+    return "forward, backward"
+
+
+# ---- optimizers ---------------------------------------------------------------------------------
+
+_A = np.array([1.0, 10.0])   # the quadratic f(p) = sum(A p^2) / 2, gradient A p
+
+
+def _params(dtype, seed=0):
+    return {"w": _normal((4, 3), dtype, seed), "b": _normal((3,), dtype, seed + 1)}
+
+
+def _opt_dtype_shape(reg, name):
+    for dtype in FLOATS:
+        opt, params = reg.create(name), _params(dtype)
+        arrays = dict(params)
+        for _ in range(2):
+            opt.step(params, _params(dtype, seed=2))
+        for k, p in params.items():
+            assert p is arrays[k], f"step replaced params[{k!r}]; update the array in place (p -= ...)"
+            _expect(p, arrays[k].shape, dtype, f"params[{k!r}]")
+    return "float32, float64"
+
+
+def _opt_no_mutation(reg, name):
+    opt, params, grads = reg.create(name), _params(np.float64), _params(np.float64, seed=2)
+    before = {k: g.copy() for k, g in grads.items()}
+    for _ in range(2):
+        opt.step(params, grads)
+    for k in grads:
+        _unchanged(f"grads[{k!r}]", before[k], grads[k])
+    return "grads"
+
+
+def _opt_extreme(reg, name):
+    for dtype in FLOATS:
+        opt, params = reg.create(name), {"p": np.zeros(9, dtype)}
+        grads = {"p": np.array([-1e4, -1e3, -1e-30, 0.0, 1e-30, 1e3, 1e4, 0.0, 0.0], dtype)}
+
+        def step():
+            opt.step(params, grads)
+            return params["p"]
+
+        for _ in range(3):
+            _finite(f"{np.dtype(dtype)} params after a step with grads {grads['p'].tolist()}", step)
+    return "grads in [-1e4, 1e4]"
+
+
+def _opt_array_api(reg, name):
+    if (xs := _strict()) is None:
+        return _NO_STRICT
+    host, grads = _params(np.float64), _params(np.float64, seed=2)
+    params = {k: xs.asarray(p) for k, p in host.items()}
+    opt, opt_xs = reg.create(name), reg.create(name)
+    for _ in range(2):
+        opt.step(host, grads)
+        opt_xs.step(params, {k: xs.asarray(g) for k, g in grads.items()})
+    for k in host:
+        _agree(f"params[{k!r}] after 2 steps", xs, params[k], host[k])
+    return "2 steps"
+
+
+def _opt_decrease(reg, name, steps=100):
+    opt, params = reg.create(name), {"p": np.array([3.0, -2.0])}
+    f0 = _quadratic(params["p"])
+    for _ in range(steps):
+        opt.step(params, {"p": _A * params["p"]})
+    f1 = _quadratic(params["p"])
+    assert f1 < f0, f"f(p) = p^T diag(1, 10) p / 2 went from {f0:.4g} to {f1:.4g} in {steps} steps (defaults)"
+    return f"f {f0:.4g} -> {f1:.4g} in {steps} steps"
+
+
+def _quadratic(p) -> float:
+    return float(np.sum(_A * p * p) / 2)
+
+
+def _opt_state_dict(reg, name):
+    grads = [_params(np.float64, seed=s) for s in range(2, 8)]
+    a, pa = reg.create(name), _params(np.float64)
+    for g in grads[:3]:
+        a.step(pa, g)
+    b, pb = reg.create(name), {k: p.copy() for k, p in pa.items()}
+    b.load_state_dict({k: (v.copy() if hasattr(v, "copy") else v) for k, v in a.state_dict().items()})
+    for g in grads[3:]:
+        a.step(pa, g)
+        b.step(pb, g)
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), (f"after load_state_dict(state_dict()) params[{k!r}] differ by "
+                                              f"{np.max(np.abs(pa[k] - pb[k])):.3g}; keep all state in state_dict")
+    return f"{len(a.state_dict())} entries"
+
+
+CHECKS: dict[str, dict[str, Callable[[Registry, str], str]]] = {
+    "activation": {"config": _config, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
+                   "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "array_api": _act_array_api},
+    "loss": {"config": _config, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
+             "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "array_api": _loss_array_api},
+    "optimizer": {"config": _config, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
+                  "extreme": _opt_extreme, "decrease": _opt_decrease, "state_dict": _opt_state_dict,
+                  "array_api": _opt_array_api},
+}

@@ -1,0 +1,68 @@
+"""One picture per plugin: f and f' of an activation, a loss and its gradient over the prediction.
+
+    plot_plugin("activation", "silu", "silu.png", beta=2.0)   # -> Path("silu.png")
+
+Curves come from the plugin's own forward/backward (NumPy, float64); the dotted numeric slope of the
+curve lies on the dashed derivative unless the derivative is wrong. Drawn on a bare Agg figure: no
+pyplot, no global backend switch, safe to call from a training process.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .interfaces import ElementwiseActivation
+from .registry import activations, losses
+
+KINDS = ("activation", "loss")
+
+
+def plot_plugin(kind: str, name: str, path, **config) -> Path:
+    """Write a PNG of plugin `name` of `kind` ("activation" or "loss") built with `config` to `path`."""
+    from matplotlib.figure import Figure
+
+    registry = {"activation": activations, "loss": losses}.get(kind)
+    if registry is None:
+        raise ValueError(f"no plot for kind {kind!r}; plots exist for {', '.join(KINDS)}")
+    plugin = registry.create(name, **config)
+    x, value, grad, labels = (_activation_curves if kind == "activation" else _loss_curves)(plugin)
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(x, value, label=labels[1])
+    ax.plot(x, grad, "--", label=labels[2])
+    ax.plot(x, np.gradient(value, x), ":", color="0.3", label="numeric slope of " + labels[1])
+    ax.axhline(0, color="0.8", lw=0.8)
+    args = ", ".join(f"{k}={v!r}" for k, v in (registry.defaults(name) | config).items())
+    ax.set(xlabel=labels[0], title=f"{kind} '{name}'" + (f" ({args})" if args else ""))
+    ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _activation_curves(act):
+    """f and f' along z in [-5, 5], as unit 0 of rows (z, 0) (for elementwise f, exactly f and f')."""
+    z = np.linspace(-5, 5, 401)
+    rows = np.stack([z, np.zeros_like(z)], axis=1)
+    a = act.forward(np, rows)
+    unit0 = np.stack([np.ones_like(z), np.zeros_like(z)], axis=1)
+    label = "z" if isinstance(act, ElementwiseActivation) else "z_0 of the row (z_0, 0); unit 0 shown"
+    return z, a[:, 0], act.backward(np, rows, a, unit0)[:, 0], (label, "f(z)", "f'(z)")
+
+
+def _loss_curves(loss):
+    """L and dL/dpred over one prediction, the target fixed at 1 (probabilities, logits) or 0 (values);
+    for class indices, over logit 0 of the row (logit 0, 0) with target class 0."""
+    indices = loss.targets == "indices"
+    if loss.on_probabilities:
+        x, t = np.linspace(0.01, 0.99, 197), 1.0
+    else:
+        x, t = np.linspace(-4, 4, 401), float(loss.expects_logits)
+    target = np.zeros(1, dtype=np.int64) if indices else np.full((1, 1), t)
+    preds = [np.array([[v, 0.0]] if indices else [[v]]) for v in x]
+    values = [float(loss.forward(np, p, target)) for p in preds]
+    grads = [float(loss.backward(np, p, target)[0, 0]) for p in preds]
+    label = "logit 0 of the row (logit 0, 0), target class 0" if indices else f"pred (target {t:g})"
+    return x, values, grads, (label, "L(pred)", "dL/dpred")

@@ -1,0 +1,104 @@
+"""plugins/README.md works as written: its python blocks are plugin files that load and pass the checker,
+its pyproject snippet declares an entry point that discovery finds, and a broken copy fails loudly."""
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from framework import conformance, discovery
+from framework.registry import activations
+from tests.test_discovery import write_dist_info
+
+GUIDE = Path(__file__).resolve().parents[1] / "plugins" / "README.md"
+TEXT = GUIDE.read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, re.S)
+HEADER = re.compile(r"# my_plugins/(\w+\.py)\n")
+NAMES = re.findall(r'@\w+\.register\("(\w+)"\)', "".join(BLOCKS))
+SNAKE = next(block for block in BLOCKS if 'register("snake")' in block)
+RIGHT, WRONG = "xp.sin(2 * self.a * z)", "xp.sin(self.a * z)"   # Snake's derivative, and a wrong one
+
+
+def write_blocks(folder: Path, package: bool = False) -> Path:
+    """Each python block of the guide as the file its first line names; `package` adds an __init__."""
+    folder.mkdir(parents=True)
+    for block in BLOCKS:
+        (folder / HEADER.match(block)[1]).write_text(block)
+    if package:
+        modules = sorted(p.stem for p in folder.glob("[!_]*.py"))
+        (folder / "__init__.py").write_text(f"from . import {', '.join(modules)}\n")
+    return folder
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framework.check_plugins", *args], capture_output=True, text=True)
+
+
+def quoted(first_line: str) -> str:
+    """The rest of the guide's text block whose first line is `first_line` (the quoted checker output)."""
+    return re.search(rf"```text\n{re.escape(first_line)}\n(.*?)```", TEXT, re.S)[1]
+
+
+def masked(output: str) -> str:
+    """Output with floats like 2.3e-08 masked: the guide quotes the checker's lines, not its last digits."""
+    return re.sub(r"-?\d\.\d+e[-+]\d+", "<float>", output)
+
+
+def test_every_python_block_names_its_file_and_the_guide_has_an_activation_and_a_loss():
+    assert all(HEADER.match(block) for block in BLOCKS), "start each python block with '# my_plugins/<file>.py'"
+    assert NAMES == ["snake", "log_cosh"] and RIGHT in SNAKE
+
+
+@pytest.mark.usefixtures("isolated")
+def test_guide_plugins_pass_every_check(tmp_path):
+    discovery.load_paths([write_blocks(tmp_path / "my_plugins")])
+    outcomes = [conformance.run(conformance.KINDS[kind], name, c) for kind, name, c in conformance.cases(NAMES)]
+    assert {o.name for o in outcomes} == set(NAMES)
+    assert all(o.ok for o in outcomes), "\n".join(str(o) for o in outcomes if not o.ok)
+
+
+def test_checker_cli_passes_the_guide_and_fails_a_wrong_derivative(tmp_path):
+    good = check("--paths", str(write_blocks(tmp_path / "my_plugins")))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert masked(good.stdout) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins"))
+
+    broken = tmp_path / "my_plugins_broken" / "snake.py"
+    broken.parent.mkdir()
+    broken.write_text(SNAKE.replace(RIGHT, WRONG))
+    bad = check("--paths", str(broken.parent))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    failure = re.search(r"^FAIL activation 'snake' gradcheck: gradcheck activation 'snake': FAILED, max relative "
+                        r"error \S+ \(tol 1e-06\) at z\[\d+, \d+\]: analytic \S+, numeric \S+$", bad.stdout, re.M)
+    assert failure, bad.stdout
+    assert masked(bad.stdout) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins_broken"))
+
+
+@pytest.mark.usefixtures("isolated")
+def test_pyproject_snippet_declares_an_entry_point_that_discovery_imports(tmp_path, monkeypatch):
+    toml = tomllib.loads(re.search(r"```toml\n(.*?)```", TEXT, re.S)[1])
+    eps = toml["project"]["entry-points"][discovery.ENTRY_POINT_GROUP]
+    assert eps == {"my_plugins": "my_plugins"}
+    write_blocks(tmp_path / "my_plugins", package=True)
+    write_dist_info(tmp_path, toml["project"]["name"], eps)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert set(NAMES) <= set(conformance.KINDS["activation"].names() + conformance.KINDS["loss"].names())
+        assert activations.get("snake").__module__ == "my_plugins.snake"
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "my_plugins"]:
+            del sys.modules[name]
+
+
+@pytest.mark.slow
+def test_sweep_command_of_the_guide_runs(tmp_path):
+    """The guide's sweep, shortened (1 epoch, no MLflow), in a scratch working directory."""
+    command = next(line for line in TEXT.splitlines() if line.startswith("python -m framework.train -m"))
+    folder = write_blocks(tmp_path / "my_plugins")
+    args = shlex.split(command.replace("$HOME/my_plugins", str(folder)))[1:]
+    run = subprocess.run([sys.executable, *args, "tracking=none", "trainer.epochs=1", "trainer.progress=none"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("final metrics") == 3
