@@ -133,9 +133,12 @@ def sample_loss_inputs(loss, shape, rng):
 
 def check_model(model, X, loss, target, weight=None, *, h=1e-5, tol=1e-6, floor=1e-7):
     """Check `model.backward` for every parameter and the input against finite differences of
-    loss(model(X)). The model must use float64 on a host-readable backend."""
+    loss(model(X)). The model must use float64; it may live on any backend (host arrays X, target and
+    weight are moved there; the differences are taken on host copies, one element at a time)."""
     be = model.backend
-    X = be.asarray(X)
+    X = be.asarray(X, model.dtype)
+    target = be.asarray(target, "int64" if loss.targets == "indices" else model.dtype)
+    weight = None if weight is None else be.asarray(weight, model.dtype)
     out = model.forward(X)
     xp = be.xp
     grad_X = model.backward(loss.backward(xp, out, target, weight))
@@ -145,13 +148,13 @@ def check_model(model, X, loss, target, weight=None, *, h=1e-5, tol=1e-6, floor=
         host = be.to_numpy(p).copy()
 
         def f(x, name=name):
-            model.params[name] = be.asarray(x)
+            model.params[name] = be.asarray(x, model.dtype)
             return float(loss.forward(xp, model.forward(X), target, weight))
 
         numeric = _numeric(f, host, h)
-        model.params[name] = be.asarray(host)
+        model.params[name] = be.asarray(host, model.dtype)
         parts[name] = (analytic, numeric)
     X_host = be.to_numpy(X).copy()
     parts["X"] = (be.to_numpy(grad_X), _numeric(
-        lambda x: float(loss.forward(xp, model.forward(be.asarray(x)), target, weight)), X_host, h))
+        lambda x: float(loss.forward(xp, model.forward(be.asarray(x, model.dtype)), target, weight)), X_host, h))
     return _compare(f"model {model.sizes}", parts, tol, floor)

@@ -51,8 +51,11 @@ class MLP:
             self.params[f"layers.{l}.b"] = self.backend.asarray(np.zeros(n_out), self.dtype)
         xp = self.backend.xp
         self.grads: dict = {k: xp.zeros_like(v) for k, v in self.params.items()}
+        self._keys = [(f"layers.{l}.W", f"layers.{l}.b") for l in range(self.num_layers)]
         self._cache: list = []
         self._buffers: dict = {}
+        # work buffers only help a backend whose matmul writes into `out` (NumPy, CuPy)
+        self._use_out = type(self.backend).matmul is not Backend.matmul
 
     @property
     def num_layers(self) -> int:
@@ -62,15 +65,22 @@ class MLP:
     def num_params(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.params.values())
 
-    def _buffer(self, l: int, n: int):
-        """Preallocated Z buffer of hidden layer l for batch size n (the output layer gets a fresh array)."""
-        key = (l, n)
-        if key not in self._buffers:
-            self._buffers[key] = self.backend.xp.zeros((n, self.sizes[l + 1]), dtype=self.dtype)
-        return self._buffers[key]
+    def _buffer(self, kind: str, l: int, n: int):
+        """Preallocated (n, sizes[l + 1]) work array `kind` ("Z" or "dA") of layer l for batch size n,
+        reused by every batch of that size; None where the backend's matmul cannot write into it."""
+        if not self._use_out:
+            return None
+        key = (kind, l, n)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = self.backend.xp.zeros((n, self.sizes[l + 1]), dtype=self.dtype)
+        return buf
 
     def forward(self, X):
-        """X (batch, sizes[0]) -> output (batch, sizes[-1]); caches (A_{l-1}, Z_l, A_l) for backward."""
+        """X (batch, sizes[0]) -> output (batch, sizes[-1]); caches (A_{l-1}, Z_l, A_l) for backward.
+
+        Hidden layers' Z_l live in preallocated buffers; the output is a fresh array (the caller keeps it).
+        """
         be = self.backend
         X = be.asarray(X, self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
@@ -78,34 +88,41 @@ class MLP:
                 f"model input must be (batch, {self.sizes[0]}), got {tuple(X.shape)}: "
                 f"the data has {X.shape[-1] if X.ndim else 0} features but model sizes are {self.sizes}"
             )
-        last = self.num_layers - 1
+        n, last = X.shape[0], self.num_layers - 1
         A, cache = X, []
         for l, f in enumerate(self.activations):
-            W, b = self.params[f"layers.{l}.W"], self.params[f"layers.{l}.b"]
-            Z = be.matmul(A, W.T, out=None if l == last else self._buffer(l, X.shape[0]))
-            Z += b
+            kW, kb = self._keys[l]
+            Z = be.matmul(A, self.params[kW].T, out=None if l == last else self._buffer("Z", l, n))
+            Z += self.params[kb]
             A_next = f.forward(be.xp, Z)
             cache.append((A, Z, A_next))
             A = A_next
         self._cache = cache
         return A
 
-    def backward(self, grad_out):
-        """grad_out = dL/dA_L (batch, sizes[-1]) -> fills `grads`, returns dL/dX (batch, sizes[0])."""
+    def backward(self, grad_out, *, input_grad: bool = True):
+        """grad_out = dL/dA_L (batch, sizes[-1]) -> fills `grads`, returns dL/dX (batch, sizes[0]).
+
+        `input_grad=False` skips the product dL/dX = dZ_1 @ W_1 (a training step does not need it; it
+        costs a third of the first layer's backward work) and returns None.
+        """
         if not self._cache:
             raise RuntimeError("MLP.backward called before forward")
         be, xp = self.backend, self.backend.xp
         A_out = self._cache[-1][2]
         if tuple(grad_out.shape) != tuple(A_out.shape):
             raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(A_out.shape)}")
+        n = A_out.shape[0]
         dA = grad_out
         for l in range(self.num_layers - 1, -1, -1):
             A_prev, Z, A = self._cache[l]
             dZ = self.activations[l].backward(xp, Z, A, dA)
-            kW, kb = f"layers.{l}.W", f"layers.{l}.b"
+            kW, kb = self._keys[l]
             self.grads[kW] = be.matmul(dZ.T, A_prev, out=self.grads[kW])
-            self.grads[kb] = xp.sum(dZ, axis=0)
-            dA = be.matmul(dZ, self.params[kW])
+            self.grads[kb][...] = xp.sum(dZ, axis=0)
+            if l == 0 and not input_grad:
+                return None
+            dA = be.matmul(dZ, self.params[kW], out=None if l == 0 else self._buffer("dA", l - 1, n))
         return dA
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -120,7 +137,7 @@ class MLP:
         for k, v in state.items():
             if tuple(v.shape) != tuple(self.params[k].shape):
                 raise ShapeError(f"{k}: checkpoint shape {tuple(v.shape)} != model shape {tuple(self.params[k].shape)}")
-            self.params[k] = self.backend.asarray(v, self.dtype)
+            self.params[k][...] = self.backend.asarray(v, self.dtype)  # in place: never alias `state`
 
     def __repr__(self) -> str:
         acts = [a.name for a in self.activations]

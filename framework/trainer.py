@@ -179,7 +179,8 @@ class Trainer:
         start = time.perf_counter()
         try:
             for i in range(pos.batch, self.steps_per_epoch):
-                lrs[i], finite = self._train_step(X[i * bs:(i + 1) * bs], T[i * bs:(i + 1) * bs], rec, i)
+                rows = slice(i * bs, min((i + 1) * bs, n))
+                lrs[i], finite = self._train_step(X[rows, ...], T[rows, ...], rec, i)
                 self.step += 1
                 pos.batch = i + 1
                 for cb in self.callbacks:
@@ -212,7 +213,7 @@ class Trainer:
         model, xp = self.model, self.model.backend.xp
         out = model.forward(Xb)
         self.batch_loss = self.loss.forward(xp, out, Tb)
-        model.backward(self.loss.backward(xp, out, Tb))
+        model.backward(self.loss.backward(xp, out, Tb), input_grad=False)
         sq = sq_norms(xp, model.grads)
         total = xp.sqrt(xp.sum(sq))
         rec[i, 0] = self.batch_loss
@@ -236,7 +237,7 @@ class Trainer:
         if hi <= lo:
             return
         pos.flushed = hi
-        values = self.model.backend.to_numpy(rec[lo:hi]).astype(np.float64)
+        values = self.model.backend.to_numpy(rec[lo:hi, ...]).astype(np.float64)
         values[:, 1] = lrs[lo:hi]
         base = self.epoch * self.steps_per_epoch
         record = BatchRecord(steps=np.arange(base + lo, base + hi), keys=self.record_keys, values=values,
@@ -266,7 +267,8 @@ class Trainer:
         """Model outputs (device) over a whole split, in chunks of `eval_batch_size` rows."""
         xp = self.model.backend.xp
         X, _ = self._device[split]
-        chunks = [self.model.forward(X[i:i + self.eval_batch_size]) for i in range(0, X.shape[0], self.eval_batch_size)]
+        n, size = X.shape[0], self.eval_batch_size
+        chunks = [self.model.forward(X[i:min(i + size, n), ...]) for i in range(0, n, size)]
         return chunks[0] if len(chunks) == 1 else xp.concat(chunks, axis=0)
 
     def predict(self, split: str):

@@ -60,10 +60,7 @@ class ReLU(ElementwiseActivation):
         return xp.maximum(z, xp.zeros_like(z))
 
     def derivative(self, xp, z, a):
-        return xp.astype(z > 0, z.dtype)
-
-    def backward(self, xp, z, a, grad_a):
-        return xp.where(z > 0, grad_a, xp.zeros_like(grad_a))
+        return xp.astype(z > 0, z.dtype)  # backward: grad_a * this mask (NumPy's `where` is ~8x slower)
 
 
 @activations.register("leaky_relu")

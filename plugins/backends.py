@@ -1,15 +1,42 @@
-"""Array backends: NumPy on the CPU (CuPy and Array-API backends slot in beside it)."""
+"""Array backends: NumPy on the host, CuPy on an NVIDIA GPU, any Array-API library by module name.
+
+A backend is an object holding `xp` (the array namespace that plugin code computes with), never a
+process-wide switch, so several backends live side by side in one process:
+
+    backends.create("numpy", dtype="float32")
+    backends.create("cupy", dtype="float32")                       # needs CUDA and CuPy
+    backends.create("array_api", namespace="array_api_strict", dtype="float64")
+
+Host data (initial weights, batches) is drawn with NumPy and moved once with `asarray`; results come
+back with `to_numpy` (one transfer). Parameters, gradients and optimizer state stay on the backend.
+"""
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 
 from framework import Backend
+from framework.errors import ConfigError
 from framework.registry import backends
+
+
+def _host_dtype(dtype):
+    """The NumPy dtype of the same name as a library dtype (`cupy.float32` is `numpy.float32`; an
+    Array-API library's `float32` object has a name or a repr ending in it)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
 
 
 @backends.register("numpy")
 class NumpyBackend(Backend):
-    """NumPy on the host; float32 by default, float64 on request."""
+    """NumPy on the host; float32 by default, float64 on request.
+
+    `asarray` never copies an array that already has the requested dtype; `matmul` writes into `out`
+    (a preallocated buffer) so the training step allocates nothing for its matrix products.
+    """
 
     xp = np
     device = "cpu"
@@ -22,3 +49,166 @@ class NumpyBackend(Backend):
 
     def matmul(self, a, b, out=None):
         return np.matmul(a, b, out=out)
+
+
+CUPY_HELP = ("install CuPy for CUDA 12 with `pip install -e '.[gpu]'` (it pins cupy-cuda12x) on a machine "
+             "with an NVIDIA GPU and driver, or run on the CPU with `backend=numpy`")
+
+
+@backends.register("cupy")
+class CupyBackend(Backend):
+    """CuPy on CUDA device `device_id`: everything stays on the GPU; `synchronize` waits for the stream.
+
+    CuPy is imported here, not at module import, so registering this backend costs nothing on a
+    machine without a GPU; creating it there raises `ConfigError` saying how to fix it.
+    """
+
+    device = "cuda"
+
+    def __init__(self, dtype: str = "float32", device_id: int = 0):
+        try:
+            import cupy
+        except (ImportError, OSError, RuntimeError) as e:  # not installed, or its CUDA libraries missing
+            raise ConfigError(f"backend=cupy: CuPy is not available ({type(e).__name__}: {e}); {CUPY_HELP}") from None
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # noqa: BLE001 - CUDARuntimeError, missing driver library, ...
+            raise ConfigError(f"backend=cupy: CUDA is not available ({type(e).__name__}: {e}); {CUPY_HELP}") from None
+        if not 0 <= int(device_id) < n:
+            raise ConfigError(f"backend=cupy: device_id={device_id} but this machine has {n} CUDA device(s) (0..{n - 1})")
+        self._cp = cupy
+        self.device_id = int(device_id)
+        self.device = f"cuda:{self.device_id}"
+        cupy.cuda.Device(self.device_id).use()
+        self.xp = _compat_namespace(cupy.empty(0)) or cupy
+        super().__init__(dtype)
+
+    def asarray(self, x, dtype=None):
+        dtype = self.resolve_dtype(dtype)
+        cp = self._cp
+        if isinstance(x, cp.ndarray):
+            return x if x.dtype == dtype else x.astype(dtype)
+        # cast on the host first, so exactly one host->device copy of the final dtype happens
+        return cp.asarray(np.asarray(x, dtype=_host_dtype(dtype)))
+
+    def to_numpy(self, x):
+        return self._cp.asnumpy(x) if isinstance(x, self._cp.ndarray) else np.asarray(x)
+
+    def synchronize(self):
+        self._cp.cuda.get_current_stream().synchronize()
+
+    def matmul(self, a, b, out=None):
+        return self._cp.matmul(a, b, out=out)
+
+    def __repr__(self):
+        return f"CupyBackend(dtype={self.dtype}, device={self.device})"
+
+
+@backends.register("array_api")
+class ArrayAPIBackend(Backend):
+    """Any library that implements the Python Array API standard, named by its module:
+    `namespace="array_api_strict"` (the standard's reference, which rejects anything outside it),
+    `"numpy"`, `"torch"`, ... Libraries that are not compliant themselves get array-api-compat's
+    wrapper namespace (`pip install array-api-compat`). `device`: the library's device (default: its
+    default device), e.g. "cpu" or "cuda" for torch.
+    """
+
+    def __init__(self, namespace: str = "array_api_strict", dtype: str = "float32", device=None):
+        try:
+            module = importlib.import_module(namespace)
+        except ImportError as e:
+            raise ConfigError(f"backend=array_api: cannot import namespace '{namespace}' ({e}); "
+                              f"install it (`pip install {namespace.replace('_', '-')}`) or pick another") from None
+        self.namespace = namespace
+        self.xp = _namespace(module, namespace)
+        self.device = _device(self.xp, device)
+        super().__init__(dtype)
+
+    def asarray(self, x, dtype=None):
+        dtype = self.resolve_dtype(dtype)
+        xp = self.xp
+        if _is_array_of(xp, x):
+            return x if x.dtype == dtype else xp.astype(x, dtype)
+        if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
+            x = np.asarray(x, dtype=_host_dtype(dtype))  # cast on the host; the library copies once
+        return xp.asarray(x, dtype=dtype, device=self.device)
+
+    def to_numpy(self, x):
+        """A host array; it may share memory with `x` where the library lives on the host (copy it to keep)."""
+        if isinstance(x, np.ndarray):
+            return x
+        if str(getattr(x, "device", "cpu")).startswith("cuda") and hasattr(x, "cpu"):  # torch on a GPU
+            x = x.cpu()
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, BufferError, RuntimeError, AttributeError):
+            return np.asarray(x)
+
+    def synchronize(self):
+        if self.namespace == "torch" and str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def __repr__(self):
+        return f"ArrayAPIBackend(namespace={self.namespace!r}, dtype={self.dtype}, device={self.device})"
+
+
+def _compat_namespace(array):
+    """array-api-compat's namespace for `array`, or None when array-api-compat is not installed."""
+    try:
+        from array_api_compat import array_namespace
+    except ImportError:
+        return None
+    try:
+        return array_namespace(array)
+    except TypeError:  # a library array-api-compat does not know
+        return None
+
+
+def _namespace(module, name: str):
+    """A compliant namespace for `module`: array-api-compat's wrapper where it has one (numpy, cupy,
+    torch, ...), else the module itself if it declares compliance."""
+    try:
+        probe = module.asarray(0.0)
+    except Exception:  # noqa: BLE001 - not an array library at all
+        probe = None
+    compat = _compat_namespace(probe) if probe is not None else None
+    if compat is not None:
+        return compat
+    if hasattr(module, "__array_api_version__"):
+        return module
+    raise ConfigError(
+        f"backend=array_api: '{name}' does not declare Array API compliance (no __array_api_version__) and "
+        "array-api-compat has no wrapper for it; `pip install array-api-compat` or pick a compliant library")
+
+
+def _device(xp, device):
+    """The library's device for `device`: its default for None; a name the library accepts as is
+    ("cpu", "cuda:0" for torch); else the device of `xp.__array_namespace_info__().devices()` whose repr
+    holds that name (array-api-strict's "device1")."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if device is None:
+        return info().default_device() if info is not None else None
+    if not isinstance(device, str) or info is None:
+        return device
+    try:
+        xp.zeros(1, device=device)
+        return device
+    except Exception:  # noqa: BLE001 - the library wants a device object
+        pass
+    for d in info().devices():
+        if device == str(d) or f"'{device}'" in repr(d):
+            return d
+    raise ConfigError(f"backend=array_api: device {device!r} is not one of {list(info().devices())}")
+
+
+def _is_array_of(xp, x) -> bool:
+    """Whether `x` is already an array of namespace `xp` (so `asarray` need not copy it)."""
+    try:
+        from array_api_compat import array_namespace
+
+        return array_namespace(x) is xp
+    except (ImportError, TypeError):
+        ns = getattr(x, "__array_namespace__", None)
+        return ns is not None and ns() is xp

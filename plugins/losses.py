@@ -8,6 +8,8 @@ weights (PyTorch's cross_entropy divides by sum(w) instead - see CrossEntropy).
 """
 from __future__ import annotations
 
+import math
+
 from framework import Loss
 from framework.registry import losses
 
@@ -30,7 +32,7 @@ class _Elementwise(Loss):
 
     def scale(self, pred) -> float:
         """1 / (number of elements) for a mean, 1 for a sum."""
-        return 1.0 / pred.size
+        return 1.0 / math.prod(pred.shape)  # not pred.size: torch's `size` is a method
 
     def forward(self, xp, pred, target, weight=None):
         return xp.sum(_weighted(xp, self.elem(xp, pred, target), weight)) * self.scale(pred)
@@ -157,8 +159,17 @@ class CrossEntropy(Loss):
     def _norm(self, xp, pred, weight):
         return pred.shape[0] if weight is None else xp.sum(weight)
 
+    def _picked(self, xp, logp, target):
+        """logp[i, t_i] for every row i, by one `take` from the flattened array (as the one-hot sum, but
+        without a (batch, C) product and a short-axis reduction)."""
+        n, c = logp.shape
+        t = xp.reshape(target, (-1,))
+        if t.dtype != xp.int64:  # row * C + t must not overflow a narrow integer type
+            t = xp.astype(t, xp.int64)
+        return xp.take(xp.reshape(logp, (-1,)), xp.arange(n, dtype=t.dtype) * c + t)
+
     def forward(self, xp, pred, target, weight=None):
-        nll = -xp.sum(self._logsoftmax(xp, pred) * self._onehot(xp, target, pred), axis=-1)
+        nll = -self._picked(xp, self._logsoftmax(xp, pred), target)
         if weight is not None:
             nll = nll * weight
         return xp.sum(nll) / self._norm(xp, pred, weight)

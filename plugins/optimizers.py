@@ -1,6 +1,11 @@
 """Built-in optimizers; each update matches PyTorch's optimizer of the same name and arguments.
 
 Notation per parameter p with gradient g at step t (1-based), learning rate lr.
+
+The updates are written with in-place operators on the parameter, its state and two preallocated work
+arrays per parameter (`_work`, not part of `state_dict`), so a step allocates nothing; `into` writes a
+result into a work array (NumPy/CuPy: `out=`). Only Array-API operations are used, so every backend
+runs the same code and gets the same numbers.
 """
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import math
 
 from framework import Optimizer
 from framework.registry import optimizers
+from framework.special import into, namespace_of as _xp
 
 
 @optimizers.register("sgd")
@@ -27,17 +33,21 @@ class SGD(Optimizer):
         for name, p in params.items():
             xp = _xp(p)
             g = grads[name]
+            a, b = _work(self, xp, name, p)
             if self.weight_decay:
-                g = g + self.weight_decay * p
+                g = _add_decay(a, g, p, self.weight_decay)
             if self.momentum:
                 buf = self.slot(xp, "momentum", name, p)
-                if self.t == 1:
-                    buf += g
-                else:
+                if self.t > 1:
                     buf *= self.momentum
-                    buf += g
-                g = g + self.momentum * buf if self.nesterov else buf
-            p -= self.lr * g
+                buf += g
+                if self.nesterov:
+                    into(b, xp.multiply, buf, self.momentum)  # g + mu buf
+                    b += g
+                    g = b
+                else:
+                    g = buf
+            p -= into(b, xp.multiply, g, self.lr)
 
 
 @optimizers.register("adam")
@@ -60,17 +70,25 @@ class Adam(Optimizer):
         for name, p in params.items():
             xp = _xp(p)
             g = grads[name]
+            a, b = _work(self, xp, name, p)
             if self.weight_decay and self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
             elif self.weight_decay:
-                g = g + self.weight_decay * p
+                g = _add_decay(a, g, p, self.weight_decay)
             m = self.slot(xp, "m", name, p)
             v = self.slot(xp, "v", name, p)
             m *= b1
-            m += (1 - b1) * g
+            m += into(b, xp.multiply, g, 1 - b1)        # m = b1 m + (1 - b1) g
+            into(b, xp.multiply, g, g)
+            b *= 1 - b2
             v *= b2
-            v += (1 - b2) * (g * g)
-            p -= step_size * m / (xp.sqrt(v) / root_bc2 + self.eps)
+            v += b                                      # v = b2 v + (1 - b2) g^2
+            into(b, xp.sqrt, v)
+            b /= root_bc2
+            b += self.eps                               # b = sqrt(v) / sqrt(1 - b2^t) + eps
+            into(a, xp.multiply, m, step_size)
+            a /= b
+            p -= a                                      # p -= step_size m / b
 
 
 @optimizers.register("adamw")
@@ -99,18 +117,23 @@ class RMSprop(Optimizer):
         for name, p in params.items():
             xp = _xp(p)
             g = grads[name]
+            a, b = _work(self, xp, name, p)
             if self.weight_decay:
-                g = g + self.weight_decay * p
+                g = _add_decay(a, g, p, self.weight_decay)
             v = self.slot(xp, "square_avg", name, p)
+            into(b, xp.multiply, g, g)
+            b *= 1 - self.alpha
             v *= self.alpha
-            v += (1 - self.alpha) * (g * g)
-            d = g / (xp.sqrt(v) + self.eps)
+            v += b                                      # v = a v + (1 - a) g^2
+            into(b, xp.sqrt, v)
+            b += self.eps
+            d = into(b, xp.divide, g, b)                # d = g / (sqrt(v) + eps)
             if self.momentum:
                 buf = self.slot(xp, "momentum", name, p)
                 buf *= self.momentum
                 buf += d
                 d = buf
-            p -= self.lr * d
+            p -= into(a, xp.multiply, d, self.lr)
 
 
 @optimizers.register("adagrad")
@@ -126,13 +149,29 @@ class Adagrad(Optimizer):
         for name, p in params.items():
             xp = _xp(p)
             g = grads[name]
+            a, b = _work(self, xp, name, p)
             if self.weight_decay:
-                g = g + self.weight_decay * p
+                g = _add_decay(a, g, p, self.weight_decay)
             s = self.slot(xp, "sum", name, p)
-            s += g * g
-            p -= self.lr * g / (xp.sqrt(s) + self.eps)
+            s += into(b, xp.multiply, g, g)             # s = s + g^2
+            into(b, xp.sqrt, s)
+            b += self.eps
+            into(a, xp.multiply, g, self.lr)
+            a /= b
+            p -= a                                      # p -= lr g / (sqrt(s) + eps)
 
 
-def _xp(arr):
-    """The array namespace of `arr` (Array API `__array_namespace__`; numpy arrays have it too)."""
-    return arr.__array_namespace__()
+def _add_decay(out, g, p, weight_decay):
+    """out = g + wd p (L2 weight decay folded into the gradient); returns out."""
+    into(out, _xp(p).multiply, p, weight_decay)
+    out += g
+    return out
+
+
+def _work(opt, xp, name, like):
+    """Two work arrays shaped like parameter `name`, made once per parameter and reused every step."""
+    work = opt.__dict__.setdefault("_work", {})
+    pair = work.get(name)
+    if pair is None or pair[0].shape != like.shape or pair[0].dtype != like.dtype:
+        pair = work[name] = (xp.empty_like(like), xp.empty_like(like))
+    return pair

@@ -155,3 +155,17 @@ def test_help_lists_groups_and_registered_options(tmp_path):
     assert out.returncode == 0, out.stderr
     for text in ("activation:", "optimizer:", "leaky_relu", "adamw", "experiment:"):
         assert text in out.stdout, text
+
+
+def test_trainer_gives_numpy_losses_on_array_api_strict():
+    """The whole loop (shuffle, batches, loss, backward, adam, schedule, metrics) uses only the portable API."""
+    pytest.importorskip("array_api_strict")
+    runs = {}
+    for backend in ("numpy", "array_api"):
+        t = build(make_cfg(f"backend={backend}", "backend.dtype=float64", "trainer.epochs=2", "trainer.batch_size=100",
+                           "scheduler=cosine", "trainer.grad_clip=5.0"))
+        runs[backend] = (t.fit(), t)
+    (a, ta), (b, tb) = runs["numpy"], runs["array_api"]
+    assert tb.model.backend.xp.__name__ == "array_api_strict"
+    np.testing.assert_allclose(tb.history["train/loss"], ta.history["train/loss"], rtol=1e-10)
+    assert b["test/loss"] == pytest.approx(a["test/loss"], rel=1e-10) and b["test/accuracy"] == a["test/accuracy"]
