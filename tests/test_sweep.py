@@ -1,0 +1,83 @@
+"""Hydra multiruns in MLflow: one parent run per sweep, every job a complete child run."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.sweep import direction
+
+mlflow = pytest.importorskip("mlflow")
+
+JOB = ["data=xor", "model.hidden=[8]", "trainer.progress=none", "tracking.experiment=sweep"]
+
+
+def sweep(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
+    """Run `python -m framework.train -m JOB overrides` in tmp_path; returns (store uri, sweep dir)."""
+    uri, sweep_dir = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
+    done = subprocess.run(
+        [sys.executable, "-m", "framework.train", "-m", *JOB, *overrides, f"tracking.uri={uri}",
+         f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True,
+        timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return uri, sweep_dir
+
+
+def check(uri: str, sweep_dir: Path, jobs: int, swept: list[str]):
+    """One finished parent tagged with the sweep, `jobs` complete children under it, the best one named."""
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    children = [r for r in runs if r is not parent]
+    assert parent.data.tags["sweep.id"] == str(sweep_dir.resolve())
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.runs"] == str(jobs)
+    assert parent.data.tags["sweep.keys"].split() == swept
+    assert len(children) == jobs
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["sweep.id"] == parent.data.tags["sweep.id"]
+        assert child.info.status == "FINISHED"
+        epochs, batch = int(child.data.params["trainer.epochs"]), int(child.data.params["trainer.batch_size"])
+        batches = epochs * math.ceil(140 / batch)  # xor: 140 training rows
+        for key in ("batch/loss", "grad_norm/global", "grad_norm/layers.1.W"):
+            assert len(client.get_metric_history(child.info.run_id, key)) == batches, (child.info.run_name, key)
+        assert len(client.get_metric_history(child.info.run_id, "val/loss")) == epochs
+        assert all(f"{k}=" in child.info.run_name for k in swept)
+    best = min(children, key=lambda r: r.data.metrics["val/loss"])
+    assert parent.data.tags["sweep.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best/val/loss"] == best.data.metrics["val/loss"]
+    return parent, children
+
+
+@pytest.mark.slow
+def test_basic_sweep_is_a_parent_with_four_children(tmp_path):
+    uri, sweep_dir = sweep(tmp_path, "optimizer.lr=0.05,0.005", "trainer.epochs=1,2", "trainer.batch_size=16")
+    parent, _ = check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.epochs"])
+    assert parent.data.params["optimizer.lr"] == "0.05,0.005"
+
+
+@pytest.mark.slow
+def test_joblib_sweep_with_two_workers_loses_nothing(tmp_path):
+    uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                           "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2")
+    check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.batch_size"])
+
+
+@pytest.mark.slow
+def test_optuna_sweep_records_its_search_space(tmp_path):
+    uri, sweep_dir = sweep(tmp_path, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+                           "optimizer.lr=interval(0.001,0.05)", "trainer.epochs=1", "trainer.batch_size=16")
+    parent, _ = check(uri, sweep_dir, 3, ["optimizer.lr"])
+    assert parent.data.params["optimizer.lr"] == "interval(0.001,0.05)"
+    assert parent.data.params["sweeper.n_trials"] == "3"
+
+
+@pytest.mark.parametrize("metric,mode", [("val/loss", "min"), ("val/accuracy", "max"), ("test/mse", "min"),
+                                         ("val/r2", "max"), ("epoch/seconds", "min")])
+def test_best_child_direction_follows_the_metric(metric, mode):
+    assert direction(metric) == mode

@@ -1,0 +1,241 @@
+"""MLflow tracking against a real SQLite store in tmp_path: every point, param, tag and artifact arrives."""
+from __future__ import annotations
+
+import io
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framework import Callback
+from framework.config import flatten
+from framework.train import build
+from framework.tracking import ROOT, TrackingError, artifact_location, make_tracker, store_uri
+from tests.helpers import make_cfg
+
+mlflow = pytest.importorskip("mlflow")
+from framework.mlflow_writer import mlflow_key  # noqa: E402  (imports mlflow)
+
+BATCH_KEYS = ["batch/loss", "batch/lr", "grad_norm/layers.0.W", "grad_norm/layers.0.b",
+              "grad_norm/layers.1.W", "grad_norm/layers.1.b", "grad_norm/global"]
+
+
+def small(uri: str, *overrides: str):
+    """A ~1 s tracked run: xor (140 training rows), one hidden layer, batches of 16."""
+    return make_cfg("data=xor", "model.hidden=[8]", "trainer.epochs=3", "trainer.batch_size=16",
+                    "trainer.flush_every=4", "tracking.enabled=true", f"tracking.uri={uri}",
+                    "tracking.experiment=test", *overrides)
+
+
+def fit(cfg, *callbacks):
+    """Train `cfg` with its tracker first among the callbacks; returns (trainer, tracker)."""
+    tracker = make_tracker(cfg)
+    trainer = build(cfg, [tracker, *callbacks])
+    trainer.fit()
+    return trainer, tracker
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """One SQLite file for the module (creating MLflow's tables takes seconds); runs are found by id."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture
+def uri(store) -> str:
+    return f"sqlite:///{store}/mlflow.db"
+
+
+def history(client, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_every_point_param_tag_and_artifact_arrives(uri, store, tmp_path):
+    cfg = small(uri)
+    trainer, tracker = fit(cfg)
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert trainer.step == 27  # 3 epochs x ceil(140 / 16) batches
+    for key in BATCH_KEYS:
+        assert history(client, tracker.run_id, key) == list(range(27)), key
+    for key in trainer.history:  # train/loss, val/loss, val/<metric>, epoch/seconds, epoch/samples_per_second
+        assert history(client, tracker.run_id, key) == [0, 1, 2], key
+    assert {"val/accuracy", "epoch/seconds", "epoch/samples_per_second"} <= set(trainer.history)
+    assert {k for k in run.data.metrics if k.startswith("test/")} >= {"test/loss", "test/accuracy"}
+    assert tracker.points == 27 * 7 + 3 * len(trainer.history) + sum(k.startswith("test/") for k in run.data.metrics)
+
+    assert run.data.params == {k: str(v) for k, v in flatten(cfg).items()}
+    assert {k: run.data.tags[k] for k in ("backend", "dtype", "device")} == {
+        "backend": "numpy", "dtype": "float32", "device": "cpu"}
+
+    assert run.info.artifact_uri.startswith((store / "mlartifacts" / "test").as_uri())
+    files = {a.path for a in client.list_artifacts(tracker.run_id)} | {
+        a.path for a in client.list_artifacts(tracker.run_id, "plots")}
+    assert {"config.yaml", "overrides.yaml", "weights.npz", "plots/loss.png", "plots/confusion_matrix.png"} <= files
+    local = Path(client.download_artifacts(tracker.run_id, "weights.npz", str(tmp_path)))
+    with np.load(local, allow_pickle=False) as weights:
+        for name, value in trainer.model.state_dict().items():
+            np.testing.assert_array_equal(weights[name], value)
+
+
+def test_regression_plots_predictions_and_subsampled_batches(uri):
+    cfg = small(uri, "data=views", "loss=mse", "tracking.log_every_n_batches=4")
+    trainer, tracker = fit(cfg)
+    client = mlflow.MlflowClient(uri)
+    assert history(client, tracker.run_id, "batch/loss") == list(range(0, trainer.step, 4))
+    assert "plots/predictions.png" in {a.path for a in client.list_artifacts(tracker.run_id, "plots")}
+
+
+def test_too_long_param_goes_to_an_artifact(uri, tmp_path):
+    long = "x" * 7000
+    trainer, tracker = fit(small(uri, f"+notes={long}"))
+    client = mlflow.MlflowClient(uri)
+    assert "long_params.yaml" in client.get_run(tracker.run_id).data.params["notes"]
+    assert long in Path(client.download_artifacts(tracker.run_id, "long_params.yaml", str(tmp_path))).read_text()
+
+
+def test_failed_training_is_marked_failed_and_keeps_its_points(uri):
+    class Boom(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 1:
+                raise RuntimeError("boom")
+
+    cfg = small(uri)
+    tracker = make_tracker(cfg)
+    with pytest.raises(RuntimeError, match="boom"):
+        build(cfg, [tracker, Boom()]).fit()
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(tracker.run_id).info.status == "FAILED"
+    assert history(client, tracker.run_id, "batch/loss") == list(range(18))
+    assert history(client, tracker.run_id, "val/loss") == [0, 1]
+
+
+def test_runs_table_sorts_and_shows_only_differing_params(uri):
+    from rich.console import Console
+
+    from framework import runs
+
+    ids = {lr: fit(small(uri, f"optimizer.lr={lr}", "tracking.experiment=table"))[1].run_id for lr in (0.05, 0.001)}
+    client = mlflow.MlflowClient(uri)
+    loss = {lr: client.get_run(i).data.metrics["val/loss"] for lr, i in ids.items()}
+    out = io.StringIO()
+    runs.main(["--uri", uri, "--experiment", "table"], console=Console(file=out, width=300))
+    text = out.getvalue()
+    assert "optimizer.lr" in text and "data.name" not in text
+    best, worst = sorted(ids, key=loss.get)
+    assert text.index(ids[best][:8]) < text.index(ids[worst][:8])
+
+
+def test_store_defaults_to_the_project_root():
+    assert store_uri(None) == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert store_uri("sqlite:///rel.db") == f"sqlite:///{Path.cwd() / 'rel.db'}"
+    assert artifact_location(store_uri(None), "a/b") == (ROOT / "mlartifacts" / "a_b").as_uri()
+    assert artifact_location("http://127.0.0.1:5000", "x") is None
+
+
+@pytest.mark.parametrize("key,valid", [("a[0]", "a_0_"), ("x//y/", "x/y"), ("../up", "_/up"),
+                                       ("grad_norm/layers.0.W", "grad_norm/layers.0.W"), ("k=v@w", "k_v_w")])
+def test_keys_are_made_valid_for_mlflow(key, valid):
+    assert mlflow_key(key) == valid
+
+
+def _cli(tmp_path, *overrides: str, code: str = "") -> subprocess.CompletedProcess:
+    """`python -m framework.train` (with `code` run first) in tmp_path; reports whether mlflow was imported."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('MLFLOW_IMPORTED', 'mlflow' in sys.modules))\n"
+              f"{code}\nfrom framework.train import main\nsys.argv[1:] = {list(overrides)!r}\nmain()\n")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+CLI = ["data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=16", "trainer.progress=none"]
+
+
+@pytest.mark.slow
+def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
+    done = _cli(tmp_path, *CLI, f"tracking.uri={uri}", "tracking.experiment=cli")
+    assert done.returncode == 0, done.stderr
+    assert "MLFLOW_IMPORTED False" in done.stdout
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cli").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "grad_norm/global")) == 18
+    assert run.data.tags["hydra.overrides"].startswith("data=xor")
+
+
+@pytest.mark.slow
+def test_trainer_process_killed_leaves_a_killed_run_with_its_points(tmp_path, uri):
+    code = ("import os\nfrom framework import trainer\n"
+            "def die(self, *a): os._exit(3) if self.epoch == 2 else None\n"
+            "trainer.Trainer._should_stop = die\n")
+    done = _cli(tmp_path, *CLI, "trainer.epochs=5", f"tracking.uri={uri}", "tracking.experiment=killed", code=code)
+    assert done.returncode == 3
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("killed").experiment_id
+    for _ in range(300):  # the writer sees the pipe close, stores what it has, marks the run
+        (run,) = client.search_runs([exp])
+        if run.info.status != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert run.info.status == "KILLED"
+    # what reached the pipe is stored: a prefix of the run (os._exit may drop the feeder's last message)
+    assert history(client, run.info.run_id, "val/loss") in ([0], [0, 1])
+    steps = history(client, run.info.run_id, "batch/loss")
+    assert steps == list(range(len(steps))) and len(steps) >= 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_tracking_to_an_mlflow_server(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        client = mlflow.MlflowClient(uri)
+        for _ in range(600):
+            try:
+                client.search_experiments()
+                break
+            except Exception:
+                assert server.poll() is None, "mlflow server exited"
+                time.sleep(0.1)
+        trainer, tracker = fit(small(uri))
+        run = client.get_run(tracker.run_id)
+        assert run.info.status == "FINISHED"
+        assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
+        assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_no_point_is_lost_or_invented(uri):
+    trainer, tracker = fit(small(uri, "trainer.epochs=2", "trainer.flush_every=1"))
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(tracker.run_id)
+    stored = sum(len(client.get_metric_history(tracker.run_id, k)) for k in run.data.metrics)
+    assert stored == tracker.points
+    losses = [m.value for m in sorted(client.get_metric_history(tracker.run_id, "train/loss"), key=lambda m: m.step)]
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(losses, trainer.history["train/loss"]))
+
+
+def test_a_broken_store_is_reported_not_hidden(tmp_path):  # last: it ends the shared writer
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TrackingError, match="MLflow writer failed"):
+        fit(small(f"sqlite:///{tmp_path}/file/mlflow.db"))
