@@ -90,12 +90,11 @@ class Checkpointer(Callback):
 
     def __init__(self, directory, every_epochs: int = 0):
         self.directory, self.every = Path(directory), int(every_epochs)
-        self.saved: Path | None = None
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.every and (epoch + 1) % self.every == 0:
-            self.saved = save_checkpoint(trainer, self.directory)
+            trainer.last_checkpoint = save_checkpoint(trainer, self.directory)
 
     def on_train_end(self, trainer, status, logs):
         if status in ("KILLED", "FINISHED"):
-            self.saved = save_checkpoint(trainer, self.directory)
+            trainer.last_checkpoint = save_checkpoint(trainer, self.directory)

@@ -5,7 +5,9 @@ The first message on the jobs pipe is (job, spec); replies are ("run", run_id) o
 then ("done", result) or ("error", traceback). Jobs:
 - `record_run`: one training run, from the messages ("start", tags), ("metrics", keys, steps (n,),
   values (n, k), timestamp_ms) and ("end", status, artifacts); result = points stored.
+  With `resume_run_id` it continues that run (a resumed checkpoint) instead of creating one.
 - `open_sweep` / `close_sweep`: a multirun's parent run (see `framework.sweep`).
+- `find_checkpoint`: the local folder of a run's `checkpoint` artifact.
 Every store call goes through `MlflowClient` with an explicit run id (metrics in `log_batch` calls
 of <= 1000) and is retried while SQLite reports "database is locked" (parallel sweep jobs).
 Plots are drawn here too (matplotlib; the Agg backend, set by `MPLBACKEND`).
@@ -203,7 +205,12 @@ def record_run(spec: dict, inbox, outbox) -> int:
         message = receive(inbox, 1.0)
     if message[0] == "end":  # the trainer never started (e.g. a config error): no run
         return 0
-    run_id = start_run(client, exp, spec, {**tags, **message[1]})
+    if spec["resume_run_id"]:  # continue the interrupted run: same params, metrics go on from its step
+        run_id = spec["resume_run_id"]
+        client.update_run(run_id, "RUNNING")
+        set_tags(client, run_id, {**message[1], "resumed": "true"})
+    else:
+        run_id = start_run(client, exp, spec, {**tags, **message[1]})
     reply(outbox, "run", run_id)
     buffer, status = MetricBuffer(client, run_id), "FAILED"
     try:
@@ -219,9 +226,13 @@ def record_run(spec: dict, inbox, outbox) -> int:
                 _, status, artifacts = message
                 break
         if artifacts:
+            if artifacts["failure"]:
+                set_tags(client, run_id, {f"failure.{k}": v for k, v in artifacts["failure"].items()})
             with tempfile.TemporaryDirectory() as tmp:
                 write_artifacts(Path(tmp), artifacts)
                 client.log_artifacts(run_id, tmp)
+            if artifacts["checkpoint"]:
+                client.log_artifacts(run_id, artifacts["checkpoint"], "checkpoint")
     finally:
         client.set_terminated(run_id, status)
     return buffer.stored
@@ -316,6 +327,19 @@ def close_sweep(spec: dict, inbox, outbox) -> dict | None:
     return best
 
 
+def find_checkpoint(spec: dict, inbox, outbox) -> str:
+    """Local folder of run `spec["run_id"]`'s `checkpoint` artifact (for `trainer.resume=<run id>`)."""
+    from mlflow.artifacts import download_artifacts
+
+    client = Client(spec["uri"])
+    try:
+        client.get_run(spec["run_id"])
+    except MlflowException:
+        raise SystemExit(f"no run '{spec['run_id']}' in {spec['uri']}: trainer.resume takes a checkpoint "
+                         f"folder or the id of a tracked run") from None
+    return download_artifacts(run_id=spec["run_id"], artifact_path="checkpoint", tracking_uri=spec["uri"])
+
+
 def reply(outbox: Connection, kind: str, value) -> None:
     """Send a reply unless the trainer process is gone (the job still finishes its run)."""
     try:
@@ -339,7 +363,8 @@ def serve(inbox: Connection, outbox: Connection) -> None:
             raise SystemExit(1)
 
 
-JOBS = {"record_run": record_run, "open_sweep": open_sweep, "close_sweep": close_sweep}
+JOBS = {"record_run": record_run, "open_sweep": open_sweep, "close_sweep": close_sweep,
+        "find_checkpoint": find_checkpoint}
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

@@ -13,7 +13,7 @@ absolute sweep directory), `sweep.role=parent` and `sweep.keys` (the swept keys,
 children: "3: optimizer.lr=0.01"); its params are the sweep's overrides and the sweeper's settings
 (`sweeper.params.*` for the Optuna sweeper). Every job's writer finds its parent
 by `sweep.id`, whatever the launcher or sweeper. `on_multirun_end` tags the parent with its best
-child by `tracking.best_metric` and finishes it; a sweep that dies first leaves it FAILED at exit.
+child by the sweep's objective (`objective.metric`, `objective.mode`) and finishes it; a sweep that dies first leaves it FAILED at exit.
 Like the trainer, this process never imports mlflow: the writer process does the work.
 """
 from __future__ import annotations
@@ -61,8 +61,8 @@ class MlflowSweep(Callback):
             "tags": {"hydra.overrides": " ".join(task), "sweep.keys": " ".join(swept),
                      "sweep.sweeper": hc.sweeper._target_, "sweep.launcher": hc.launcher._target_},
         })
-        self._close_spec = {"uri": uri, "parent": parent, "metric": tracking.best_metric,
-                            "mode": direction(tracking.best_metric)}
+        self._close_spec = {"uri": uri, "parent": parent, "metric": config.objective.metric,
+                            "mode": config.objective.mode}
         atexit.register(self._close, "FAILED")
         log.info("mlflow: sweep %s is parent run %s", sid, parent)
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -192,7 +194,7 @@ def call_writer(job: str, spec: dict, timeout: float = START_TIMEOUT_S):
 class MlflowTracker(Callback):
     """Trainer callback: per-batch rows, epoch metrics, final metrics and artifacts into one MLflow run."""
 
-    def __init__(self, cfg, tracking):
+    def __init__(self, cfg, tracking, resume_run_id: str | None = None):
         self.every = int(tracking.log_every_n_batches)
         if self.every < 1:
             raise ConfigError(f"tracking.log_every_n_batches must be >= 1, got {self.every}")
@@ -205,6 +207,7 @@ class MlflowTracker(Callback):
             "uri": uri, "experiment": tracking.experiment,
             "artifact_location": artifact_location(uri, tracking.experiment),
             "run_name": tracking.run_name, "sweep_id": sid, "job": hc.job.num if sid else None,
+            "resume_run_id": resume_run_id,
             "overrides": task, "params": {k: str(v) for k, v in flatten(cfg).items()},
             "tags": {"hydra.overrides": " ".join(task), **({"sweep.id": sid} if sid else {})},
             "project_root": str(ROOT),
@@ -257,6 +260,8 @@ class MlflowTracker(Callback):
             "weights": trainer.model.state_dict(),
             "history": {k: list(v) for k, v in trainer.history.items()},
             "task": trainer.task,
+            "failure": trainer.failure,
+            "checkpoint": trainer.last_checkpoint and str(trainer.last_checkpoint),
         }
         split = next((s for s in ("test", "val") if getattr(trainer.splits, s) is not None), None)
         if status == "FINISHED" and split:
@@ -264,9 +269,35 @@ class MlflowTracker(Callback):
         return out
 
 
-def make_tracker(cfg) -> MlflowTracker | None:
-    """The tracking callback configured by `cfg.tracking` (None when tracking is disabled)."""
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """For an http(s) tracking server: fail now, before training, if nothing answers at its address."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"tracking server {uri} is unreachable ({e}); start it (e.g. `mlflow server "
+                          f"--host {parsed.hostname} --port {port}`), fix tracking.uri, use the local store "
+                          f"with tracking.uri=null, or turn tracking off with tracking=none") from None
+
+
+def make_tracker(cfg, resume_run_id: str | None = None) -> MlflowTracker | None:
+    """The tracking callback configured by `cfg.tracking` (None when tracking is disabled);
+    `resume_run_id` continues that run instead of starting a new one."""
     tracking = cfg.get("tracking")
     if tracking is None or not tracking.enabled:
         return None
-    return MlflowTracker(cfg, tracking)
+    check_reachable(store_uri(tracking.uri))
+    return MlflowTracker(cfg, tracking, resume_run_id)
+
+
+def checkpoint_of_run(run_id: str, cfg) -> Path:
+    """The local folder holding run `run_id`'s `checkpoint` artifact."""
+    uri = store_uri(cfg.tracking.uri)
+    try:
+        return Path(call_writer("find_checkpoint", {"uri": uri, "run_id": run_id}))
+    except TrackingError as e:
+        raise ConfigError(f"trainer.resume={run_id}: not a checkpoint folder, and no checkpoint of such a run "
+                          f"in {uri} ({str(e).strip().splitlines()[-1]})") from None

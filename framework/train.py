@@ -100,21 +100,27 @@ def train(cfg: DictConfig) -> dict:
     """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
-    from .tracking import make_tracker
+    from .tracking import checkpoint_of_run, make_tracker
 
     discovery.load_paths(cfg.plugins.paths)
     t = cfg.trainer
+    resume, resume_run = None, None
+    if t.resume:  # a folder, or a tracked run's id: then its checkpoint, and that run continues
+        resume = Path(str(t.resume)).expanduser()
+        if not resume.exists():
+            resume_run, resume = str(t.resume), checkpoint_of_run(str(t.resume), cfg)
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
     checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
-    callbacks = [cb for cb in (make_progress(t.progress), checkpointer, make_tracker(cfg)) if cb is not None]
+    callbacks = [cb for cb in (make_progress(t.progress), checkpointer, make_tracker(cfg, resume_run))
+                 if cb is not None]
     trainer = build(cfg, callbacks)
-    if t.resume:
-        restore_checkpoint(trainer, resolve_resume(str(t.resume), cfg))
+    if resume:
+        restore_checkpoint(trainer, resume)
     try:
         with stop_on_signals(trainer):
             final = trainer.fit()
     except Interrupted as e:
-        saved = checkpointer and checkpointer.saved
+        saved = trainer.last_checkpoint
         log.warning("interrupted by %s at batch %d; %s", e, trainer.step,
                     f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
         raise
@@ -127,17 +133,6 @@ def run_dir() -> str | None:
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
-
-
-def resolve_resume(value: str, cfg: DictConfig) -> Path:
-    """`trainer.resume` as a checkpoint folder: a path, or the run id of a tracked run (its
-    `checkpoint` artifact)."""
-    path = Path(value).expanduser()
-    if path.exists():
-        return path
-    from .tracking import checkpoint_of_run
-
-    return checkpoint_of_run(value, cfg)
 
 
 @contextmanager

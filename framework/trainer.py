@@ -96,6 +96,7 @@ class Trainer:
         self.batch_loss = None                # device 0-d array of the last batch's loss
         self.status = "RUNNING"
         self.failure: dict | None = None      # {"reason", "step", "param"} when the run failed
+        self.last_checkpoint = None           # folder of the latest checkpoint (set by Checkpointer)
         self.stop_requested: str | None = None
         self.position: EpochPosition | None = None
         self._host = model.backend.device == "cpu"
