@@ -75,6 +75,19 @@ def kwargs(node: DictConfig) -> dict:
     return d
 
 
+VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "hydra")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """sha256 (16 hex digits) of the resolved config without the keys that do not change the result
+    (`VOLATILE`): two runs with the same hash train the same model on the same data."""
+    import hashlib
+    import json
+
+    items = {k: v for k, v in flatten(cfg).items() if not k.startswith(VOLATILE)}
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
     """{"optimizer.lr": 0.001, "model.hidden": [128], ...} from a nested config."""
     d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg

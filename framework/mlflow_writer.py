@@ -8,6 +8,7 @@ then ("done", result) or ("error", traceback). Jobs:
   With `resume_run_id` it continues that run (a resumed checkpoint) instead of creating one.
 - `open_sweep` / `close_sweep`: a multirun's parent run (see `framework.sweep`).
 - `find_checkpoint`: the local folder of a run's `checkpoint` artifact.
+- `find_finished`: the metrics of a finished run with the same config hash (skipping done sweep jobs).
 Every store call goes through `MlflowClient` with an explicit run id (metrics in `log_batch` calls
 of <= 1000) and is retried while SQLite reports "database is locked" (parallel sweep jobs).
 Plots are drawn here too (matplotlib; the Agg backend, set by `MPLBACKEND`).
@@ -256,6 +257,26 @@ def write_artifacts(folder: Path, artifacts: dict) -> None:
     for name, fig in figures.items():
         fig.savefig(folder / "plots" / name, dpi=100, bbox_inches="tight")
         plt.close(fig)
+    if artifacts["plugin_plots"]:
+        plot_plugins(folder / "plots", artifacts["config.yaml"])
+
+
+def plot_plugins(folder: Path, config_yaml: str) -> None:
+    """f and f' of the run's activations and its loss over the prediction (`framework.plugin_plots`),
+    with the run's plugin folders loaded; a plugin that cannot be drawn is reported, not fatal."""
+    from omegaconf import OmegaConf
+
+    from .config import kwargs
+    from .discovery import load_paths
+    from .plugin_plots import plot_plugin
+
+    cfg = OmegaConf.create(config_yaml)
+    load_paths(cfg.plugins.paths)
+    for kind, node in (("activation", cfg.activation), ("activation", cfg.output_activation), ("loss", cfg.loss)):
+        try:
+            plot_plugin(kind, node.name, folder / f"{kind}_{node.name}.png", **kwargs(node))
+        except Exception as e:  # noqa: BLE001 - the run's record matters more than one picture
+            print(f"mlflow writer: no plot of {kind} '{node.name}': {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def plot_loss(plt, history: dict):
@@ -340,6 +361,18 @@ def find_checkpoint(spec: dict, inbox, outbox) -> str:
     return download_artifacts(run_id=spec["run_id"], artifact_path="checkpoint", tracking_uri=spec["uri"])
 
 
+def find_finished(spec: dict, inbox, outbox) -> dict | None:
+    """Metrics (and "run_id") of a FINISHED run of `spec["experiment"]` tagged `config.hash` =
+    `spec["hash"]`, or None."""
+    client = Client(spec["uri"])
+    exp = client.get_experiment_by_name(spec["experiment"])
+    if exp is None:
+        return None
+    runs = search(client, [exp.experiment_id],
+                  f"{tag_equals('config.hash', spec['hash'])} and attributes.status = 'FINISHED'")
+    return {**runs[0].data.metrics, "run_id": runs[0].info.run_id} if runs else None
+
+
 def reply(outbox: Connection, kind: str, value) -> None:
     """Send a reply unless the trainer process is gone (the job still finishes its run)."""
     try:
@@ -364,7 +397,7 @@ def serve(inbox: Connection, outbox: Connection) -> None:
 
 
 JOBS = {"record_run": record_run, "open_sweep": open_sweep, "close_sweep": close_sweep,
-        "find_checkpoint": find_checkpoint}
+        "find_checkpoint": find_checkpoint, "find_finished": find_finished}
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

@@ -28,7 +28,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .callbacks import BatchRecord, Callback
-from .config import flatten
+from .config import config_hash, flatten
 from .errors import ConfigError, FrameworkError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +209,8 @@ class MlflowTracker(Callback):
             "run_name": tracking.run_name, "sweep_id": sid, "job": hc.job.num if sid else None,
             "resume_run_id": resume_run_id,
             "overrides": task, "params": {k: str(v) for k, v in flatten(cfg).items()},
-            "tags": {"hydra.overrides": " ".join(task), **({"sweep.id": sid} if sid else {})},
+            "tags": {"hydra.overrides": " ".join(task), "config.hash": config_hash(cfg),
+                     **({"sweep.id": sid} if sid else {})},
             "project_root": str(ROOT),
         })
 
@@ -261,6 +262,7 @@ class MlflowTracker(Callback):
             "history": {k: list(v) for k, v in trainer.history.items()},
             "task": trainer.task,
             "failure": trainer.failure,
+            "plugin_plots": bool(self.cfg.tracking.plugin_plots),
             "checkpoint": trainer.last_checkpoint and str(trainer.last_checkpoint),
         }
         split = next((s for s in ("test", "val") if getattr(trainer.splits, s) is not None), None)
@@ -291,6 +293,14 @@ def make_tracker(cfg, resume_run_id: str | None = None) -> MlflowTracker | None:
         return None
     check_reachable(store_uri(tracking.uri))
     return MlflowTracker(cfg, tracking, resume_run_id)
+
+
+def finished_run(cfg) -> dict | None:
+    """The final metrics (and "run_id") of a FINISHED run with the same config hash in the
+    configured experiment, or None."""
+    uri = store_uri(cfg.tracking.uri)
+    check_reachable(uri)
+    return call_writer("find_finished", {"uri": uri, "experiment": cfg.tracking.experiment, "hash": config_hash(cfg)})
 
 
 def checkpoint_of_run(run_id: str, cfg) -> Path:

@@ -100,9 +100,15 @@ def train(cfg: DictConfig) -> dict:
     """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
-    from .tracking import checkpoint_of_run, make_tracker
+    from .tracking import checkpoint_of_run, finished_run, make_tracker
 
     discovery.load_paths(cfg.plugins.paths)
+    if cfg.tracking.enabled and cfg.tracking.skip_finished:
+        done = finished_run(cfg)
+        if done is not None:
+            log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
+            final = {k: v for k, v in done.items() if k != "run_id"}
+            return {**final, "objective": objective(cfg, final)}
     t = cfg.trainer
     resume, resume_run = None, None
     if t.resume:  # a folder, or a tracked run's id: then its checkpoint, and that run continues

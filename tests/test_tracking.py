@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framework import Callback
-from framework.config import flatten
-from framework.train import build
+from framework import Callback, ConfigError, DivergenceError
+from framework.config import config_hash, flatten
+from framework.train import build, train
 from framework.tracking import ROOT, TrackingError, artifact_location, make_tracker, store_uri
 from tests.helpers import make_cfg
 
@@ -115,6 +115,55 @@ def test_failed_training_is_marked_failed_and_keeps_its_points(uri):
     assert client.get_run(tracker.run_id).info.status == "FAILED"
     assert history(client, tracker.run_id, "batch/loss") == list(range(18))
     assert history(client, tracker.run_id, "val/loss") == [0, 1]
+
+
+def test_divergence_is_failed_with_reason_batch_and_param_tags(uri):
+    cfg = small(uri, "optimizer=sgd", "optimizer.lr=1e12")
+    tracker = make_tracker(cfg)
+    trainer = build(cfg, [tracker])
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError) as e:
+        trainer.fit()
+    run = mlflow.MlflowClient(uri).get_run(tracker.run_id)
+    assert run.info.status == "FAILED"
+    tags = run.data.tags
+    assert tags["failure.reason"].startswith("diverged:") and tags["failure.step"] == str(e.value.step)
+    assert tags["failure.param"] == str(e.value.param)
+    assert history(mlflow.MlflowClient(uri), tracker.run_id, "batch/loss") == list(range(e.value.step + 1))
+
+
+def test_plugin_plots_are_artifacts(uri):
+    _, tracker = fit(small(uri, "activation=tanh"))
+    plots = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(tracker.run_id, "plots")}
+    assert {"plots/activation_tanh.png", "plots/activation_identity.png", "plots/loss_cross_entropy.png"} <= plots
+
+
+def test_unreachable_server_fails_before_training():
+    port = _free_port()
+    with pytest.raises(ConfigError, match=f"tracking server http://127.0.0.1:{port} is unreachable"):
+        make_tracker(small(f"http://127.0.0.1:{port}"))
+
+
+def test_skip_finished_returns_the_stored_metrics_without_training(uri):
+    cfg = small(uri, "tracking.skip_finished=true", "seed=11")
+    first = train(cfg)
+    again = train(cfg)
+    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
+    client = mlflow.MlflowClient(uri)
+    h = config_hash(cfg)
+    assert _last_run(client).data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
+    other = train(small(uri, "tracking.skip_finished=true", "seed=12"))  # another config still trains
+    assert len(_runs_with_hash(client, h)) == 1 and "objective" in other
+
+
+def _last_run(client):
+    """The newest run of the test experiment."""
+    exp = client.get_experiment_by_name("test").experiment_id
+    return client.search_runs([exp], order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+def _runs_with_hash(client, h):
+    exp = client.get_experiment_by_name("test").experiment_id
+    return client.search_runs([exp], f"tags.`config.hash` = '{h}'")
 
 
 def test_runs_table_sorts_and_shows_only_differing_params(uri):
