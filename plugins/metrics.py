@@ -52,49 +52,14 @@ class PrecisionRecallF1(Metric):
         return np.mean(np.divide(num, den, out=np.zeros(len(num)), where=den > 0))
 
 
-@metrics.register("precision_macro")
-class PrecisionMacro(PrecisionRecallF1):
-    measure, average = "precision", "macro"
-
-
-@metrics.register("recall_macro")
-class RecallMacro(PrecisionRecallF1):
-    measure, average = "recall", "macro"
-
-
-@metrics.register("f1_macro")
-class F1Macro(PrecisionRecallF1):
-    measure, average = "f1", "macro"
-
-
-@metrics.register("precision_micro")
-class PrecisionMicro(PrecisionRecallF1):
-    measure, average = "precision", "micro"
-
-
-@metrics.register("recall_micro")
-class RecallMicro(PrecisionRecallF1):
-    measure, average = "recall", "micro"
-
-
-@metrics.register("f1_micro")
-class F1Micro(PrecisionRecallF1):
-    measure, average = "f1", "micro"
-
-
-@metrics.register("precision")
-class Precision(PrecisionRecallF1):
-    tasks, measure, average = ("binary",), "precision", "binary"
-
-
-@metrics.register("recall")
-class Recall(PrecisionRecallF1):
-    tasks, measure, average = ("binary",), "recall", "binary"
-
-
-@metrics.register("f1")
-class F1(PrecisionRecallF1):
-    tasks, measure, average = ("binary",), "f1", "binary"
+# precision_macro ... f1_micro (classification and binary), and precision / recall / f1 of the positive
+# class (binary): one class each, as a third-party plugin would register them.
+for _measure in ("precision", "recall", "f1"):
+    for _average in ("macro", "micro"):
+        metrics.register(f"{_measure}_{_average}")(type(
+            f"{_measure.title()}{_average.title()}", (PrecisionRecallF1,), {"measure": _measure, "average": _average}))
+    metrics.register(_measure)(type(
+        _measure.title(), (PrecisionRecallF1,), {"tasks": ("binary",), "measure": _measure, "average": "binary"}))
 
 
 @metrics.register("roc_auc")
