@@ -179,8 +179,7 @@ def file(path: str = "", features: list[str] | None = None, target: str = "", ta
     if not p.is_file():
         raise ConfigError(
             f"data file '{path}' not found (looked for '{p.absolute()}'). Relative paths resolve against "
-            f"the working directory ({os.getcwd()}), which under Hydra is the run directory; "
-            "use an absolute path."
+            f"the working directory ({os.getcwd()}); use an absolute path."
         )
     try:
         if p.suffix == ".npz":
