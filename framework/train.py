@@ -24,7 +24,7 @@ from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import backends, datasets, initializers, losses, optimizers, schedulers
-from .trainer import EarlyStopping, Interrupted, Trainer
+from .trainer import EarlyStopping, Interrupted, Trainer, output_size
 
 log = logging.getLogger(__name__)
 FAILED_FILE = "FAILED.json"
@@ -39,17 +39,6 @@ def load_data(cfg: DictConfig) -> Splits:
     return standardize(splits) if s.standardize else splits
 
 
-def output_size(splits: Splits, loss) -> int:
-    """Model outputs the loss needs: classes for index targets (2 for binary), else target columns."""
-    train = splits.train
-    if loss.targets == "indices":
-        if train.task == "regression":
-            raise ConfigError(f"loss '{loss.name}' needs class targets but data '{train.name}' is a regression "
-                              f"task; use loss=mse, mae or huber")
-        return train.n_classes
-    return train.n_targets
-
-
 def build(cfg: DictConfig, callbacks=()) -> Trainer:
     """Data, model, loss, optimizer and schedule from the config, wired into a Trainer."""
     splits = load_data(cfg)
@@ -62,7 +51,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"model.hidden must hold positive layer widths, got {hidden}")
     backend = backends.create(cfg.backend.name, **kwargs(cfg.backend))
-    model = MLP([splits.train.n_features, *hidden, output_size(splits, loss)],
+    model = MLP([splits.train.n_features, *hidden, output_size(splits.train, loss)],
                 activation=_create_activation(cfg.activation),
                 output_activation=_create_activation(cfg.output_activation),
                 backend=backend, dtype=cfg.backend.get("dtype", "float32"),
