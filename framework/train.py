@@ -23,7 +23,7 @@ from .data import Splits, split, standardize, validate
 from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
-from .registry import backends, datasets, initializers, losses, optimizers, schedulers
+from .registry import activations, backends, datasets, initializers, losses, optimizers, schedulers
 from .trainer import EarlyStopping, Interrupted, Trainer, output_size
 
 log = logging.getLogger(__name__)
@@ -40,41 +40,35 @@ def load_data(cfg: DictConfig) -> Splits:
 
 
 def build(cfg: DictConfig, callbacks=()) -> Trainer:
-    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer."""
-    splits = load_data(cfg)
+    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer. Every plugin is
+    created and every value checked before the data is loaded, so a bad config fails at once."""
     loss = losses.create(cfg.loss.name, **kwargs(cfg.loss))
-    out_act = cfg.output_activation.name
-    if loss.expects_logits and out_act != "identity":
+    act, out_act = (activations.create(n.name, **kwargs(n)) for n in (cfg.activation, cfg.output_activation))
+    if loss.expects_logits and out_act.name != "identity":
         raise ConfigError(f"loss '{loss.name}' works on logits, so output_activation must be identity "
-                          f"(got '{out_act}'); it applies its own sigmoid/softmax")
+                          f"(got '{out_act.name}'); it applies its own sigmoid/softmax")
     hidden = list(cfg.model.hidden)
     if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"model.hidden must hold positive layer widths, got {hidden}")
-    backend = backends.create(cfg.backend.name, **kwargs(cfg.backend))
-    model = MLP([splits.train.n_features, *hidden, output_size(splits.train, loss)],
-                activation=_create_activation(cfg.activation),
-                output_activation=_create_activation(cfg.output_activation),
-                backend=backend, dtype=cfg.backend.get("dtype", "float32"),
-                initializer=initializers.create(cfg.initializer.name, **kwargs(cfg.initializer)),
-                seed=cfg.seed)
     optimizer = optimizers.create(cfg.optimizer.name, **kwargs(cfg.optimizer))
     if optimizer.lr <= 0:
         raise ConfigError(f"optimizer.lr must be > 0, got {optimizer.lr}")
+    scheduler = schedulers.create(cfg.scheduler.name, **kwargs(cfg.scheduler))
+    initializer = initializers.create(cfg.initializer.name, **kwargs(cfg.initializer))
+    backend = backends.create(cfg.backend.name, **kwargs(cfg.backend))
     t = cfg.trainer
+    Trainer.check_settings(t.epochs, t.batch_size, t.flush_every)
+    splits = load_data(cfg)
+    model = MLP([splits.train.n_features, *hidden, output_size(splits.train, loss)], activation=act,
+                output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
+                seed=cfg.seed)
     es = t.early_stopping
     return Trainer(
-        model, loss, optimizer, splits, epochs=t.epochs, batch_size=t.batch_size,
-        scheduler=schedulers.create(cfg.scheduler.name, **kwargs(cfg.scheduler)),
+        model, loss, optimizer, splits, epochs=t.epochs, batch_size=t.batch_size, scheduler=scheduler,
         metrics=None if t.metrics is None else list(t.metrics), grad_clip=t.grad_clip,
         early_stopping=EarlyStopping(es.monitor, es.patience, es.mode, es.min_delta, es.restore_best)
         if es.enabled else None,
         shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks))
-
-
-def _create_activation(node: DictConfig):
-    from .registry import activations
-
-    return activations.create(node.name, **kwargs(node))
 
 
 def objective(cfg: DictConfig, final: dict) -> float:

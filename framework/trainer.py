@@ -84,12 +84,7 @@ class Trainer:
                  grad_clip: float | None = None, early_stopping: EarlyStopping | None = None,
                  shuffle: bool = True, seed: int = 0, flush_every: int = 64, eval_batch_size: int = 4096,
                  callbacks: list[Callback] = ()):
-        if epochs < 0:
-            raise ConfigError(f"trainer.epochs must be >= 0, got {epochs}")
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"trainer.batch_size must be >= 1 or null (full batch), got {batch_size}")
-        if flush_every < 1:
-            raise ConfigError(f"trainer.flush_every must be >= 1, got {flush_every}")
+        self.check_settings(epochs, batch_size, flush_every)
         self.model, self.loss, self.optimizer, self.splits = model, loss, optimizer, splits
         self.scheduler, self.metric_names, self.grad_clip = scheduler, metrics, grad_clip
         self.early_stopping, self.shuffle, self.flush_every = early_stopping, shuffle, flush_every
@@ -118,6 +113,16 @@ class Trainer:
                             + ["grad_norm/global"])
 
     # ---- set-up -------------------------------------------------------------------------------
+    @staticmethod
+    def check_settings(epochs: int, batch_size: int | None, flush_every: int) -> None:
+        """ConfigError for impossible loop settings (callable before any data is loaded)."""
+        if epochs < 0:
+            raise ConfigError(f"trainer.epochs must be >= 0, got {epochs}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"trainer.batch_size must be >= 1 or null (full batch), got {batch_size}")
+        if flush_every < 1:
+            raise ConfigError(f"trainer.flush_every must be >= 1, got {flush_every}")
+
     def _check_shapes(self) -> None:
         ds, sizes = self.splits.train, self.model.sizes
         if ds.n_features != sizes[0]:
