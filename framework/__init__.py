@@ -2,9 +2,11 @@
 from .callbacks import BatchRecord, Callback
 from .errors import ConfigError, DivergenceError, FrameworkError, ShapeError, UnknownNameError
 from .interfaces import Activation, Backend, ElementwiseActivation, Loss, Optimizer, Scheduler
+from .model import MLP
+from .trainer import Trainer
 
 __all__ = [
     "Activation", "Backend", "BatchRecord", "Callback", "ConfigError", "DivergenceError",
-    "ElementwiseActivation", "FrameworkError", "Loss", "Optimizer", "Scheduler", "ShapeError",
+    "ElementwiseActivation", "FrameworkError", "Loss", "MLP", "Optimizer", "Scheduler", "ShapeError", "Trainer",
     "UnknownNameError",
 ]
