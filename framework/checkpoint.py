@@ -3,6 +3,7 @@
 A checkpoint is a folder:
     weights.npz     model parameters by name ("layers.0.W", ...)
     optimizer.npz   optimizer state arrays ("<slot>/<param>")
+    best.npz        weights of the best epoch, when early stopping restores them (optional)
     state.json      {"format": 1, "optimizer_t": t, "trainer": Trainer.state()}
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a checkpoint.
 """
@@ -37,6 +38,8 @@ def save_checkpoint(trainer, directory) -> Path:
     np.savez(tmp / "weights.npz", **trainer.model.state_dict())
     opt = trainer.optimizer.state_dict()
     np.savez(tmp / "optimizer.npz", **{k: be.to_numpy(v) for k, v in opt.items() if k != "t"})
+    if trainer.best_weights is not None:
+        np.savez(tmp / "best.npz", **trainer.best_weights)
     state = {"format": FORMAT, "optimizer_t": opt["t"], "trainer": trainer.state()}
     (tmp / "state.json").write_text(json.dumps(state))
     old = directory.with_name(directory.name + ".old")
@@ -58,7 +61,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_checkpoint(directory) -> tuple[dict, dict, dict]:
-    """(weights, optimizer state, state.json contents) from a checkpoint folder, validated."""
+    """(weights, optimizer state, state.json contents) from a checkpoint folder, validated; best
+    weights, when saved, are in state["best_weights"]."""
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).is_file()]
     if missing:
@@ -69,6 +73,8 @@ def load_checkpoint(directory) -> tuple[dict, dict, dict]:
             raise ValueError(f"format {state.get('format')!r}, expected {FORMAT}")
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint state '{directory / 'state.json'}' is unreadable: {e}") from None
+    best = directory / "best.npz"
+    state["best_weights"] = _load_npz(best) if best.is_file() else None
     return _load_npz(directory / "weights.npz"), _load_npz(directory / "optimizer.npz"), state
 
 
@@ -82,7 +88,7 @@ def restore_checkpoint(trainer, directory) -> None:
         raise CheckpointError(f"checkpoint '{directory}' does not fit this model: {e}") from None
     trainer.optimizer.load_state_dict({"t": state["optimizer_t"],
                                        **{k: be.asarray(v, trainer.model.dtype) for k, v in opt.items()}})
-    trainer.load_state(state["trainer"])
+    trainer.load_state(state["trainer"], state["best_weights"])
 
 
 class Checkpointer(Callback):

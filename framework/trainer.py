@@ -328,17 +328,22 @@ class Trainer:
         return final
 
     # ---- checkpoint state ---------------------------------------------------------------------
+    @property
+    def best_weights(self) -> dict | None:
+        """Host copy of the weights at the best monitored epoch (early stopping with restore_best)."""
+        return self._best[1]
+
     def state(self) -> dict:
         """Everything needed to continue bit-identically: position, RNG, history, early-stopping state.
-        (Weights and optimizer state are saved alongside as arrays.)"""
+        (Weights, best weights and optimizer state are saved alongside as arrays.)"""
         best, _, waited = self._best
         return {"epoch": self.epoch, "step": self.step, "rng": self.rng.bit_generator.state,
                 "position": None if self.position is None else asdict(self.position),
                 "history": self.history, "best": best, "waited": waited}
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, best_weights: dict | None = None) -> None:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.rng.bit_generator.state = state["rng"]
         self.position = None if state["position"] is None else EpochPosition(**state["position"])
         self.history = {k: list(v) for k, v in state["history"].items()}
-        self._best = (state["best"], None, int(state["waited"]))
+        self._best = (state["best"], best_weights, int(state["waited"]))

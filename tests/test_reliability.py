@@ -166,3 +166,22 @@ def test_single_run_config_error_exits_1_without_traceback(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == "error: optimizer.lr must be > 0, got -1.0"
     assert "Traceback" not in out.stderr
+
+
+def test_resume_with_early_stopping_restores_the_same_best_weights(tmp_path):
+    args = [*SMALL, "trainer.epochs=30", "trainer.early_stopping.enabled=true", "trainer.early_stopping.patience=3",
+            "optimizer.lr=0.02"]
+    ref = build(make_cfg(*args))
+    ref.fit()
+    stopped = len(ref.history["val/loss"])
+    assert 3 < stopped < 30 and ref.history["val/loss"][-1] > min(ref.history["val/loss"])  # stopped, restores
+    t = build(make_cfg(*args), [StopAt((stopped - 2) * 20 + 5), Checkpointer(tmp_path / "ck")])
+    with pytest.raises(Interrupted):
+        t.fit()
+    assert (tmp_path / "ck" / "best.npz").is_file()
+    resumed = build(make_cfg(*args))
+    restore_checkpoint(resumed, tmp_path / "ck")
+    resumed.fit()
+    assert resumed.history["val/loss"] == ref.history["val/loss"]
+    for k, v in ref.model.state_dict().items():
+        assert resumed.model.state_dict()[k].tobytes() == v.tobytes(), k
