@@ -3,7 +3,8 @@
 `python -m framework.mlflow_writer JOBS_FD REPLIES_FD` is started by `framework.tracking.Writer`.
 The first message on the jobs pipe is (job, spec); replies are ("run", run_id) once a run exists,
 then ("done", result) or ("error", traceback). Jobs:
-- `record_run`: one training run, from the messages ("start", tags), ("metrics", keys, steps (n,),
+- `record_run`: one training run, from the messages ("start", tags, params known once the model
+  exists, e.g. model.sizes), ("metrics", keys, steps (n,),
   values (n, k), timestamp_ms) and ("end", status, artifacts); result = points stored.
   With `resume_run_id` it continues that run (a resumed checkpoint) instead of creating one.
 - `open_sweep` / `close_sweep`: a multirun's parent run (see `framework.sweep`).
@@ -189,7 +190,7 @@ def receive(inbox: Connection, timeout: float):
 
 
 def record_run(spec: dict, inbox, outbox) -> int:
-    """Open the store at once; create the run at ("start", tags); store every message until "end";
+    """Open the store at once; create the run at ("start", tags, params); store every message until "end";
     log the artifacts and set the status. Returns the number of points stored."""
     client = Client(spec["uri"])
     exp = experiment_id(client, spec["experiment"], spec["artifact_location"])
@@ -211,7 +212,7 @@ def record_run(spec: dict, inbox, outbox) -> int:
         client.update_run(run_id, "RUNNING")
         set_tags(client, run_id, {**message[1], "resumed": "true"})
     else:
-        run_id = start_run(client, exp, spec, {**tags, **message[1]})
+        run_id = start_run(client, exp, {**spec, "params": {**spec["params"], **message[2]}}, {**tags, **message[1]})
     reply(outbox, "run", run_id)
     buffer, status = MetricBuffer(client, run_id), "FAILED"
     try:

@@ -229,7 +229,7 @@ class MlflowTracker(Callback):
             "backend": model.backend.name,
             "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
             "device": str(model.backend.device),
-        })
+        }, {"model.sizes": str(model.sizes)})
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
         steps, values = record.steps, record.values

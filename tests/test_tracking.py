@@ -71,7 +71,7 @@ def test_every_point_param_tag_and_artifact_arrives(uri, store, tmp_path):
     assert {k for k in run.data.metrics if k.startswith("test/")} >= {"test/loss", "test/accuracy"}
     assert tracker.points == 27 * 7 + 3 * len(trainer.history) + sum(k.startswith("test/") for k in run.data.metrics)
 
-    assert run.data.params == {k: str(v) for k, v in flatten(cfg).items()}
+    assert run.data.params == {**{k: str(v) for k, v in flatten(cfg).items()}, "model.sizes": "[2, 8, 2]"}
     assert {k: run.data.tags[k] for k in ("backend", "dtype", "device")} == {
         "backend": "numpy", "dtype": "float32", "device": "cpu"}
 
