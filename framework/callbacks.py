@@ -28,7 +28,8 @@ class BatchRecord:
 
 
 class Callback:
-    """Override what you need. `trainer` exposes `model`, `optimizer`, `cfg`, `epoch`, `step`, `history`."""
+    """Override what you need. `trainer` exposes `model`, `loss`, `optimizer`, `splits`, `epoch`, `step`,
+    `history`, `status`, `failure`, and `request_stop(reason)`; raise `framework.trainer.StopTraining` to end early."""
 
     def on_train_start(self, trainer) -> None: ...
 
