@@ -267,16 +267,22 @@ def torch_or_none(device, threads):
     return torch
 
 
+def steps(sizes, batch, backend: str, device: str, torch):
+    """Our training step and (when torch is there) PyTorch's, as contenders with their labels."""
+    step, sync, weights = ours(sizes, batch, backend)
+    contenders = {"step:ours": (step, sync)}
+    labels = {"step:ours": f"framework ({backend} backend)"}
+    if torch is not None:
+        contenders["step:torch"] = pytorch(sizes, batch, device, weights)
+        labels["step:torch"] = f"PyTorch {torch.__version__} ({device.upper()})"
+    return contenders, labels, sync
+
+
 def run_cpu(args):
     threads = header("cpu", args.threads)
     torch = torch_or_none("cpu", threads)
     for sizes, batch in CPU_CASES:
-        step, sync, weights = ours(sizes, batch, "numpy")
-        contenders = {"step:ours": (step, sync)}
-        labels = {"step:ours": "framework (numpy backend)"}
-        if torch is not None:
-            contenders["step:torch"] = pytorch(sizes, batch, "cpu", weights)
-            labels["step:torch"] = f"PyTorch {torch.__version__} (CPU)"
+        contenders, labels, _ = steps(sizes, batch, "numpy", "cpu", torch)
         large = sizes == CPU_CASES[-1][0]
         if large:  # the roofline's GEMMs take turns with the steps, so they see the same machine state
             g = step_gemms(np, np.matmul, sizes, batch)
@@ -306,12 +312,7 @@ def run_cuda(args):
     print(f"CuPy {cupy.__version__}: {props['name'].decode()}, CUPY_TF32={os.environ.get('CUPY_TF32', '0')}")
     torch = torch_or_none("cuda", None)
     for sizes, batch in CUDA_CASES:
-        step, sync, weights = ours(sizes, batch, "cupy")
-        contenders = {"step:ours": (step, sync)}
-        labels = {"step:ours": "framework (cupy backend)"}
-        if torch is not None:
-            contenders["step:torch"] = pytorch(sizes, batch, "cuda", weights)
-            labels["step:torch"] = f"PyTorch {torch.__version__} (CUDA)"
+        contenders, labels, sync = steps(sizes, batch, "cupy", "cuda", torch)
         g = step_gemms(cupy, cupy.matmul, sizes, batch)
         contenders["gemm:step"] = (lambda i: g(), sync)
         sq = square_gemm(cupy, cupy.matmul, args.square_cuda)

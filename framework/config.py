@@ -68,6 +68,13 @@ def register_configs() -> None:
         cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
+def hydra_config():
+    """The running Hydra job's config (`hydra.*`), or None outside a Hydra app (e.g. `train(cfg)` in a test)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
 def kwargs(node: DictConfig) -> dict:
     """A group node as constructor keyword arguments (everything but `name`)."""
     d = OmegaConf.to_container(node, resolve=True)

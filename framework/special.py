@@ -1,5 +1,6 @@
 """Functions the Array API standard lacks, dispatched on the array's library.
 
+- `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard).
 - `namespace_of`: the namespace of an array (for code handed arrays only, like optimizers).
 - `into`: `out[...] = func(*args)` without a temporary. The standard has in-place operators
@@ -49,6 +50,12 @@ def into(out, func, *args):
                 for a in args]
     out[...] = func(*args)
     return out
+
+
+def sigmoid(xp, z):
+    """1 / (1 + e^-z), elementwise, without overflow for any z: e^-|z| never exceeds 1."""
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def erf(xp, z):

@@ -28,7 +28,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .callbacks import BatchRecord, Callback
-from .config import config_hash, flatten
+from .config import config_hash, flatten, hydra_config
 from .errors import ConfigError, FrameworkError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,15 +58,8 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return (db.parent / "mlartifacts" / experiment.replace("/", "_")).as_uri()
 
 
-def _hydra():
-    """The Hydra job config, or None outside a Hydra app (e.g. `train(cfg)` from a test)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
 def _original_cwd() -> Path:
-    hc = _hydra()
+    hc = hydra_config()
     return Path(hc.runtime.cwd) if hc else Path.cwd()
 
 
@@ -81,7 +74,7 @@ def sweep_id(hc) -> str | None:
 
 def overrides() -> list[str]:
     """The Hydra command-line overrides of this job ([] outside Hydra)."""
-    hc = _hydra()
+    hc = hydra_config()
     return list(hc.overrides.task) if hc else []
 
 
@@ -201,7 +194,7 @@ class MlflowTracker(Callback):
         self.timeout = float(tracking.timeout_s)
         self.cfg = cfg
         self.points = 0  # points sent; the writer must report storing exactly as many
-        hc = _hydra()
+        hc = hydra_config()
         sid, uri, task = sweep_id(hc), store_uri(tracking.uri), overrides()
         self.writer = writer("record_run", {
             "uri": uri, "experiment": tracking.experiment,

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from . import discovery
 from .checkpoint import Checkpointer, restore_checkpoint
-from .config import CONF_DIR, EXPERIMENTS_DIR, GROUPS, kwargs, register_configs
+from .config import CONF_DIR, EXPERIMENTS_DIR, GROUPS, hydra_config, kwargs, register_configs
 from .data import Splits, split, standardize, validate
 from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
@@ -119,9 +119,8 @@ def train(cfg: DictConfig) -> dict:
 
 def run_dir() -> str | None:
     """Hydra's output folder for this job (None outside a Hydra run)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+    hc = hydra_config()
+    return hc.runtime.output_dir if hc else None
 
 
 @contextmanager
@@ -179,17 +178,16 @@ def _hydra_main(cfg: DictConfig) -> float:
 def failed_job(cfg: DictConfig, error: Exception) -> float:
     """A single run re-raises (a FrameworkError exits 1 with its message, no traceback); a sweep job
     writes FAILED.json into its folder (the sweep reports them at its end) and returns the penalty."""
-    from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    hc = hydra_config()
+    if not (hc and hc.mode == RunMode.MULTIRUN):
         if isinstance(error, FrameworkError):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         raise error
     text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
     log.error("job failed: %s", text)
-    hc = HydraConfig.get()
     report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
     (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(json.dumps(report, indent=1))
     return penalty(cfg)

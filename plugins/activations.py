@@ -5,7 +5,7 @@ import math
 
 from framework import Activation, ElementwiseActivation
 from framework.registry import activations
-from framework.special import erf
+from framework.special import erf, sigmoid
 
 
 @activations.register("identity")
@@ -22,18 +22,12 @@ class Identity(ElementwiseActivation):
         return grad_a
 
 
-def _sigmoid(xp, z):
-    """sigma(z) = 1 / (1 + e^-z), evaluated without overflow: e^-|z| never exceeds 1."""
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
 @activations.register("sigmoid")
 class Sigmoid(ElementwiseActivation):
     """sigma(z) = 1 / (1 + e^-z); sigma'(z) = sigma(z) (1 - sigma(z))."""
 
     def forward(self, xp, z):
-        return _sigmoid(xp, z)
+        return sigmoid(xp, z)
 
     def derivative(self, xp, z, a):
         return a * (1 - a)
@@ -151,7 +145,7 @@ class Softplus(ElementwiseActivation):
         return (xp.maximum(bz, xp.zeros_like(bz)) + xp.log1p(xp.exp(-xp.abs(bz)))) / self.beta
 
     def derivative(self, xp, z, a):
-        return _sigmoid(xp, self.beta * z)
+        return sigmoid(xp, self.beta * z)
 
 
 @activations.register("silu")
@@ -162,10 +156,10 @@ class SiLU(ElementwiseActivation):
         self.beta = float(beta)
 
     def forward(self, xp, z):
-        return z * _sigmoid(xp, self.beta * z)
+        return z * sigmoid(xp, self.beta * z)
 
     def derivative(self, xp, z, a):
-        s = _sigmoid(xp, self.beta * z)
+        s = sigmoid(xp, self.beta * z)
         return s + self.beta * z * s * (1 - s)
 
 

@@ -12,6 +12,7 @@ import math
 
 from framework import Loss
 from framework.registry import losses
+from framework.special import sigmoid
 
 
 def _weighted(xp, per_elem, weight):
@@ -135,8 +136,7 @@ class BCEWithLogits(_Elementwise):
         return self.predict(xp, pred) - target
 
     def predict(self, xp, out):
-        e = xp.exp(-xp.abs(out))
-        return xp.where(out >= 0, 1 / (1 + e), e / (1 + e))
+        return sigmoid(xp, out)
 
 
 @losses.register("cross_entropy")
