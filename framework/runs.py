@@ -18,8 +18,14 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from .sweep import direction
+from .registry import metrics as metric_registry
 from .tracking import store_uri
+
+
+def direction(metric: str) -> str:
+    """"max" for higher-is-better registered metrics (`val/accuracy`), else "min" (`val/loss`, `val/mse`)."""
+    name = metric.rsplit("/", 1)[-1]
+    return "max" if name in metric_registry.names() and metric_registry.get(name).higher_is_better else "min"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -24,17 +24,10 @@ import logging
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
-from .registry import metrics
 from .config import flatten
 from .tracking import artifact_location, call_writer, store_uri, sweep_id
 
 log = logging.getLogger(__name__)
-
-
-def direction(metric: str) -> str:
-    """"max" for higher-is-better registered metrics (`val/accuracy`), else "min" (`val/loss`, `val/mse`)."""
-    name = metric.rsplit("/", 1)[-1]
-    return "max" if name in metrics.names() and metrics.get(name).higher_is_better else "min"
 
 
 class MlflowSweep(Callback):

@@ -28,10 +28,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .callbacks import BatchRecord, Callback
-from .config import config_hash, flatten, hydra_config
+from .config import ROOT, config_hash, flatten, hydra_config
 from .errors import ConfigError, FrameworkError
 
-ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0  # writer start: process, mlflow import, store opened (or created), run made
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.sweep import direction
+from framework.runs import direction
 
 mlflow = pytest.importorskip("mlflow")
 
