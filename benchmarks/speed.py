@@ -1,23 +1,31 @@
-"""Training-step speed of this framework next to PyTorch, and the fraction of GEMM throughput it reaches.
+"""Training speed as users run it: the bare step and whole `Trainer.fit` epochs, beside PyTorch and
+beside a hand-written NumPy step of the same math.
 
-    python benchmarks/speed.py                  # CPU, float32: 64-128-10 @ batch 32, 784-256-256-10 @ 128
+    python benchmarks/speed.py                  # CPU, float32, 1 thread: 64-128-10 @ 32, 784-256-256-10 @ 128
     python benchmarks/speed.py --device cuda    # GPU, float32: CuPy vs PyTorch CUDA, 4096-4096-4096-10 @ 1024
 
-One step = forward + cross-entropy loss + backward + Adam update, on batches already on the device (no
-data loading, no MLflow, no host transfer). PyTorch runs the same MLP (Linear/ReLU, same initial
-weights, torch.optim.Adam with its defaults, zero_grad(set_to_none=True)). The two are timed in
-alternating blocks (ours, torch, torch, ours, ...) so that a noisy machine slows both alike; samples/s
-is the median over the blocks, with the range beside it.
+The work is the same everywhere: an MLP of Linear + ReLU layers (same initial weights), softmax
+cross-entropy on class indices, plain SGD (lr 0.01). The contenders, per shape:
 
-Roofline: a step's matrix products cost 2*batch*in*out FLOPs each for Z = X @ W.T, dW = dZ.T @ X and
-dX = dZ @ W, i.e. 6*batch*sum(in*out) per step. The GEMM throughput of the machine is measured in the
-same run with the same library (np.matmul / cupy.matmul): on exactly the step's GEMMs (same shapes and
-transposes) and on a large square GEMM. The framework's `input_grad=False` skips dX of the first layer
-(as PyTorch does for an input that needs no gradient), so the executed FLOPs are also shown.
+    numpy step      hand-written NumPy (CPU only): preallocated buffers, in-place ReLU, fused softmax
+                    cross-entropy, no dL/dX for the input, in-place SGD - the floor the engine is held to
+    framework step  `framework.train_step` (forward, loss, backward, update) on a batch already on the device
+    PyTorch step    zero_grad(set_to_none=True), forward, CrossEntropyLoss, backward, SGD step
+    framework fit   one `Trainer.fit` epoch (tracking and progress off): shuffle, step, gradient norms,
+                    the per-batch record, divergence check, scheduler, callbacks
+    PyTorch loop    one epoch of a plain loop: randperm shuffle, then the PyTorch step per batch
 
-On the CPU, PyTorch gets as many threads as the BLAS (threadpoolctl). OpenBLAS may be pinned to an
-older kernel by OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment (the header shows the kernel);
-to measure the native one, run this command alone with both unset:
+Steps are timed on N_BATCHES distinct batches cycled through; epochs on FIT_BATCHES batches of data.
+All contenders are timed in alternating blocks (ABC..CBA ...) so a noisy machine slows them alike;
+samples/s is the median over the blocks. A thread count of 1 (default) is set for the BLAS
+(threadpoolctl) and PyTorch alike.
+
+Roofline (largest shape): a step's matrix products cost 6*batch*sum(in*out) FLOPs (Z = X @ W.T,
+dW = dZ.T @ X, dX = dZ @ W); the GEMM throughput is measured in the same run on exactly the step's
+GEMMs and on a large square GEMM, with the same library.
+
+OpenBLAS picks its kernel from the CPU unless OPENBLAS_CORETYPE forces one (the header says which); to
+measure the native kernel run the command with it unset:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py
 """
 from __future__ import annotations
@@ -34,40 +42,111 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from framework.data import Dataset, Splits  # noqa: E402
 from framework.model import MLP  # noqa: E402
 from framework.registry import backends, losses, optimizers  # noqa: E402
+from framework.step import train_step  # noqa: E402
+from framework.trainer import Trainer  # noqa: E402
 
 CPU_CASES = [([64, 128, 10], 32), ([784, 256, 256, 10], 128)]
 CUDA_CASES = [([4096, 4096, 4096, 10], 1024)]
-N_BATCHES = 8  # distinct batches cycled through (same data for both frameworks)
+N_BATCHES = 8        # distinct batches the steps cycle through
+FIT_BATCHES = {"cpu": 64, "cuda": 8}   # batches per timed epoch
+LR = 0.01
 
 
-# ---- the two training steps -------------------------------------------------------------------------
+def _data(sizes, n, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], n).astype(np.int64)
+    return X, y
 
-def ours(sizes, batch, backend, seed=0):
-    """Our step on `backend`; returns (step(i) -> loss array, synchronize, host weights for torch)."""
-    be = backends.create(backend, dtype="float32")
-    model = MLP(sizes, "relu", "identity", backend=be, dtype="float32", seed=seed)
-    loss, opt = losses.create("cross_entropy"), optimizers.create("adam", lr=1e-3)
-    X, y = _data(sizes, batch, seed)
-    batches = [(be.asarray(X[i]), be.asarray(y[i], "int64")) for i in range(N_BATCHES)]
-    xp = be.xp
+
+# ---- ours -------------------------------------------------------------------------------------------
+
+def framework_step(model, batch):
+    """`train_step` on N_BATCHES batches already on the model's backend."""
+    be = model.backend
+    loss, opt = losses.create("cross_entropy"), optimizers.create("sgd", lr=LR)
+    X, y = _data(model.sizes, N_BATCHES * batch)
+    batches = [(be.asarray(X[i * batch:(i + 1) * batch]), be.asarray(y[i * batch:(i + 1) * batch], "int64"))
+               for i in range(N_BATCHES)]
+
+    def step(i):
+        train_step(model, loss, opt, *batches[i % N_BATCHES])
+
+    return step
+
+
+def framework_fit(model, batch, n_batches):
+    """One more `Trainer.fit` epoch per call, on n_batches batches (no val/test split, no callbacks)."""
+    X, y = _data(model.sizes, n_batches * batch)
+    ds = Dataset(X.astype(np.float64), y, "classification", model.sizes[-1], "speed")
+    trainer = Trainer(model, losses.create("cross_entropy"), optimizers.create("sgd", lr=LR),
+                      Splits(ds, None, None), epochs=0, batch_size=batch, seed=0)
+
+    def epoch(i):
+        trainer.epochs += 1
+        trainer.fit()
+
+    return epoch
+
+
+def numpy_step(weights, sizes, batch):
+    """The same math written by hand for NumPy: the floor. Buffers are preallocated; ReLU is applied in
+    place (A_l = Z_l); dZ of the output is softmax(Z) - onehot(y), divided by the batch; no dL/dX."""
+    L = len(sizes) - 1
+    W = [weights[f"layers.{l}.W"].copy() for l in range(L)]
+    b = [weights[f"layers.{l}.b"].copy() for l in range(L)]
+    Z = [np.empty((batch, n), np.float32) for n in sizes[1:]]
+    dW = [np.empty_like(w) for w in W]
+    db = [np.empty_like(v) for v in b]
+    dA = [np.empty((batch, n), np.float32) for n in sizes[1:-1]]
+    mx, s = np.empty((batch, 1), np.float32), np.empty((batch, 1), np.float32)
+    rows = np.arange(batch)
+    X, y = _data(sizes, N_BATCHES * batch)
+    batches = [(X[i * batch:(i + 1) * batch].copy(), y[i * batch:(i + 1) * batch].copy()) for i in range(N_BATCHES)]
 
     def step(i):
         Xb, yb = batches[i % N_BATCHES]
-        out = model.forward(Xb)
-        value = loss.forward(xp, out, yb)
-        model.backward(loss.backward(xp, out, yb), input_grad=False)
-        opt.step(model.params, model.grads)
-        return value
+        A = Xb
+        for l in range(L):
+            np.matmul(A, W[l].T, out=Z[l])
+            Z[l] += b[l]
+            if l < L - 1:
+                np.maximum(Z[l], 0, out=Z[l])
+            A = Z[l]
+        P = Z[-1]                                   # logits -> probabilities, in place
+        np.max(P, axis=1, keepdims=True, out=mx)
+        P -= mx
+        np.exp(P, out=P)
+        np.sum(P, axis=1, keepdims=True, out=s)
+        P /= s
+        loss = -np.mean(np.log(P[rows, yb]))
+        P[rows, yb] -= 1
+        P *= 1.0 / batch                            # dZ of the output layer
+        dZ = P
+        for l in range(L - 1, -1, -1):
+            A_prev = Xb if l == 0 else Z[l - 1]
+            np.matmul(dZ.T, A_prev, out=dW[l])
+            np.sum(dZ, axis=0, out=db[l])
+            if l > 0:
+                np.matmul(dZ, W[l], out=dA[l - 1])
+                dA[l - 1] *= A_prev > 0
+                dZ = dA[l - 1]
+        for l in range(L):
+            dW[l] *= LR
+            W[l] -= dW[l]
+            db[l] *= LR
+            b[l] -= db[l]
+        return loss
 
-    return step, be.synchronize, model.state_dict()
+    return step
 
 
-def pytorch(sizes, batch, device, weights, seed=0):
-    """The same MLP, loss and optimizer in PyTorch; None when torch (or its CUDA) is missing."""
-    import torch
+# ---- PyTorch ----------------------------------------------------------------------------------------
 
+def torch_net(torch, sizes, weights, device):
     layers = []
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         lin = torch.nn.Linear(n_in, n_out)
@@ -76,28 +155,40 @@ def pytorch(sizes, batch, device, weights, seed=0):
             lin.bias.copy_(torch.from_numpy(weights[f"layers.{l}.b"]))
         layers += [lin, torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers[:-1]).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    X, y = _data(sizes, batch, seed)
-    batches = [(torch.from_numpy(X[i]).to(device), torch.from_numpy(y[i]).to(device)) for i in range(N_BATCHES)]
-    ce = torch.nn.functional.cross_entropy
+    return net, torch.optim.SGD(net.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+
+
+def torch_step(torch, sizes, batch, weights, device):
+    net, opt, ce = torch_net(torch, sizes, weights, device)
+    X, y = _data(sizes, N_BATCHES * batch)
+    batches = [(torch.from_numpy(X[i * batch:(i + 1) * batch]).to(device),
+                torch.from_numpy(y[i * batch:(i + 1) * batch]).to(device)) for i in range(N_BATCHES)]
 
     def step(i):
         Xb, yb = batches[i % N_BATCHES]
         opt.zero_grad(set_to_none=True)
-        value = ce(net(Xb), yb)
-        value.backward()
+        ce(net(Xb), yb).backward()
         opt.step()
-        return value
 
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    return step, sync
+    return step
 
 
-def _data(sizes, batch, seed):
-    rng = np.random.default_rng(seed + 1)
-    X = rng.normal(size=(N_BATCHES, batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], (N_BATCHES, batch)).astype(np.int64)
-    return X, y
+def torch_loop(torch, sizes, batch, weights, device, n_batches):
+    """One epoch of a plain PyTorch loop per call: randperm, then the step on each batch."""
+    net, opt, ce = torch_net(torch, sizes, weights, device)
+    X, y = _data(sizes, n_batches * batch)
+    X, y = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
+    n = X.shape[0]
+
+    def epoch(i):
+        perm = torch.randperm(n, device=device)
+        for start in range(0, n, batch):
+            idx = perm[start:start + batch]
+            opt.zero_grad(set_to_none=True)
+            ce(net(X[idx]), y[idx]).backward()
+            opt.step()
+
+    return epoch
 
 
 # ---- GEMM throughput --------------------------------------------------------------------------------
@@ -114,7 +205,7 @@ def step_gemms(xp, matmul, sizes, batch):
         Z, dW, dX = xp.empty((batch, n_out), dtype=f32), xp.empty((n_out, n_in), dtype=f32), xp.empty((batch, n_in), dtype=f32)
         layers.append((A, W, dZ, Z, dW, dX))
 
-    def run():
+    def run(i):
         for A, W, dZ, Z, dW, dX in layers:
             matmul(A, W.T, out=Z)
             matmul(dZ.T, A, out=dW)
@@ -128,14 +219,20 @@ def square_gemm(xp, matmul, n):
     a = xp.asarray(rng.normal(size=(n, n)).astype(np.float32))
     b = xp.asarray(rng.normal(size=(n, n)).astype(np.float32))
     c = xp.empty((n, n), dtype=np.float32)
-    return lambda: matmul(a, b, out=c)
+    return lambda i: matmul(a, b, out=c)
+
+
+def flops(sizes, batch):
+    """(formula 6*b*sum(in*out), executed without dL/dX of the first layer)."""
+    full = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return full, full - 2 * batch * sizes[0] * sizes[1]
 
 
 # ---- timing -----------------------------------------------------------------------------------------
 
 def calibrate(fn, sync, target_s):
     """Number of calls that take about target_s (after a warm-up)."""
-    for i in range(3):
+    for i in range(2):
         fn(i)
     sync()
     n, elapsed = 1, 0.0
@@ -160,13 +257,10 @@ def block(fn, sync, n):
 
 
 def interleaved(contenders, repeats, target_s, settle_s):
-    """{name: [seconds per call, one per block]}, blocks alternating in order ABBA... across repeats.
-
-    Between blocks the process sleeps `settle_s`: thread pools spin-wait after their last task
-    (OpenBLAS up to ~0.1 s, OpenMP less), and a spinning pool of one contender would steal a core from
-    the next contender's block.
-    """
-    plan = {name: (fn, sync, calibrate(fn, sync, target_s)) for name, (fn, sync) in contenders.items()}
+    """{name: [seconds per call, one per block]}, blocks alternating ABC.., ..CBA across repeats.
+    Between blocks the process sleeps `settle_s` so a spinning thread pool of one contender does not
+    steal a core from the next one's block."""
+    plan = {name: (fn, sync, calibrate(fn, sync, target_s)) for name, (fn, sync, _) in contenders.items()}
     times = {name: [] for name in plan}
     names = list(plan)
     for r in range(repeats):
@@ -179,128 +273,136 @@ def interleaved(contenders, repeats, target_s, settle_s):
 
 # ---- report -----------------------------------------------------------------------------------------
 
-def flops(sizes, batch):
-    """(formula 6*b*sum(in*out), executed with input_grad=False: minus dX of the first layer)."""
-    full = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return full, full - 2 * batch * sizes[0] * sizes[1]
+LABELS = {"numpy": "numpy step (hand-written)", "step": "framework step", "torch": "PyTorch step",
+          "fit": "framework Trainer.fit epoch", "loop": "PyTorch loop epoch"}
+RATIOS = [("step", "numpy", "framework step / numpy step", 0.95),
+          ("step", "torch", "framework step / PyTorch step", None),
+          ("fit", "step", "framework fit / framework step", 0.90),
+          ("fit", "loop", "framework fit / PyTorch loop", None),
+          ("loop", "torch", "PyTorch loop / PyTorch step", None)]
 
 
-def fmt_rate(samples):
-    return f"{samples:>12,.0f}"
-
-
-def report_case(sizes, batch, times, labels, gemm_rates, show_roofline):
-    shape = "-".join(map(str, sizes))
-    print(f"\n{shape}, batch {batch}, float32")
-    print(f"  {'':34s} {'samples/s':>12s}   {'range over blocks':>25s}   {'ms/step':>8s}")
-    med = {}
+def report(sizes, batch, times, samples, fit_targets):
+    print(f"\n{'-'.join(map(str, sizes))}, batch {batch}, float32")
+    print(f"  {'':32s} {'samples/s':>12s}   {'range over blocks':>27s}")
+    rate = {}
     for name, ts in times.items():
-        if not name.startswith("step:"):
+        if name.startswith("gemm"):
             continue
-        m = statistics.median(ts)
-        med[name] = m
-        lo, hi = batch / max(ts), batch / min(ts)
-        print(f"  {labels[name]:34s} {fmt_rate(batch / m)}   {lo:>11,.0f} .. {hi:>11,.0f}   {m * 1e3:8.3f}")
-    if "step:ours" in med and "step:torch" in med:
-        print(f"  {'framework / PyTorch':34s} {med['step:torch'] / med['step:ours']:11.2f}x")
-    if not show_roofline:
-        return
+        n = samples[name]
+        rate[name] = n / statistics.median(ts)
+        print(f"  {LABELS[name]:32s} {rate[name]:12,.0f}   {n / max(ts):12,.0f} .. {n / min(ts):12,.0f}")
+    for a, b, label, target in RATIOS:
+        if a in rate and b in rate:
+            if a == "fit" and b == "loop":
+                target = fit_targets.get(tuple(sizes))
+            goal = f"   (target >= {target}x: {'met' if rate[a] / rate[b] >= target else 'MISSED'})" if target else ""
+            print(f"  {label:32s} {rate[a] / rate[b]:11.2f}x{goal}")
+    return rate
+
+
+def roofline(sizes, batch, times, library):
     full, executed = flops(sizes, batch)
-    print(f"  GEMM FLOPs per step: 6*b*sum(in*out) = {full / 1e6:.1f} MFLOP; "
-          f"executed by the framework (no dL/dX of layer 1) = {executed / 1e6:.1f} MFLOP")
-    for rate_name, rate in gemm_rates.items():
-        print(f"  vs {rate_name}: {rate / 1e9:.1f} GFLOP/s")
-        for name, m in med.items():
-            line = f"    {labels[name]:32s} {full / m / 1e9:7.1f} GFLOP/s = {full / m / rate:6.1%} (6*b*sum count)"
-            if name == "step:ours":
-                line += f", {executed / m / rate:6.1%} (executed FLOPs)"
-            print(line)
+    gemm = full / statistics.median(times["gemm:step"])
+    step = full / statistics.median(times["step"]) * 1.0
+    print(f"  GEMM FLOPs per step 6*b*sum(in*out) = {full / 1e6:.1f} MFLOP "
+          f"(without dL/dX of layer 1: {executed / 1e6:.1f} MFLOP)")
+    print(f"  {library} on the step's GEMMs: {gemm / 1e9:.1f} GFLOP/s; square GEMM: "
+          f"{times['gemm:square:rate'] / 1e9:.1f} GFLOP/s")
+    print(f"  framework step: {step / 1e9:.1f} GFLOP/s = {step / gemm:.1%} of the step's GEMMs "
+          f"({executed / full * step / gemm:.1%} counting executed FLOPs)")
 
 
-_LIMITS = []  # keeps a threadpoolctl limit alive for the whole run
-
-
-def header(device, threads=None):
+def header(threads):
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs ({platform.processor() or 'unknown processor'})")
-    blas_threads = None
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-        if threads:
-            _LIMITS.append(threadpool_limits(limits=threads, user_api="blas"))
-
-        for info in threadpool_info():
-            if info.get("user_api") == "blas":
-                blas_threads = info["num_threads"]
-                print(f"BLAS: {info.get('internal_api')} {info.get('version')}, kernel {info.get('architecture')}, "
-                      f"{info['num_threads']} threads ({Path(info['filepath']).name})")
-    except ImportError:
-        print("BLAS: threadpoolctl not installed, thread count unknown")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    limit = threadpool_limits(limits=threads, user_api="blas") if threads else None
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            print(f"BLAS: {info.get('internal_api')} {info.get('version')}, kernel {info.get('architecture')}, "
+                  f"{info['num_threads']} thread(s) ({Path(info['filepath']).name})")
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        print(f"  OPENBLAS_CORETYPE={forced} forces that kernel (L2 size "
+              f"{os.environ.get('OPENBLAS_L2_SIZE', 'auto')}); unset it to measure the CPU's native kernel")
+    else:
+        print("  OPENBLAS_CORETYPE is not set: OpenBLAS chose the kernel from the CPU")
+    load = os.getloadavg()[0]
     print(f"load average (1 min) before the run: {load:.2f}"
-          + ("  <- other processes are busy: timings are noisy, multi-threaded ones most" if load > 0.5 else ""))
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if var in os.environ:
-            print(f"  {var}={os.environ[var]}")
-    if "OPENBLAS_CORETYPE" in os.environ:
-        print("  note: OPENBLAS_CORETYPE pins an older kernel; `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
-              "python benchmarks/speed.py` measures the native one")
-    return blas_threads or os.cpu_count()
+          + ("  <- other processes are busy: timings are noisy" if load > 0.5 else ""))
+    return limit
 
 
 def torch_or_none(device, threads):
     try:
         import torch
     except ImportError:
-        print("PyTorch: not installed - its column is skipped (pip install torch)")
+        print("PyTorch: not installed - its rows are skipped (pip install torch)")
         return None
     if device == "cuda" and not torch.cuda.is_available():
-        print(f"PyTorch {torch.__version__}: CUDA not available - its column is skipped")
+        print(f"PyTorch {torch.__version__}: CUDA not available - its rows are skipped")
         return None
     if device == "cpu":
         torch.set_num_threads(threads)
-        print(f"PyTorch {torch.__version__}: {torch.get_num_threads()} threads (set to the BLAS thread count)")
+        print(f"PyTorch {torch.__version__}: {torch.get_num_threads()} thread(s)")
     else:
         print(f"PyTorch {torch.__version__}: {torch.cuda.get_device_name()}, "
               f"TF32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32}")
     return torch
 
 
-def steps(sizes, batch, backend: str, device: str, torch):
-    """Our training step and (when torch is there) PyTorch's, as contenders with their labels."""
-    step, sync, weights = ours(sizes, batch, backend)
-    contenders = {"step:ours": (step, sync)}
-    labels = {"step:ours": f"framework ({backend} backend)"}
+def contenders(sizes, batch, backend, device, torch, sync):
+    """{name: (fn(i), sync, samples per call)} for one shape."""
+    model = MLP(sizes, "relu", "identity", backend=backend, dtype="float32", seed=0)
+    weights = model.state_dict()
+    out = {}
+    if device == "cpu":
+        out["numpy"] = (numpy_step(weights, sizes, batch), sync, batch)
+    out["step"] = (framework_step(model, batch), sync, batch)
+    fit_model = MLP(sizes, "relu", "identity", backend=backend, dtype="float32", seed=0)
+    n_fit = FIT_BATCHES[device]
+    out["fit"] = (framework_fit(fit_model, batch, n_fit), sync, n_fit * batch)
     if torch is not None:
-        contenders["step:torch"] = pytorch(sizes, batch, device, weights)
-        labels["step:torch"] = f"PyTorch {torch.__version__} ({device.upper()})"
-    return contenders, labels, sync
+        tsync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        out["torch"] = (torch_step(torch, sizes, batch, weights, device), tsync, batch)
+        out["loop"] = (torch_loop(torch, sizes, batch, weights, device, n_fit), tsync, n_fit * batch)
+    return out
 
 
-def run_cpu(args):
-    threads = header("cpu", args.threads)
-    torch = torch_or_none("cpu", threads)
-    for sizes, batch in CPU_CASES:
-        contenders, labels, _ = steps(sizes, batch, "numpy", "cpu", torch)
-        large = sizes == CPU_CASES[-1][0]
+FIT_VS_TORCH = {(64, 128, 10): 2.5, (784, 256, 256, 10): 1.6}
+
+
+def run(args, device, cases, backend, xp, matmul, square, sync):
+    torch = torch_or_none(device, args.threads)
+    for sizes, batch in cases:
+        plan = contenders(sizes, batch, backend, device, torch, sync)
+        large = sizes == cases[-1][0]
         if large:  # the roofline's GEMMs take turns with the steps, so they see the same machine state
-            g = step_gemms(np, np.matmul, sizes, batch)
-            contenders["gemm:step"] = (lambda i: g(), lambda: None)
-            sq = square_gemm(np, np.matmul, args.square)
-            contenders["gemm:square"] = (lambda i: sq(), lambda: None)
-        times = interleaved(contenders, args.repeats, args.seconds, args.settle)
-        rates = {}
+            plan["gemm:step"] = (step_gemms(xp, matmul, sizes, batch), sync, 1)
+            plan["gemm:square"] = (square_gemm(xp, matmul, square), sync, 1)
+        times = interleaved(plan, args.repeats, args.seconds, args.settle)
+        report(sizes, batch, times, {k: v[2] for k, v in plan.items()}, FIT_VS_TORCH if device == "cpu" else {})
         if large:
-            full = flops(sizes, batch)[0]
-            rates["np.matmul on the step's 9 GEMMs (median)"] = full / statistics.median(times["gemm:step"])
-            rates[f"np.matmul {args.square}x{args.square} square (median)"] = (
-                2 * args.square**3 / statistics.median(times["gemm:square"]))
-        report_case(sizes, batch, times, labels, rates, large)
+            times["gemm:square:rate"] = 2 * square**3 / statistics.median(times["gemm:square"])
+            roofline(sizes, batch, times, f"{xp.__name__}.matmul")
 
 
-def run_cuda(args):
-    header("cuda")
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--repeats", type=int, default=7, help="timed blocks per contender (interleaved)")
+    p.add_argument("--seconds", type=float, default=0.4, help="approximate length of one timed block")
+    p.add_argument("--settle", type=float, default=0.2, help="pause before each block (idle thread pools)")
+    p.add_argument("--square", type=int, default=1024, help="side of the square CPU GEMM")
+    p.add_argument("--square-cuda", type=int, default=8192, help="side of the square GPU GEMM")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the BLAS and for PyTorch")
+    args = p.parse_args(argv)
+    limit = header(args.threads if args.device == "cpu" else None)  # noqa: F841 - held for the run
+    if args.device == "cpu":
+        run(args, "cpu", CPU_CASES, "numpy", np, np.matmul, args.square, lambda: None)
+        return 0
     try:
         be = backends.create("cupy", dtype="float32")
     except Exception as e:  # noqa: BLE001 - ConfigError says how to fix it
@@ -310,38 +412,7 @@ def run_cuda(args):
 
     props = cupy.cuda.runtime.getDeviceProperties(be.device_id)
     print(f"CuPy {cupy.__version__}: {props['name'].decode()}, CUPY_TF32={os.environ.get('CUPY_TF32', '0')}")
-    torch = torch_or_none("cuda", None)
-    for sizes, batch in CUDA_CASES:
-        contenders, labels, sync = steps(sizes, batch, "cupy", "cuda", torch)
-        g = step_gemms(cupy, cupy.matmul, sizes, batch)
-        contenders["gemm:step"] = (lambda i: g(), sync)
-        sq = square_gemm(cupy, cupy.matmul, args.square_cuda)
-        contenders["gemm:square"] = (lambda i: sq(), sync)
-        times = interleaved(contenders, args.repeats, args.seconds, args.settle)
-        full = flops(sizes, batch)[0]
-        rates = {
-            "cupy.matmul on the step's 9 GEMMs (median)": full / statistics.median(times["gemm:step"]),
-            f"cupy.matmul {args.square_cuda}x{args.square_cuda} square (median)":
-                2 * args.square_cuda**3 / statistics.median(times["gemm:square"]),
-        }
-        report_case(sizes, batch, times, labels, rates, True)
-    return 0
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--repeats", type=int, default=7, help="timed blocks per contender (interleaved)")
-    p.add_argument("--seconds", type=float, default=0.4, help="approximate length of one timed block")
-    p.add_argument("--settle", type=float, default=0.3, help="pause before each block (idle thread pools)")
-    p.add_argument("--square", type=int, default=2048, help="side of the square CPU GEMM")
-    p.add_argument("--square-cuda", type=int, default=8192, help="side of the square GPU GEMM")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the BLAS and for PyTorch (default: the BLAS's own count)")
-    args = p.parse_args(argv)
-    if args.device == "cuda":
-        return run_cuda(args)
-    run_cpu(args)
+    run(args, "cuda", CUDA_CASES, be, cupy, cupy.matmul, args.square_cuda, be.synchronize)
     return 0
 
 

@@ -11,12 +11,29 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# The per-batch record's columns, named once: the trainer, its divergence check and callbacks use these.
+LOSS = "batch/loss"              # the batch's loss
+LR = "batch/lr"                  # the learning rate of the update
+GLOBAL_NORM = "grad_norm/global"  # sqrt(sum over parameters of |g|^2)
+
+
+def grad_norm_key(param: str) -> str:
+    """Column of parameter `param`'s gradient norm, e.g. "grad_norm/layers.0.W"."""
+    return f"grad_norm/{param}"
+
+
+def record_keys(params) -> list[str]:
+    """The columns for a model with parameter names `params`, in order:
+    [LOSS, LR, grad_norm_key(p) for each p, GLOBAL_NORM]."""
+    return [LOSS, LR, *(grad_norm_key(p) for p in params), GLOBAL_NORM]
+
+
 @dataclass
 class BatchRecord:
     """Host copy of flushed per-batch rows.
 
     steps:   (n,) int64 global batch indices (0-based)
-    keys:    column names, e.g. ["batch/loss", "batch/lr", "grad_norm/layers.0.W", ..., "grad_norm/global"]
+    keys:    column names, `record_keys(model.params)`
     values:  (n, len(keys)) float64
     epoch:   epoch the rows belong to
     """
@@ -25,6 +42,10 @@ class BatchRecord:
     keys: list[str]
     values: np.ndarray
     epoch: int
+
+    def column(self, key: str) -> np.ndarray:
+        """(n,) values of column `key` (LOSS, LR, GLOBAL_NORM or a grad_norm_key)."""
+        return self.values[:, self.keys.index(key)]
 
 
 class Callback:

@@ -5,6 +5,7 @@ array and a gradient of the shape of `pred`.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 
@@ -58,6 +59,11 @@ class Loss:
 
     def backward(self, xp, pred, target, weight=None):
         raise NotImplementedError
+
+    def value_and_grad(self, xp, pred, target, weight=None):
+        """(forward, backward) in one call: what a training step needs. Override it where the two
+        share work (cross-entropy's softmax); the conformance checks hold it equal to the pair."""
+        return self.forward(xp, pred, target, weight), self.backward(xp, pred, target, weight)
 
     def predict(self, xp, out):
         return out
@@ -136,11 +142,19 @@ class Scheduler:
 
 
 class Backend:
-    """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`."""
+    """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`.
+
+    Capabilities are declared, never guessed from names or types:
+    `host_memory`: arrays live in host memory, so reading a scalar costs no device sync (the trainer
+    then checks every batch for NaN/inf before the update); `writes_out`: `matmul` and `take` write
+    into a preallocated `out` (else they return a new array and the engine keeps no work buffers).
+    """
 
     name: str = "?"
     xp: Any = None
     device: str = "cpu"
+    host_memory: bool = True
+    writes_out: bool = False
 
     def __init__(self, dtype: str = "float32"):
         self.dtype = self.resolve_dtype(dtype)
@@ -168,11 +182,56 @@ class Backend:
         """Wait for queued device work (timing); a no-op on the CPU."""
 
     def matmul(self, a, b, out=None):
-        """`a @ b`, written into `out` where the library supports it."""
+        """`a @ b`, written into `out` where the library supports it (`writes_out`)."""
         return self.xp.matmul(a, b)
+
+    def take(self, a, indices, out=None):
+        """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
+        return self.xp.take(a, indices, axis=0)
+
+    def sq_norms(self, arrays):
+        """(len(arrays),) array of sum(g^2) per array g (the squared gradient norms of a step)."""
+        from .gradients import sq_norm
+
+        return self.xp.stack([sq_norm(self.xp, g) for g in arrays])
+
+    def limits(self):
+        """Context manager around `Trainer.fit` that applies the backend's resource settings (e.g. BLAS
+        threads); a no-op by default."""
+        return nullcontext()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dtype={self.dtype})"
+
+
+class Initializer:
+    """`init(rng, (out, in)) -> host float64 array` of initial weights, drawn with NumPy's seeded
+    generator `rng` so every backend starts from the same weights. fan_in = in, fan_out = out."""
+
+    name: str = "?"
+
+    def __call__(self, rng, shape: tuple[int, int]):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_kwargs(self)})"
+
+
+class Metric:
+    """`metric(y_true, y_pred) -> float` for the tasks in `tasks` (see `framework.tasks`).
+
+    `uses="labels"`: y_pred is predicted classes (n,) int64 (`framework.tasks.labels`).
+    `uses="scores"`: y_pred is the scores: (n,) probability of class 1 for binary, (n, C) for
+    classification, (n, k) for regression (then y_true is (n, k) too).
+    """
+
+    name: str = "?"
+    tasks: tuple[str, ...] = ()
+    higher_is_better: bool = True
+    uses: str = "labels"
+
+    def __call__(self, y_true, y_pred) -> float:
+        raise NotImplementedError
 
 
 def _kwargs(obj) -> str:

@@ -9,30 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigError, ShapeError
+from .interfaces import Metric
 from .registry import metrics
+
+__all__ = ["Metric", "confusion_matrix", "default_metrics", "evaluate", "metrics_for"]
 
 DEFAULTS = {
     "classification": ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
     "binary": ["accuracy", "f1", "roc_auc"],
     "regression": ["mse", "mae", "r2"],
 }
-
-
-class Metric:
-    """`metric(y_true, y_pred) -> float` for the tasks in `tasks`.
-
-    `uses="labels"`: y_pred is predicted classes (n,) int64 (argmax, or p >= 0.5 for binary).
-    `uses="scores"`: y_pred is the scores: (n,) probability of class 1 for binary, (n, C) for
-    classification, (n, k) for regression (then y_true is (n, k) too).
-    """
-
-    name: str = "?"
-    tasks: tuple[str, ...] = ()
-    higher_is_better: bool = True
-    uses: str = "labels"
-
-    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        raise NotImplementedError
 
 
 def default_metrics(task: str) -> list[str]:

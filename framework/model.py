@@ -54,8 +54,7 @@ class MLP:
         self._keys = [(f"layers.{l}.W", f"layers.{l}.b") for l in range(self.num_layers)]
         self._cache: list = []
         self._buffers: dict = {}
-        # work buffers only help a backend whose matmul writes into `out` (NumPy, CuPy)
-        self._use_out = type(self.backend).matmul is not Backend.matmul
+        self._use_out = self.backend.writes_out  # work buffers only help where matmul writes into `out`
 
     @property
     def num_layers(self) -> int:

@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .callbacks import BatchRecord, Callback
+from .callbacks import GLOBAL_NORM, LOSS, LR, BatchRecord, Callback, grad_norm_key, record_keys
 from .data import Dataset, Splits, targets_for
 from .errors import ConfigError, DivergenceError, ShapeError
 from .gradients import clip_by_global_norm, sq_norms
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
+from .step import train_step
 
 
 @dataclass
@@ -37,6 +38,21 @@ class EarlyStopping:
         if best is None:
             return math.isfinite(value)
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+
+@dataclass
+class Divergence:
+    """When a finite loss counts as diverged (NaN/inf always does): past `factor` times the first
+    epoch's train/loss, or past `max_loss`; None switches either off."""
+
+    factor: float | None = 1e4
+    max_loss: float | None = None
+
+    def __post_init__(self):
+        for key in ("factor", "max_loss"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"trainer.divergence.{key} must be > 0 or null (off), got {value}")
 
 
 class StopTraining(Exception):
@@ -83,13 +99,14 @@ class Trainer:
                  batch_size: int | None = 32, scheduler: Scheduler | None = None, metrics=None,
                  grad_clip: float | None = None, early_stopping: EarlyStopping | None = None,
                  shuffle: bool = True, seed: int = 0, flush_every: int = 64, eval_batch_size: int = 4096,
-                 callbacks: list[Callback] = ()):
+                 callbacks: list[Callback] = (), divergence: Divergence | None = Divergence()):
         self.check_settings(epochs, batch_size, flush_every)
         self.model, self.loss, self.optimizer, self.splits = model, loss, optimizer, splits
         self.scheduler, self.metric_names, self.grad_clip = scheduler, metrics, grad_clip
         self.early_stopping, self.shuffle, self.flush_every = early_stopping, shuffle, flush_every
         self.epochs, self.eval_batch_size = int(epochs), eval_batch_size
         self.callbacks = list(callbacks)
+        self.divergence = divergence
         self.task = splits.train.task
         self.base_lr = optimizer.lr
         self.rng = np.random.default_rng(seed)
@@ -105,12 +122,19 @@ class Trainer:
         self.last_checkpoint = None           # folder of the latest checkpoint (set by Checkpointer)
         self.stop_requested: str | None = None
         self.position: EpochPosition | None = None
-        self._host = model.backend.device == "cpu"
         self._best: tuple[float | None, dict | None, int] = (None, None, 0)  # value, weights, epochs since
         self._check_shapes()
         self._device = {name: self._to_device(getattr(splits, name)) for name in ("train", "val", "test")}
-        self.record_keys = (["batch/loss", "batch/lr"] + [f"grad_norm/{k}" for k in model.params]
-                            + ["grad_norm/global"])
+        self.record_keys = record_keys(model.params)
+        # the per-batch record: one row per batch of an epoch, made once and reused every epoch
+        col = {k: j for j, k in enumerate(self.record_keys)}
+        self._col_loss, self._col_lr, self._col_global = col[LOSS], col[LR], col[GLOBAL_NORM]
+        self._col_norms = slice(col[grad_norm_key(next(iter(model.params)))], self._col_global)
+        xp = model.backend.xp
+        self._rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=model.dtype)
+        self._lrs = np.zeros(self.steps_per_epoch)
+        self._batch_buffers: dict[int, tuple] = {}
+        self._row, self._finite = 0, True
 
     # ---- set-up -------------------------------------------------------------------------------
     @staticmethod
@@ -145,7 +169,12 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Run the remaining epochs; returns the final metrics (last epoch's, then test/...).
-        On an exception the callbacks get `on_train_end` with FAILED (KILLED for interrupts) first."""
+        The backend's resource limits (e.g. BLAS threads) hold while it runs. On an exception the
+        callbacks get `on_train_end` with FAILED (KILLED for interrupts) first."""
+        with self.model.backend.limits():
+            return self._fit()
+
+    def _fit(self) -> dict[str, float]:
         for cb in self.callbacks:
             cb.on_train_start(self)
         try:
@@ -175,7 +204,7 @@ class Trainer:
             cb.on_train_end(self, status, logs)
 
     def _run_epoch(self) -> None:
-        be, xp = self.model.backend, self.model.backend.xp
+        be = self.model.backend
         if self.position is None:
             self.position = EpochPosition(rng_state=copy.deepcopy(self.rng.bit_generator.state))
         else:  # resumed inside an epoch: replay its shuffle
@@ -183,27 +212,28 @@ class Trainer:
         pos = self.position
         X, T = self._device["train"]
         n, bs = X.shape[0], self.batch_size
-        if self.shuffle:
-            perm = be.asarray(self.rng.permutation(n), xp.int64)
-            X, T = xp.take(X, perm, axis=0), xp.take(T, perm, axis=0)
-        rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=self.model.dtype)
-        lrs = np.zeros(self.steps_per_epoch)
+        order = be.asarray(self.rng.permutation(n), be.xp.int64) if self.shuffle else None
         start = time.perf_counter()
         try:
             for i in range(pos.batch, self.steps_per_epoch):
-                rows = slice(i * bs, min((i + 1) * bs, n))
-                lrs[i], finite = self._train_step(X[rows, ...], T[rows, ...], rec, i)
+                Xb, Tb = self._batch(X, T, order, i * bs, min((i + 1) * bs, n))
+                lr = self.base_lr if self.scheduler is None else self.scheduler.lr(
+                    self.base_lr, self.step, self.steps_per_epoch, self.total_steps)
+                self.optimizer.lr = self._lrs[i] = lr
+                self._row = i
+                self.batch_loss = train_step(self.model, self.loss, self.optimizer, Xb, Tb,
+                                             before_update=self._inspect)
                 self.step += 1
                 pos.batch = i + 1
                 for cb in self.callbacks:
                     cb.on_batch_end(self, self.step - 1)
-                if not finite or pos.batch - pos.flushed >= self.flush_every:
-                    self._flush(rec, lrs, pos.batch)
+                if not self._finite or pos.batch - pos.flushed >= self.flush_every:
+                    self._flush(pos.batch)
                 if self.stop_requested:
                     raise Interrupted(self.stop_requested)
-            self._flush(rec, lrs, self.steps_per_epoch)
+            self._flush(self.steps_per_epoch)
         except BaseException:
-            self._flush(rec, lrs, pos.batch)  # keep every finished batch's numbers
+            self._flush(pos.batch)  # keep every finished batch's numbers
             raise
         finally:
             be.synchronize()
@@ -218,62 +248,95 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
 
-    def _train_step(self, Xb, Tb, rec, i: int) -> tuple[float, bool]:
-        """One update on batch (Xb, Tb); writes loss and gradient norms into row i of `rec`.
-        Returns the lr used and whether loss and gradients were finite (checked on host backends
-        only: elsewhere that would cost a device sync per batch, so the flush checks them)."""
-        model, xp = self.model, self.model.backend.xp
-        out = model.forward(Xb)
-        self.batch_loss = self.loss.forward(xp, out, Tb)
-        model.backward(self.loss.backward(xp, out, Tb), input_grad=False)
-        sq = sq_norms(xp, model.grads)
-        total = xp.sqrt(xp.sum(sq))
-        rec[i, 0] = self.batch_loss
-        rec[i, 2:-1] = xp.sqrt(sq)
-        rec[i, -1] = total
-        finite = not self._host or math.isfinite(float(self.batch_loss) + float(total))
-        if self.grad_clip is not None:
-            clip_by_global_norm(xp, model.grads, self.grad_clip, total)
-        lr = self.base_lr if self.scheduler is None else self.scheduler.lr(
-            self.base_lr, self.step, self.steps_per_epoch, self.total_steps)
-        self.optimizer.lr = lr
-        if finite:
-            self.optimizer.step(model.params, model.grads)
-        return lr, finite
+    def _batch(self, X, T, order, lo: int, hi: int):
+        """Rows lo:hi of the epoch's order: views without shuffling; with it, gathered into work
+        buffers reused every epoch where the backend writes into `out` (no copy of the training set)."""
+        if order is None:
+            return X[lo:hi, ...], T[lo:hi, ...]
+        be, rows = self.model.backend, order[lo:hi]
+        if not be.writes_out:
+            return be.take(X, rows), be.take(T, rows)
+        bufs = self._batch_buffers.get(hi - lo)
+        if bufs is None:
+            bufs = self._batch_buffers[hi - lo] = tuple(
+                be.xp.empty((hi - lo, *A.shape[1:]), dtype=A.dtype) for A in (X, T))
+        return be.take(X, rows, out=bufs[0]), be.take(T, rows, out=bufs[1])
 
-    def _flush(self, rec, lrs: np.ndarray, hi: int) -> None:
-        """Move rows flushed:hi of the per-batch buffer to the host (one transfer), hand them to the
-        callbacks, then stop with DivergenceError if any loss or gradient is not finite."""
+    def _inspect(self, loss) -> bool:
+        """Between backward and update (`train_step`'s before_update): write the loss and the squared
+        gradient norms into this batch's record row (the global norm and the square roots are
+        computed at the flush, for a block of rows at once), clip, and say whether to update: on host
+        backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
+        device sync per batch; the flush stops the run either way)."""
+        be, rec, i = self.model.backend, self._rec, self._row
+        sq = be.sq_norms(list(self.model.grads.values()))
+        rec[i, self._col_loss] = loss
+        rec[i, self._col_norms] = sq
+        if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
+            self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
+        if self.grad_clip is not None:
+            xp = be.xp
+            clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))
+        return self._finite
+
+    def _flush(self, hi: int) -> None:
+        """Move record rows flushed:hi to the host (one transfer), hand them to the callbacks, then
+        stop with DivergenceError on a NaN/inf loss or gradient, or a loss past the divergence limit."""
         pos = self.position
         lo = pos.flushed
         if hi <= lo:
             return
         pos.flushed = hi
-        values = self.model.backend.to_numpy(rec[lo:hi, ...]).astype(np.float64)
-        values[:, 1] = lrs[lo:hi]
+        values = self.model.backend.to_numpy(self._rec[lo:hi, ...]).astype(np.float64)
+        values[:, self._col_lr] = self._lrs[lo:hi]
+        values[:, self._col_global] = values[:, self._col_norms].sum(axis=1)
+        norms = values[:, self._col_norms.start:]
+        np.sqrt(norms, out=norms)  # the rows hold squared norms until here
         base = self.epoch * self.steps_per_epoch
         record = BatchRecord(steps=np.arange(base + lo, base + hi), keys=self.record_keys, values=values,
                              epoch=self.epoch)
-        pos.losses.extend(values[:, 0].tolist())
+        losses = record.column(LOSS)
+        pos.losses.extend(losses.tolist())
         for cb in self.callbacks:
             cb.on_batches(self, record)
         bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
             self._diverged(record, int(np.argmax(bad)))
+        limit = self._loss_limit()
+        if limit is not None and (losses > limit[0]).any():
+            self._diverged(record, int(np.argmax(losses > limit[0])), limit)
 
-    def _diverged(self, record: BatchRecord, row: int) -> None:
-        values, step = record.values[row], int(record.steps[row])
-        norms = dict(zip(self.record_keys[2:-1], values[2:-1]))
-        bad = [k.removeprefix("grad_norm/") for k, v in norms.items() if not math.isfinite(v)]
-        what = "loss" if not math.isfinite(values[0]) else "gradient norm"
-        param = bad[0] if bad else None
-        value = values[0] if what == "loss" else values[-1]
-        reason = f"{what} is {value} at batch {step} (epoch {self.epoch})"
+    def _loss_limit(self) -> tuple[float, str] | None:
+        """(largest loss allowed, why) from `divergence`, or None: max_loss, and factor x the first
+        epoch's train/loss once that epoch is done."""
+        d = self.divergence
+        limits = []
+        if d is not None and d.max_loss is not None:
+            limits.append((d.max_loss, f"trainer.divergence.max_loss={d.max_loss:g}"))
+        first = self.history.get("train/loss", [None])[0]
+        if d is not None and d.factor is not None and first is not None and first > 0:
+            limits.append((d.factor * first, f"trainer.divergence.factor={d.factor:g} x the first epoch's "
+                                             f"loss {first:.4g}"))
+        return min(limits) if limits else None
+
+    def _diverged(self, record: BatchRecord, row: int, limit: tuple[float, str] | None = None) -> None:
+        values = dict(zip(record.keys, record.values[row]))
+        step, loss, lr = int(record.steps[row]), values[LOSS], values[LR]
+        bad = [p for p in self.model.params if not math.isfinite(values[grad_norm_key(p)])]
+        param = None if limit is not None or not bad else bad[0]
+        if limit is not None:
+            reason = f"loss {loss:.4g} at batch {step} (epoch {self.epoch}) exceeds {limit[1]}"
+        else:
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            value = loss if what == "loss" else values[GLOBAL_NORM]
+            reason = f"{what} is {value} at batch {step} (epoch {self.epoch})"
         self.failure = {"reason": f"diverged: {reason}", "step": step, "param": param}
         raise DivergenceError(
             f"training diverged: {reason}" + (f"; first non-finite gradient: {param}" if param else "")
-            + f" (lr {values[1]:.3g}). Lower optimizer.lr, set trainer.grad_clip, or check the data.",
+            + f" (lr {lr:.3g}). Lower optimizer.lr, set trainer.grad_clip, or check the data"
+            + ("; trainer.divergence sets the limit (null: off)." if limit else "."),
             step=step, param=param)
+
     # ---- evaluation ---------------------------------------------------------------------------
     def _outputs(self, split: str):
         """Model outputs (device) over a whole split, in chunks of `eval_batch_size` rows."""

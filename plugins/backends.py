@@ -34,25 +34,25 @@ def _host_dtype(dtype):
 class NumpyBackend(Backend):
     """NumPy on the host; float32 by default, float64 on request.
 
-    `asarray` never copies an array that already has the requested dtype; `matmul` writes into `out`
-    (a preallocated buffer) so the training step allocates nothing for its matrix products.
-    `threads` caps the BLAS threads of the whole process (threadpoolctl; None: the library's
-    default). Small MLPs' GEMMs gain nothing from more threads, and an extra thread that has to wake
-    up on a core shared with another process (the MLflow writer) slows every product down.
+    `asarray` never copies an array that already has the requested dtype; `matmul` and `take` write
+    into `out` (a preallocated buffer) so the training step allocates nothing for its matrix products
+    and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
+    None: the library's default). Small MLPs' GEMMs gain nothing from more threads, and an extra
+    thread that has to wake up on a core shared with another process (the MLflow writer) slows every
+    product down.
     """
 
     xp = np
     device = "cpu"
+    host_memory = True
+    writes_out = True
 
     def __init__(self, dtype: str = "float32", threads: int | None = None):
         super().__init__(dtype)
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"backend.threads must be >= 1 or null (library default), got {threads}")
         self.threads = threads
-        if threads is not None:
-            if int(threads) < 1:
-                raise ConfigError(f"backend.threads must be >= 1 or null (library default), got {threads}")
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=int(threads), user_api="blas")
+        self._controller = None
 
     def asarray(self, x, dtype=None):
         return np.asarray(x, dtype=self.resolve_dtype(dtype))
@@ -62,6 +62,22 @@ class NumpyBackend(Backend):
 
     def matmul(self, a, b, out=None):
         return np.matmul(a, b, out=out)
+
+    def take(self, a, indices, out=None):
+        return a.take(indices, 0, out)
+
+    def sq_norms(self, arrays):
+        # a BLAS dot of each flattened array: no g*g temporary, ~8x faster than sum(g * g) on 784x256
+        return np.fromiter((np.vdot(g, g) for g in arrays), dtype=arrays[0].dtype, count=len(arrays))
+
+    def limits(self):
+        if self.threads is None:
+            return super().limits()
+        if self._controller is None:  # scanning the loaded libraries costs milliseconds: once
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=int(self.threads), user_api="blas")
 
 
 CUPY_HELP = ("install CuPy for CUDA 12 with `pip install -e '.[gpu]'` (it pins cupy-cuda12x) on a machine "
@@ -77,6 +93,8 @@ class CupyBackend(Backend):
     """
 
     device = "cuda"
+    host_memory = False
+    writes_out = True
 
     def __init__(self, dtype: str = "float32", device_id: int = 0):
         try:
@@ -113,6 +131,9 @@ class CupyBackend(Backend):
     def matmul(self, a, b, out=None):
         return self._cp.matmul(a, b, out=out)
 
+    def take(self, a, indices, out=None):
+        return self._cp.take(a, indices, axis=0, out=out)
+
     def __repr__(self):
         return f"CupyBackend(dtype={self.dtype}, device={self.device})"
 
@@ -136,6 +157,7 @@ class ArrayAPIBackend(Backend):
         self.xp = _namespace(module, namespace)
         self.device = _device(self.xp, device)
         super().__init__(dtype)
+        self.host_memory = _in_host_memory(self.xp, self.device)
 
     def asarray(self, x, dtype=None):
         dtype = self.resolve_dtype(dtype)
@@ -214,6 +236,15 @@ def _device(xp, device):
         if device == str(d) or f"'{device}'" in repr(d):
             return d
     raise ConfigError(f"backend=array_api: device {device!r} is not one of {list(info().devices())}")
+
+
+def _in_host_memory(xp, device) -> bool:
+    """Whether arrays of `xp` on `device` are host memory: NumPy can view one through DLPack."""
+    try:
+        np.from_dlpack(xp.zeros(1, device=device))
+        return True
+    except Exception:  # noqa: BLE001 - BufferError, RuntimeError, TypeError: device memory
+        return False
 
 
 def _is_array_of(xp, x) -> bool:

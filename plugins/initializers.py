@@ -6,15 +6,8 @@ import math
 
 import numpy as np
 
+from framework.interfaces import Initializer
 from framework.registry import initializers
-
-
-class Initializer:
-    def __call__(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 
 @initializers.register("zeros")

@@ -153,7 +153,7 @@ class CrossEntropy(Loss):
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
     def _onehot(self, xp, target, like):
-        classes = xp.arange(like.shape[-1], dtype=target.dtype)
+        classes = self._arange(xp, like.shape[-1], target.dtype)
         return xp.astype(xp.reshape(target, (-1, 1)) == classes, like.dtype)
 
     def _norm(self, xp, pred, weight):
@@ -166,7 +166,16 @@ class CrossEntropy(Loss):
         t = xp.reshape(target, (-1,))
         if t.dtype != xp.int64:  # row * C + t must not overflow a narrow integer type
             t = xp.astype(t, xp.int64)
-        return xp.take(xp.reshape(logp, (-1,)), xp.arange(n, dtype=t.dtype) * c + t)
+        return xp.take(xp.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
+
+    def _arange(self, xp, n, dtype, step=1):
+        """xp.arange(0, n * step, step) of `dtype`, made once per (namespace, n, step, dtype): every
+        batch of a run has the same shape."""
+        cache = self.__dict__.setdefault("_aranges", {})
+        key = (xp, n, step, dtype)
+        if key not in cache:
+            cache[key] = xp.arange(0, n * step, step, dtype=dtype)
+        return cache[key]
 
     def forward(self, xp, pred, target, weight=None):
         nll = -self._picked(xp, self._logsoftmax(xp, pred), target)
@@ -177,6 +186,21 @@ class CrossEntropy(Loss):
     def backward(self, xp, pred, target, weight=None):
         grad = xp.exp(self._logsoftmax(xp, pred)) - self._onehot(xp, target, pred)
         return _weighted(xp, grad, weight) / self._norm(xp, pred, weight)
+
+    def value_and_grad(self, xp, pred, target, weight=None):
+        """Both at the cost of one softmax: with S = Z - max(Z), e = exp(S), s = sum(e),
+        L_i = log(s_i) - S_i,t_i and dL/dZ_i = (e_i / s_i - onehot(t_i)) (w_i) / norm."""
+        shifted = pred - xp.max(pred, axis=-1, keepdims=True)
+        grad = xp.exp(shifted)
+        s = xp.sum(grad, axis=-1, keepdims=True)
+        nll = xp.log(xp.reshape(s, (-1,))) - self._picked(xp, shifted, target)
+        norm = self._norm(xp, pred, weight)
+        grad /= s
+        grad -= self._onehot(xp, target, pred)
+        if weight is not None:
+            nll, grad = nll * weight, _weighted(xp, grad, weight)
+        grad /= norm
+        return xp.sum(nll) / norm, grad
 
     def predict(self, xp, out):
         return xp.exp(self._logsoftmax(xp, out))
