@@ -24,7 +24,7 @@ from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import activations, backends, datasets, initializers, losses, optimizers, schedulers
-from .trainer import EarlyStopping, Interrupted, Trainer, output_size
+from .trainer import Divergence, EarlyStopping, Interrupted, Trainer, output_size
 
 log = logging.getLogger(__name__)
 FAILED_FILE = "FAILED.json"
@@ -58,6 +58,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     backend = backends.create(cfg.backend.name, **kwargs(cfg.backend))
     t = cfg.trainer
     Trainer.check_settings(t.epochs, t.batch_size, t.flush_every)
+    divergence = Divergence(t.divergence.factor, t.divergence.max_loss)
     splits = load_data(cfg)
     model = MLP([splits.train.n_features, *hidden, output_size(splits.train, loss)], activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
@@ -68,7 +69,8 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
         metrics=None if t.metrics is None else list(t.metrics), grad_clip=t.grad_clip,
         early_stopping=EarlyStopping(es.monitor, es.patience, es.mode, es.min_delta, es.restore_best)
         if es.enabled else None,
-        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks))
+        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks),
+        divergence=divergence)
 
 
 def objective(cfg: DictConfig, final: dict) -> float:

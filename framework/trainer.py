@@ -42,8 +42,10 @@ class EarlyStopping:
 
 @dataclass
 class Divergence:
-    """When a finite loss counts as diverged (NaN/inf always does): past `factor` times the first
-    epoch's train/loss, or past `max_loss`; None switches either off."""
+    """When a finite loss counts as diverged (NaN/inf always does): past `factor` times the loss of
+    the run's first batch (the model as initialized), or past `max_loss`; None switches either off.
+    (The first batch, not the first epoch's mean: a run that explodes within its first epoch, such as
+    Adam with lr=1e6 on digits, has a first-epoch mean of ~1e14 already.)"""
 
     factor: float | None = 1e4
     max_loss: float | None = None
@@ -107,6 +109,7 @@ class Trainer:
         self.epochs, self.eval_batch_size = int(epochs), eval_batch_size
         self.callbacks = list(callbacks)
         self.divergence = divergence
+        self.first_loss: float | None = None  # loss of the run's first batch (divergence reference)
         self.task = splits.train.task
         self.base_lr = optimizer.lr
         self.rng = np.random.default_rng(seed)
@@ -302,20 +305,21 @@ class Trainer:
         bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
             self._diverged(record, int(np.argmax(bad)))
+        if self.first_loss is None and lo == 0 and self.epoch == 0:
+            self.first_loss = float(losses[0])
         limit = self._loss_limit()
         if limit is not None and (losses > limit[0]).any():
             self._diverged(record, int(np.argmax(losses > limit[0])), limit)
 
     def _loss_limit(self) -> tuple[float, str] | None:
-        """(largest loss allowed, why) from `divergence`, or None: max_loss, and factor x the first
-        epoch's train/loss once that epoch is done."""
-        d = self.divergence
+        """(largest loss allowed, why) from `divergence`, or None: max_loss, and factor x the loss of
+        the first batch."""
+        d, first = self.divergence, self.first_loss
         limits = []
         if d is not None and d.max_loss is not None:
             limits.append((d.max_loss, f"trainer.divergence.max_loss={d.max_loss:g}"))
-        first = self.history.get("train/loss", [None])[0]
         if d is not None and d.factor is not None and first is not None and first > 0:
-            limits.append((d.factor * first, f"trainer.divergence.factor={d.factor:g} x the first epoch's "
+            limits.append((d.factor * first, f"trainer.divergence.factor={d.factor:g} x the first batch's "
                                              f"loss {first:.4g}"))
         return min(limits) if limits else None
 
@@ -402,7 +406,7 @@ class Trainer:
         best, _, waited = self._best
         return {"epoch": self.epoch, "step": self.step, "rng": self.rng.bit_generator.state,
                 "position": None if self.position is None else asdict(self.position),
-                "history": self.history, "best": best, "waited": waited}
+                "history": self.history, "best": best, "waited": waited, "first_loss": self.first_loss}
 
     def load_state(self, state: dict, best_weights: dict | None = None) -> None:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
@@ -410,3 +414,4 @@ class Trainer:
         self.position = None if state["position"] is None else EpochPosition(**state["position"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self._best = (state["best"], best_weights, int(state["waited"]))
+        self.first_loss = state.get("first_loss")  # absent in checkpoints written before it existed

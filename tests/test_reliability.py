@@ -117,6 +117,29 @@ def test_divergence_stops_at_once_and_names_batch_and_param():
     assert all(np.isfinite(v).all() for v in t.model.state_dict().values())  # the bad update was not applied
 
 
+@pytest.mark.parametrize("overrides,reason", [
+    ([], "exceeds trainer.divergence.factor=10000 x the first batch's loss"),
+    (["trainer.divergence.factor=null", "trainer.divergence.max_loss=100"], "exceeds trainer.divergence.max_loss=100"),
+])
+def test_a_finite_exploding_loss_fails_the_run(overrides, reason):
+    rec = Records()
+    t = build(make_cfg(*SMALL, "optimizer=adam", "optimizer.lr=1e6", *overrides), [rec])
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="trainer.divergence sets the limit"):
+        t.fit()
+    assert rec.status == t.status == "FAILED" and t.failure["reason"].startswith("diverged: loss ")
+    assert reason in t.failure["reason"] and t.failure["step"] < t.steps_per_epoch
+
+
+def test_divergence_rules_off_with_null():
+    t = build(make_cfg(*SMALL, "trainer.epochs=1", "optimizer=adam", "optimizer.lr=1e6",
+                       "trainer.divergence.factor=null"))
+    with np.errstate(all="ignore"):
+        t.fit()
+    assert t.status == "FINISHED" and t.history["train/loss"][0] > 1e4 * t.first_loss
+    with pytest.raises(ConfigError, match=r"trainer.divergence.max_loss must be > 0 or null \(off\), got 0"):
+        build(make_cfg(*SMALL, "trainer.divergence.max_loss=0"))
+
+
 @pytest.mark.parametrize("override,match", [
     ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
     ("optimizer.lr=-1", "optimizer.lr must be > 0"),
