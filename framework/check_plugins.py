@@ -1,8 +1,9 @@
 """Conformance checker: `python -m framework.check_plugins [NAME ...] [--paths DIR]... [--plot DIR]`.
 
-Runs every check of `framework.conformance` on the named activations, losses and optimizers - by
-default all registered ones, or with `--paths` the ones defined in those folders - and prints one line
-per check (kind, name, check, ok/FAIL, figure) and a summary. `--plot DIR` also writes
+Runs every check of `framework.conformance` on the named plugins of every kind (a name registered in
+two kinds, like the loss and the metric `mse`, checks both) - by default all registered ones, or with
+`--paths` the ones defined in those folders - and prints one line per check (kind, name, check,
+ok/FAIL, figure) and a summary. `--plot DIR` also writes
 DIR/<kind>_<name>.png for activations and losses. Exit status 0 if all pass, 1 if any check fails or a
 plugin fails to import, 2 for usage errors (unknown name, missing folder).
 """
@@ -17,6 +18,19 @@ from . import conformance, discovery
 from .errors import ConfigError, UnknownNameError
 from .plugin_plots import KINDS as PLOT_KINDS
 from .plugin_plots import plot_plugin
+from .registry import KINDS
+
+
+def check(kind: str, name: str) -> list[str]:
+    """Every conformance check of plugin `name` of `kind` ("activation", "loss", "optimizer",
+    "initializer", "scheduler", "dataset", "metric", "backend"): one message "<check>: <reason>" per
+    failed check, [] when it conforms. An unknown kind or name raises UnknownNameError."""
+    if kind not in KINDS:
+        raise UnknownNameError("plugin kind", kind, sorted(KINDS))
+    registry = KINDS[kind]
+    registry.get(name)
+    outcomes = (conformance.run(registry, name, c) for c in conformance.CHECKS[kind])
+    return [f"{o.check}: {o.figure}" for o in outcomes if not o.ok]
 
 
 def main(argv=None) -> int:
@@ -37,12 +51,12 @@ def main(argv=None) -> int:
     except ConfigError as e:
         parser.error(str(e))
     if not targets:
-        print(f"FAIL no activation, loss or optimizer is defined in {', '.join(args.paths)}")
+        print(f"FAIL no plugin is defined in {', '.join(args.paths)}")
         return 1
     outcomes = []
     for kind, name in targets:
         for check in conformance.CHECKS[kind]:
-            outcomes.append(conformance.run(conformance.KINDS[kind], name, check))
+            outcomes.append(conformance.run(KINDS[kind], name, check))
             print(outcomes[-1], flush=True)
         if args.plot and kind in PLOT_KINDS:
             outcomes.append(_plot(kind, name, Path(args.plot)))
@@ -56,7 +70,7 @@ def main(argv=None) -> int:
 
 def _select(names, files) -> list[tuple[str, str]]:
     """(kind, name) pairs: the named plugins, else those defined in `files` (if not None), else all."""
-    registered = [(kind, name) for kind, reg in conformance.KINDS.items() for name in reg.names()]
+    registered = [(kind, name) for kind, reg in KINDS.items() for name in reg.names()]
     known = sorted({name for _, name in registered})
     for name in names:
         if name not in known:
@@ -64,7 +78,7 @@ def _select(names, files) -> list[tuple[str, str]]:
     if names:
         return [(kind, name) for kind, name in registered if name in names]
     if files is not None:
-        return [(kind, name) for kind, name in registered if _source(conformance.KINDS[kind].get(name)) in files]
+        return [(kind, name) for kind, name in registered if _source(KINDS[kind].get(name)) in files]
     return registered
 
 

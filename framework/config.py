@@ -14,16 +14,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .registry import activations, backends, datasets, initializers, losses, optimizers, schedulers
+from .registry import ALL, activations, metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 EXPERIMENTS_DIR = ROOT / "experiments"
 
-# config group -> registry; both activation groups draw on the same registry
-GROUPS = {"activation": activations, "output_activation": activations, "loss": losses,
-          "optimizer": optimizers, "backend": backends, "initializer": initializers,
-          "scheduler": schedulers, "data": datasets}
+# config group -> registry: every registry's group but metrics (a list under trainer.metrics), and
+# output_activation, which draws on the activations too
+GROUPS = {**{g: r for g, r in ALL.items() if r is not metrics}, "output_activation": activations}
 _SIMPLE = (int, float, bool, str)
 
 

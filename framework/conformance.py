@@ -1,4 +1,4 @@
-"""Conformance checks for every registered activation, loss and optimizer (checker CLI and tests).
+"""Conformance checks for every registered plugin of all eight kinds (checker CLI and tests).
 
 A check is a function `(registry, name) -> figure`: it builds the plugin from its config defaults,
 raises (AssertionError, GradcheckError, ...) on failure and returns a short figure on success. `run`
@@ -18,6 +18,18 @@ in float64) except `array_api`. The checks per kind:
                   the plugin uses only xp, so it runs on CuPy and other backends (skipped if not installed)
     decrease      optimizers: 100 steps on f(p) = p^T diag(1, 10) p / 2 lower f
     state_dict    optimizers: load_state_dict(state_dict()) continues exactly like the original
+    fused         losses: value_and_grad equals (forward, backward)
+    seeded        initializers, data sets: the same seed gives the same values, another seed others
+    variance      initializers: the sample variance of a (400, 300) draw is within 3% of `variance`
+    lr            schedulers: lr over a run is finite and >= 0; warm-up ramps as (t + 1) / warmup_steps
+    loads         data sets: defaults load (a loader that needs settings, e.g. a file path, is skipped
+                  with its message) and pass `framework.data.validate`: shapes, dtypes, task, finite
+    tasks         metrics: a finite float for each task they declare; a perfect prediction scores at
+                  least as well as a random one
+    methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
+                  sq_norms, synchronize, limits) against NumPy, and the declared capabilities
+                  (`host_memory`, `writes_out`) hold; a backend that cannot be created here is skipped
+                  with its message
 """
 from __future__ import annotations
 
@@ -28,10 +40,10 @@ from typing import Callable
 
 import numpy as np
 
+from .data import TASKS, validate
+from .errors import ConfigError
 from .gradcheck import check_activation, check_loss, sample_loss_inputs
-from .registry import Registry, activations, losses, optimizers
-
-KINDS: dict[str, Registry] = {r.kind: r for r in (activations, losses, optimizers)}
+from .registry import KINDS, Registry
 FLOATS = (np.float32, np.float64)
 EXTREME = (-1e4, -1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3, 1e4)   # finiteness grid
 EXTREME_GRAD = ((-1e3, -100.0, -30.0), (-1.0, 0.0, 1.0), (30.0, 100.0, 1e3))   # gradcheck grid, (3, 3)
@@ -133,6 +145,33 @@ def _agree(what: str, xs, got, expected) -> None:
 
 
 _NO_STRICT = "skipped: array_api_strict not installed"
+
+
+def _all_defaulted(reg, name) -> None:
+    required = [p.name for p in inspect.signature(reg.get(name)).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    assert not required, (f"arguments {required} have no default; every argument needs one "
+                          f"so that `{reg.group}={name}` works from config")
+
+
+def _named(reg, name, **changes):
+    """create(name) with its defaults (updated by `changes`); a ConfigError's message where it needs
+    settings or resources this machine lacks (a data file, a GPU)."""
+    _all_defaulted(reg, name)
+    try:
+        return reg.create(name, **{**reg.defaults(name), **changes})
+    except ConfigError as e:
+        return str(e)
+
+
+def _config_created(reg, name):
+    """Config check for kinds whose arguments need not be attributes: data sets (factories), backends."""
+    small = {"n": min(reg.defaults(name)["n"], 300)} if isinstance(reg.defaults(name).get("n"), int) else {}
+    obj = _named(reg, name, **small)
+    if isinstance(obj, str):
+        return f"skipped: not available with its defaults ({obj})"
+    assert obj.name == name, f".name is {obj.name!r}, expected the registered name {name!r}"
+    return ", ".join(f"{k}={v!r}" for k, v in reg.defaults(name).items()) or "(no arguments)"
 
 
 def _worst(results):
@@ -279,6 +318,19 @@ def _loss_no_mutation(reg, name):
     return "pred, target, weight"
 
 
+def _loss_fused(reg, name):
+    loss = reg.create(name)
+    for dtype in FLOATS:
+        pred, target, weight = _loss_inputs(loss, dtype)
+        for w in (None, weight):
+            value, grad = loss.value_and_grad(np, pred, target, w)
+            tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=0)
+            assert np.allclose(value, loss.forward(np, pred, target, w), **tol), "value_and_grad value != forward"
+            assert np.allclose(grad, loss.backward(np, pred, target, w), **tol), "value_and_grad grad != backward"
+            _expect(grad, pred.shape, dtype, "value_and_grad's grad")
+    return "= (forward, backward), float32/64, with and without weights"
+
+
 def _loss_array_api(reg, name):
     if (xs := _strict()) is None:
         return _NO_STRICT
@@ -379,12 +431,178 @@ def _opt_state_dict(reg, name):
     return f"{len(a.state_dict())} entries"
 
 
+# ---- initializers -------------------------------------------------------------------------------
+
+def _init_shape_dtype(reg, name):
+    init = reg.create(name)
+    w = _finite("init(rng, (5, 7))", lambda: np.asarray(init(np.random.default_rng(0), (5, 7))))
+    assert w.shape == (5, 7), f"init(rng, (5, 7)) has shape {w.shape}"
+    assert w.dtype.kind == "f", f"init returned dtype {w.dtype}; return floats (float64 on the host)"
+    return f"(5, 7) {w.dtype}"
+
+
+def _init_seeded(reg, name):
+    init = reg.create(name)
+    a, b, c = (np.asarray(init(np.random.default_rng(s), (6, 4))) for s in (0, 0, 1))
+    assert np.array_equal(a, b), "two draws from generators seeded alike differ: draw only from `rng`"
+    if np.ptp(a) > 0:  # a constant initializer (zeros) is the same for every seed
+        assert not np.array_equal(a, c), "draws from generators seeded differently are equal"
+    return "same seed, same weights"
+
+
+def _init_variance(reg, name):
+    init = reg.create(name)
+    fan_out, fan_in = shape = (400, 300)
+    expected = init.variance(fan_in, fan_out)
+    if expected is None:
+        return "skipped: variance(fan_in, fan_out) not declared"
+    got = float(np.var(np.asarray(init(np.random.default_rng(0), shape))))
+    assert abs(got - expected) <= 0.03 * expected + 1e-12, (
+        f"sample variance {got:.4g} of a {shape} draw, but variance({fan_in}, {fan_out}) = {expected:.4g}")
+    return f"var {got:.4g} vs {expected:.4g}"
+
+
+# ---- schedulers ---------------------------------------------------------------------------------
+
+def _sched_lr(reg, name, base=0.1, spe=7, epochs=10):
+    sched = reg.create(name)
+    total = spe * epochs
+    lrs = np.array([sched.lr(base, t, spe, total) for t in range(total)])
+    bad = np.flatnonzero(~np.isfinite(lrs) | (lrs < 0))
+    assert not len(bad), f"lr at step {bad[0]} of a {epochs}-epoch run is {lrs[bad[0]]}; it must be finite and >= 0"
+    return f"lr in [{lrs.min():.3g}, {lrs.max():.3g}] over {total} steps"
+
+
+def _sched_warmup(reg, name, base=0.1, spe=5, epochs=6):
+    if "warmup_epochs" not in reg.defaults(name):
+        return "skipped: no warmup_epochs argument"
+    plain = reg.create(name, **{**reg.defaults(name), "warmup_epochs": 0.0})
+    warm = reg.create(name, **{**reg.defaults(name), "warmup_epochs": 2.0})
+    total, steps = spe * epochs, 2 * spe
+    for t in range(total):
+        ramp = min(1.0, (t + 1) / steps)
+        want = ramp * plain.lr(base, t, spe, total)
+        got = warm.lr(base, t, spe, total)
+        assert np.isclose(got, want, rtol=1e-12, atol=0), (
+            f"with warmup_epochs=2 ({steps} steps) lr at step {t} is {got:.6g}, expected {ramp:.3g} x {want / ramp:.6g}")
+    return f"linear over {steps} steps"
+
+
+# ---- data sets ----------------------------------------------------------------------------------
+
+def _small(reg, name, **changes):
+    """The data set with its defaults (at most 300 rows where it takes `n`), or the message of the
+    ConfigError when it needs settings (a file path)."""
+    n = reg.defaults(name).get("n")
+    return _named(reg, name, **({"n": min(n, 300)} if isinstance(n, int) else {}), **changes)
+
+
+def _data_loads(reg, name):
+    ds = _small(reg, name)
+    if isinstance(ds, str):
+        return f"skipped: needs settings ({ds})"
+    assert ds.task in TASKS, f"task {ds.task!r} is not one of {TASKS}"
+    validate(ds)
+    assert ds.X.dtype.kind == "f", f"X has dtype {ds.X.dtype}; features are floats"
+    return f"{ds.task}, X {ds.X.shape}, y {ds.y.shape} {ds.y.dtype}"
+
+
+def _data_seeded(reg, name):
+    if "seed" not in reg.defaults(name):
+        return "skipped: no seed argument (a fixed data set)"
+    a, b, c = (_small(reg, name, seed=s) for s in (0, 0, 1))
+    if isinstance(a, str):
+        return f"skipped: needs settings ({a})"
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y), "the same seed gave different data"
+    assert not np.array_equal(a.X, c.X), "seeds 0 and 1 gave the same X"
+    return "same seed, same data"
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+
+def _metric_inputs(task, rng, n=40, c=3):
+    """(y_true, random y_pred for labels, random scores, perfect labels, perfect scores) for `task`."""
+    if task == "regression":
+        y = rng.normal(size=(n, 2))
+        return y, None, rng.normal(size=(n, 2)), None, y.copy()
+    k = 2 if task == "binary" else c
+    y = np.r_[np.arange(k), rng.integers(0, k, n - k)]
+    p = rng.dirichlet(np.ones(k), n)
+    onehot = np.eye(k)[y]
+    scores, perfect = (p[:, 1], onehot[:, 1]) if task == "binary" else (p, onehot)
+    return y, rng.integers(0, k, n), scores, y.copy(), perfect
+
+
+def _metric_tasks(reg, name):
+    metric = reg.create(name)
+    assert metric.tasks and set(metric.tasks) <= set(TASKS), f"tasks {metric.tasks!r} must be a non-empty subset of {TASKS}"
+    assert metric.uses in ("labels", "scores"), f"uses is {metric.uses!r}, expected 'labels' or 'scores'"
+    figures = []
+    for task in metric.tasks:
+        y, labels, scores, perfect_labels, perfect_scores = _metric_inputs(task, np.random.default_rng(0))
+        random_pred, perfect_pred = ((scores, perfect_scores) if metric.uses == "scores" or task == "regression"
+                                     else (labels, perfect_labels))
+        r, p = float(metric(y, random_pred)), float(metric(y, perfect_pred))
+        assert np.isfinite(r) and np.isfinite(p), f"{task}: non-finite value {r} or {p}"
+        better = p >= r if metric.higher_is_better else p <= r
+        assert better, (f"{task}: a perfect prediction scores {p:.4g}, a random one {r:.4g}, but "
+                        f"higher_is_better={metric.higher_is_better}")
+        figures.append(f"{task} perfect {p:.3g} random {r:.3g}")
+    return "; ".join(figures)
+
+
+# ---- backends -----------------------------------------------------------------------------------
+
+def _backend_methods(reg, name):
+    be = _named(reg, name)
+    if isinstance(be, str):
+        return f"skipped: not available here ({be})"
+    rng = np.random.default_rng(0)
+    host = {k: rng.normal(size=s).astype(np.float32) for k, s in (("A", (5, 4)), ("B", (4, 3)), ("g", (3, 2)))}
+    dev = {k: be.asarray(v) for k, v in host.items()}
+    assert be.resolve_dtype("float32") == dev["A"].dtype, "asarray's default dtype is not resolve_dtype('float32')"
+    assert be.asarray(dev["A"]) is dev["A"], "asarray copied an array already on the backend with its dtype"
+    back = be.to_numpy(dev["A"])
+    assert isinstance(back, np.ndarray) and np.array_equal(back, host["A"]), "to_numpy(asarray(x)) != x"
+    want = host["A"] @ host["B"]
+    out = be.asarray(np.zeros((5, 3), np.float32))
+    got = be.matmul(dev["A"], dev["B"], out=out if be.writes_out else None)
+    assert np.allclose(be.to_numpy(got), want, rtol=1e-5), "matmul differs from NumPy"
+    if be.writes_out:
+        assert np.allclose(be.to_numpy(out), want, rtol=1e-5), "writes_out is declared but matmul left `out` unwritten"
+    idx = be.asarray(np.array([3, 0, 3]), "int64")
+    rows = be.asarray(np.zeros((3, 4), np.float32))
+    taken = be.take(dev["A"], idx, out=rows if be.writes_out else None)
+    assert np.array_equal(be.to_numpy(taken), host["A"][[3, 0, 3]]), "take differs from NumPy's"
+    if be.writes_out:
+        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), "writes_out is declared but take left `out` unwritten"
+    sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
+    assert np.allclose(sq, [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)], rtol=1e-5), "sq_norms differs from sum(g^2)"
+    be.synchronize()
+    with be.limits():
+        pass
+    try:
+        np.from_dlpack(dev["A"])
+        readable = True
+    except Exception:  # noqa: BLE001 - device memory
+        readable = False
+    assert readable == be.host_memory, f"host_memory={be.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays"
+    return f"host_memory={be.host_memory}, writes_out={be.writes_out}"
+
+
 CHECKS: dict[str, dict[str, Callable[[Registry, str], str]]] = {
     "activation": {"config": _config, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
                    "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "array_api": _act_array_api},
     "loss": {"config": _config, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
-             "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "array_api": _loss_array_api},
+             "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "fused": _loss_fused,
+             "array_api": _loss_array_api},
     "optimizer": {"config": _config, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
                   "extreme": _opt_extreme, "decrease": _opt_decrease, "state_dict": _opt_state_dict,
                   "array_api": _opt_array_api},
+    "initializer": {"config": _config, "dtype_shape": _init_shape_dtype, "seeded": _init_seeded,
+                    "variance": _init_variance},
+    "scheduler": {"config": _config, "lr": _sched_lr, "warmup": _sched_warmup},
+    "dataset": {"config": _config_created, "loads": _data_loads, "seeded": _data_seeded},
+    "metric": {"config": _config, "tasks": _metric_tasks},
+    "backend": {"config": _config_created, "methods": _backend_methods},
 }

@@ -30,6 +30,11 @@ class PluginImportError(ConfigError):
     """A plugin file or package failed to import."""
 
 
+# Called with a module's name when that module failed to import, to drop what it registered.
+# framework.registry adds its hook here (so discovery never imports the registries: no cycle).
+forget_hooks: list = []
+
+
 class _State:
     """What this process has loaded; tests swap in a fresh one."""
 
@@ -102,17 +107,9 @@ def _import_file(file: Path) -> None:
             spec.loader.exec_module(module)
     except PluginImportError:
         del sys.modules[name]
-        _forget(name)
+        for forget in forget_hooks:
+            forget(name)
         raise
-
-
-def _forget(module: str) -> None:
-    """Drop what a module that failed to import had registered, so the fixed file loads cleanly."""
-    from .registry import ALL
-
-    for registry in ALL.values():
-        for key in [k for k, obj in registry._entries.items() if getattr(obj, "__module__", None) == module]:
-            del registry._entries[key]
 
 
 @contextmanager

@@ -213,6 +213,11 @@ class Initializer:
     def __call__(self, rng, shape: tuple[int, int]):
         raise NotImplementedError
 
+    def variance(self, fan_in: int, fan_out: int) -> float | None:
+        """The variance of the weights the documented formula gives (None: not declared); the
+        conformance checks hold a large draw to it."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({_kwargs(self)})"
 

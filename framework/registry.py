@@ -7,9 +7,11 @@
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable
 
+from . import discovery
 from .errors import ConfigError, UnknownNameError
 
 
@@ -41,9 +43,7 @@ class Registry:
         return decorate
 
     def _load(self) -> None:
-        from .discovery import load_plugins
-
-        load_plugins()
+        discovery.load_plugins()
 
     def names(self) -> list[str]:
         """Sorted registered names."""
@@ -62,7 +62,7 @@ class Registry:
         """Instantiate `name` with keyword arguments; bad arguments name the accepted ones."""
         cls = self.get(name)
         try:
-            inspect.signature(cls).bind(**kwargs)
+            _signature(cls).bind(**kwargs)
         except TypeError as e:
             raise ConfigError(
                 f"{self.kind} '{name}': {e}. Accepted arguments: {', '.join(self.defaults(name)) or '(none)'}"
@@ -71,7 +71,7 @@ class Registry:
 
     def defaults(self, name: str) -> dict[str, Any]:
         """Constructor keyword arguments and their defaults (`None` where no default is set)."""
-        params = inspect.signature(self.get(name)).parameters.values()
+        params = _signature(self.get(name)).parameters.values()
         return {
             p.name: (None if p.default is inspect.Parameter.empty else p.default)
             for p in params
@@ -84,6 +84,13 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(obj) -> inspect.Signature:
+    """inspect.signature, once per class: it is slow, and for a class without its own __init__ it
+    leaves cyclic garbage behind (~60 KB per call) that a per-epoch `create` would pile up."""
+    return inspect.signature(obj)
 
 
 def _where(obj) -> str:
@@ -99,5 +106,16 @@ schedulers = Registry("scheduler")
 datasets = Registry("dataset", group="data")
 metrics = Registry("metric")
 
-ALL = {r.group: r for r in (activations, losses, optimizers, backends, initializers,
-                             schedulers, datasets, metrics)}
+REGISTRIES = (activations, losses, optimizers, backends, initializers, schedulers, datasets, metrics)
+KINDS = {r.kind: r for r in REGISTRIES}   # "activation" -> activations, ...: the one kind -> registry map
+ALL = {r.group: r for r in REGISTRIES}    # Hydra group ("data") -> registry
+
+
+def _forget_module(module: str) -> None:
+    """Drop what a module that failed to import had registered, so the fixed file loads cleanly."""
+    for registry in REGISTRIES:
+        for key in [k for k, obj in registry._entries.items() if getattr(obj, "__module__", None) == module]:
+            del registry._entries[key]
+
+
+discovery.forget_hooks.append(_forget_module)

@@ -15,6 +15,9 @@ class Zeros(Initializer):
     def __call__(self, rng, shape):
         return np.zeros(shape)
 
+    def variance(self, fan_in, fan_out):
+        return 0.0
+
 
 @initializers.register("normal")
 class Normal(Initializer):
@@ -25,6 +28,9 @@ class Normal(Initializer):
 
     def __call__(self, rng, shape):
         return rng.normal(0.0, self.std, shape)
+
+    def variance(self, fan_in, fan_out):
+        return self.std**2
 
 
 @initializers.register("uniform")
@@ -37,16 +43,21 @@ class Uniform(Initializer):
     def __call__(self, rng, shape):
         return rng.uniform(-self.a, self.a, shape)
 
+    def variance(self, fan_in, fan_out):
+        return self.a**2 / 3
+
 
 class _Scaled(Initializer):
     """Variance-scaling family: var = gain^2 / fan, fan from `mode`; uniform bound = sqrt(3 var)."""
 
     mode, gain2, dist = "fan_in", 1.0, "normal"
 
+    def variance(self, fan_in, fan_out):
+        return self.gain2 / {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+
     def __call__(self, rng, shape):
         fan_out, fan_in = shape
-        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
-        std = math.sqrt(self.gain2 / fan)
+        std = math.sqrt(self.variance(fan_in, fan_out))
         if self.dist == "uniform":
             bound = math.sqrt(3.0) * std
             return rng.uniform(-bound, bound, shape)

@@ -16,6 +16,7 @@ from framework.gradcheck import check_model, sample_loss_inputs
 from framework.gradients import clip_by_global_norm, global_norm, sq_norms
 from framework.model import MLP
 from framework.registry import activations, backends, losses, optimizers
+from framework.step import train_step
 
 
 def _probe(make):
@@ -250,15 +251,16 @@ def test_everything_stays_on_the_backend(name):
     m = MLP([4, 8, 3], "relu", backend=be)
     opt, loss = optimizers.create("adam"), losses.create("cross_entropy")
     X, y = be.asarray(rng.normal(size=(6, 4))), be.asarray(rng.integers(0, 3, 6), "int64")
+    seen = {}
+
+    def inspect(value):
+        seen["norms"], seen["total"] = be.sq_norms(list(m.grads.values())), clip_by_global_norm(be.xp, m.grads, 1.0)
+        return True
+
     for _ in range(2):
-        out = m.forward(X)
-        value = loss.forward(be.xp, out, y)
-        m.backward(loss.backward(be.xp, out, y), input_grad=False)
-        norms = sq_norms(be.xp, m.grads)
-        total = clip_by_global_norm(be.xp, m.grads, 1.0)
-        opt.step(m.params, m.grads)
-    arrays = [value, norms, total, global_norm(be.xp, m.grads), *m.params.values(), *m.grads.values(),
-              *(v for k, v in opt.state_dict().items() if k != "t")]
+        value = train_step(m, loss, opt, X, y, before_update=inspect)
+    arrays = [value, seen["norms"], seen["total"], sq_norms(be.xp, m.grads), global_norm(be.xp, m.grads),
+              *m.params.values(), *m.grads.values(), *(v for k, v in opt.state_dict().items() if k != "t")]
     off = [i for i, a in enumerate(arrays) if not is_on(be, a)]
     assert not off, f"arrays {off} are {[type(arrays[i]) for i in off]}, not on backend {name}"
 
@@ -271,7 +273,7 @@ def _synthetic(n=96, d=6, classes=3, seed=0):
 
 
 def _train(be, steps=50, batch=16, act="relu", loss_name="cross_entropy", opt=("adam", dict(lr=0.01))):
-    """A hand-written loop: shuffle on the host, move each batch, forward, loss, backward, step."""
+    """Shuffle on the host, move each batch, `train_step`."""
     X, y = _synthetic()
     if loss_name != "cross_entropy":
         y = np.eye(3)[y]
@@ -283,11 +285,7 @@ def _train(be, steps=50, batch=16, act="relu", loss_name="cross_entropy", opt=("
         if len(order) < batch:
             order = rng.permutation(len(X))
         idx, order = order[:batch], order[batch:]
-        Xb, yb = be.asarray(X[idx], "float64"), be.asarray(y[idx], tdt)
-        out = m.forward(Xb)
-        values.append(loss.forward(be.xp, out, yb))
-        m.backward(loss.backward(be.xp, out, yb), input_grad=False)
-        optimizer.step(m.params, m.grads)
+        values.append(train_step(m, loss, optimizer, be.asarray(X[idx], "float64"), be.asarray(y[idx], tdt)))
     be.synchronize()
     return np.array([float(host(be, v)) for v in values]), {k: host(be, v) for k, v in m.params.items()}
 

@@ -5,15 +5,16 @@ import warnings
 import numpy as np
 import pytest
 
-from framework import ElementwiseActivation, conformance
+from framework import ElementwiseActivation, UnknownNameError, conformance
 from framework.check_plugins import main
 from framework.plugin_plots import plot_plugin
-from framework.registry import Registry, activations, losses, optimizers
+from framework.check_plugins import check
+from framework.registry import KINDS, Registry, activations, backends, initializers, losses, metrics, optimizers, schedulers
 
 
 @pytest.mark.parametrize("kind,name,check", [pytest.param(*c, id="-".join(c)) for c in conformance.cases()])
 def test_plugin_conforms(kind, name, check):
-    outcome = conformance.run(conformance.KINDS[kind], name, check)
+    outcome = conformance.run(KINDS[kind], name, check)
     assert outcome.ok, str(outcome)
 
 
@@ -108,6 +109,38 @@ class HiddenState(SGD):
             p -= self.lr * v
 
 
+class WrongVariance(initializers.get("he_normal")):
+    def __call__(self, rng, shape):
+        return rng.normal(0.0, (1.0 / shape[1]) ** 0.5, shape)  # variance() says 2 / fan_in
+
+
+class Unseeded(initializers.get("normal")):
+    def __call__(self, rng, shape):
+        return np.random.default_rng().normal(0.0, self.std, shape)
+
+
+class NegativeLr(schedulers.get("cosine")):
+    def factor(self, step, epoch, progress):
+        return super().factor(step, epoch, progress) - 0.5
+
+
+class NoWarmup(schedulers.get("constant")):
+    def lr(self, base_lr, step, steps_per_epoch, total_steps):
+        return base_lr
+
+
+class LowerIsBetter(metrics.get("accuracy")):
+    higher_is_better = False
+
+
+class ClaimsOut(backends.get("array_api")):
+    writes_out = True
+
+
+class ClaimsDevice(backends.get("numpy")):
+    host_memory = False
+
+
 FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("activation", WrongDerivative, "gradcheck", "gradcheck activation 'bad': FAILED"),
     ("activation", WrongDerivative, "extreme", "analytic"),
@@ -123,22 +156,46 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("optimizer", Rebinds, "dtype_shape", "step replaced params['w']"),
     ("optimizer", MutatesGrads, "no_mutation", "grads['w'] was modified in place"),
     ("optimizer", HiddenState, "state_dict", "after load_state_dict(state_dict()) params['w'] differ"),
+    ("initializer", WrongVariance, "variance", "sample variance 0.003"),
+    ("initializer", Unseeded, "seeded", "two draws from generators seeded alike differ"),
+    ("scheduler", NegativeLr, "lr", "it must be finite and >= 0"),
+    ("scheduler", NoWarmup, "warmup", "with warmup_epochs=2 (10 steps) lr at step 0 is 0.1"),
+    ("metric", LowerIsBetter, "tasks", "but higher_is_better=False"),
+    ("backend", ClaimsOut, "methods", "writes_out is declared but matmul left `out` unwritten"),
+    ("backend", ClaimsDevice, "methods", "host_memory=False is declared but NumPy can view its arrays"),
 ]
 
 
 @pytest.mark.parametrize("kind,cls,check,message", FAULTS, ids=[f"{c.__name__}-{k}" for _, c, k, _ in FAULTS])
 def test_checks_catch_faults(kind, cls, check, message):
-    registry = Registry(kind)
+    registry = Registry(kind, group=KINDS[kind].group)
     registry.register("bad")(cls)
     outcome = conformance.run(registry, "bad", check)
     assert not outcome.ok and message in outcome.figure, outcome.figure
 
 
+def test_every_kind_is_under_contract():
+    counts = {kind: sum(1 for k, _, _ in conformance.cases() if k == kind) for kind in KINDS}
+    assert set(conformance.CHECKS) == set(KINDS) and all(counts.values()), counts
+
+
+def test_check_api_returns_the_failures():
+    assert check("activation", "tanh") == []
+    registry = Registry("activation")
+    registry.register("bad")(WrongDerivative)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(KINDS, "activation", registry)
+        failures = check("activation", "bad")
+    assert [f.split(":")[0] for f in failures] == ["gradcheck", "extreme"]
+    with pytest.raises(UnknownNameError, match="unknown plugin kind 'activations'. Did you mean 'activation'"):
+        check("activations", "tanh")
+
+
 def test_cli_prints_one_line_per_check_and_a_summary(capsys):
-    assert main(["tanh", "mse", "sgd"]) == 0
+    assert main(["tanh", "mse", "sgd"]) == 0  # mse: the loss and the metric
     lines = capsys.readouterr().out.splitlines()
-    n = sum(len(conformance.CHECKS[k]) for k in ("activation", "loss", "optimizer"))
-    assert len(lines) == n + 1 and lines[-1] == f"summary: 3 plugins, {n} checks, 0 failed"
+    n = sum(len(conformance.CHECKS[k]) for k in ("activation", "loss", "optimizer", "metric"))
+    assert len(lines) == n + 1 and lines[-1] == f"summary: 4 plugins, {n} checks, 0 failed"
     assert lines[0].split() == ["activation", "tanh", "config", "ok", "(no", "arguments)"]
 
 
