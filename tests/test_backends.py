@@ -11,12 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from framework.errors import ConfigError
+from framework.data import Dataset, Splits
+from framework.errors import ConfigError, DivergenceError
 from framework.gradcheck import check_model, sample_loss_inputs
 from framework.gradients import clip_by_global_norm, global_norm, sq_norms
 from framework.model import MLP
 from framework.registry import activations, backends, losses, optimizers
 from framework.step import train_step
+from framework.trainer import Trainer
 
 
 def _probe(make):
@@ -302,3 +304,20 @@ def test_training_run_matches_numpy(name, act, loss_name, opt):
     np.testing.assert_allclose(ours, ref_losses, rtol=1e-10, atol=1e-10)
     for k in ref_params:
         np.testing.assert_allclose(params[k], ref_params[k], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_trainer_skips_a_non_finite_update_on_host_backends(name):
+    """The NaN guard stops the run on every backend; where arrays live in host memory (declared by
+    `host_memory`) the bad update is never applied."""
+    be = make(name, "float32")
+    X, y = _synthetic()
+    splits = Splits(Dataset(X, y, "classification", 3, "synthetic"), None, None)
+    m = MLP([6, 16, 3], "relu", backend=be, dtype="float32", seed=0)
+    t = Trainer(m, losses.create("cross_entropy"), optimizers.create("sgd", lr=1e12), splits, epochs=5,
+                batch_size=16, divergence=None)
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError):
+        t.fit()
+    assert t.status == "FAILED" and t.failure["reason"].startswith("diverged: ")
+    if be.host_memory:
+        assert all(np.isfinite(v).all() for v in m.state_dict().values()), "the non-finite update was applied"
