@@ -1,4 +1,4 @@
-"""Data: the `Dataset` container, seeded stratified splits, train-fitted standardization, loss targets.
+"""Data: the `Dataset` container, seeded stratified splits, train-fitted standardization, validation.
 
 Shapes: `X` is `(n, features)` float64. `y` is int64 class indices `(n,)` for "classification" and
 "binary", float64 `(n, k)` (always 2-D) for "regression". Concrete data sets live in `plugins/datasets.py`.
@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError
+from .tasks import TASKS, n_outputs
 
-TASKS = ("classification", "binary", "regression")
+__all__ = ["TASKS", "Dataset", "Splits", "split", "standardize", "validate"]
 
 
 @dataclass
@@ -34,10 +35,8 @@ class Dataset:
 
     @property
     def n_targets(self) -> int:
-        """Model outputs this data set needs: C (softmax), 1 (binary: sigmoid/BCE), or k (regression)."""
-        if self.task == "regression":
-            return self.y.shape[1]
-        return 1 if self.task == "binary" else self.n_classes
+        """Model outputs this data set needs with value targets (`framework.tasks.n_outputs`)."""
+        return n_outputs(self.task, self.n_classes, self.y)
 
     def subset(self, idx) -> Dataset:
         """Rows `idx` (indices or boolean mask) as a new Dataset."""
@@ -98,32 +97,6 @@ def standardize(splits: Splits) -> Splits:
         return None if ds is None else replace(ds, X=(ds.X - mean) / std)
 
     return Splits(scale(splits.train), scale(splits.val), scale(splits.test), mean, std)
-
-
-def targets_for(ds: Dataset, targets: str, n_outputs: int) -> np.ndarray:
-    """What the loss compares the model output `(n, n_outputs)` with.
-
-    targets="indices": int64 classes (n,). targets="values": float64 (n, n_outputs): regression y as
-    is; binary 0/1 as (n, 1) when n_outputs == 1, else one-hot (n, 2); classification one-hot (n, C).
-    """
-    n_values = {"classification": ds.n_classes, "binary": 2}.get(ds.task)
-    if targets == "indices":
-        if n_values is None:
-            raise ConfigError(f"the loss expects class indices but data set '{ds.name}' is regression")
-        if n_outputs != n_values:
-            raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has {n_values} classes")
-        return ds.y.astype(np.int64)
-    if targets != "values":
-        raise ConfigError(f"targets must be 'indices' or 'values'; got {targets!r}")
-    if ds.task == "regression":
-        if n_outputs != ds.y.shape[1]:
-            raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has y of shape {ds.y.shape}")
-        return ds.y.astype(np.float64)
-    if ds.task == "binary" and n_outputs == 1:
-        return ds.y.astype(np.float64)[:, None]
-    if n_outputs != n_values:
-        raise ShapeError(f"model has {n_outputs} outputs; data set '{ds.name}' has {n_values} classes")
-    return np.eye(n_values)[ds.y]
 
 
 def validate(ds: Dataset) -> None:

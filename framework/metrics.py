@@ -11,22 +11,9 @@ import numpy as np
 from .errors import ConfigError, ShapeError
 from .interfaces import Metric
 from .registry import metrics
+from .tasks import default_metrics, labels, positive_scores
 
 __all__ = ["Metric", "confusion_matrix", "default_metrics", "evaluate", "metrics_for"]
-
-DEFAULTS = {
-    "classification": ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
-    "binary": ["accuracy", "f1", "roc_auc"],
-    "regression": ["mse", "mae", "r2"],
-}
-
-
-def default_metrics(task: str) -> list[str]:
-    """The metrics logged for `task` when none are configured."""
-    if task not in DEFAULTS:
-        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(DEFAULTS)}")
-    return list(DEFAULTS[task])
-
 
 def metrics_for(task: str) -> list[str]:
     """Registered metric names that apply to `task`."""
@@ -41,19 +28,16 @@ def evaluate(names: list[str] | None, task: str, y_true: np.ndarray, scores: np.
         y_true = y_true.reshape(len(y_true), -1)
     if len(y_true) == 0 or len(y_true) != len(scores) or (task == "regression" and y_true.shape != scores.shape):
         raise ShapeError(f"cannot evaluate scores of shape {scores.shape} against y_true of shape {y_true.shape}")
-    labels = None  # predicted classes (n,) for metrics with uses="labels"
+    predicted = None if task == "regression" else labels(task, scores)  # for metrics with uses="labels"
     if task == "binary":
-        scores = scores[:, -1]  # (n, 1) or (n, 2) -> P(class 1), shape (n,)
-        labels = (scores >= 0.5).astype(np.int64)
-    elif task != "regression":
-        labels = scores.argmax(axis=1)
+        scores = positive_scores(scores)
     out = {}
     for name in default_metrics(task) if names is None else names:
         metric = metrics.create(name)
         if task not in metric.tasks:
             raise ConfigError(f"metric '{name}' does not apply to task '{task}'; "
                               f"metrics for {task}: {', '.join(metrics_for(task))}")
-        out[name] = float(metric(y_true, scores if metric.uses == "scores" else labels))
+        out[name] = float(metric(y_true, scores if metric.uses == "scores" else predicted))
     return out
 
 

@@ -14,13 +14,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .callbacks import GLOBAL_NORM, LOSS, LR, BatchRecord, Callback, grad_norm_key, record_keys
-from .data import Dataset, Splits, targets_for
+from .data import Dataset, Splits
 from .errors import ConfigError, DivergenceError, ShapeError
 from .gradients import clip_by_global_norm, sq_norms
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
 from .step import train_step
+from .tasks import targets_for
 
 
 @dataclass

@@ -8,7 +8,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from framework.data import Dataset, split, standardize, targets_for, validate
+from framework.data import Dataset, split, standardize, validate
+from framework.tasks import targets_for
 from framework.errors import ConfigError, ShapeError
 from framework.registry import datasets
 

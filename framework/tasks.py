@@ -1,0 +1,78 @@
+"""What a task means, defined once: the targets a loss is fed, the labels read from the model's
+outputs, and the metrics logged when none are configured.
+
+    task             y (Dataset)               model outputs               labels from scores
+    classification   (n,) int64 classes 0..C-1  (n, C)                      argmax over the C scores
+    binary           (n,) int64 in {0, 1}       (n, 1) P(class 1), or (n, 2) P(class 1) >= THRESHOLD
+    regression       (n, k) float64             (n, k)                      none
+
+`scores` are outputs mapped to target space by the loss (`Loss.predict`: probabilities or values).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError, ShapeError
+
+TASKS = ("classification", "binary", "regression")
+THRESHOLD = 0.5   # binary: class 1 when P(class 1) >= THRESHOLD
+DEFAULT_METRICS = {
+    "classification": ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
+    "binary": ["accuracy", "f1", "roc_auc"],
+    "regression": ["mse", "mae", "r2"],
+}
+
+
+def default_metrics(task: str) -> list[str]:
+    """The metrics logged for `task` when none are configured."""
+    if task not in DEFAULT_METRICS:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    return list(DEFAULT_METRICS[task])
+
+
+def n_outputs(task: str, n_classes: int | None, y) -> int:
+    """Model outputs a task needs with value targets: C (softmax), 1 (binary: a sigmoid or logit), or k."""
+    if task == "regression":
+        return y.shape[1]
+    return 1 if task == "binary" else n_classes
+
+
+def positive_scores(scores: np.ndarray) -> np.ndarray:
+    """Binary: (n, 1) or (n, 2) scores (or (n,)) -> (n,) P(class 1)."""
+    scores = np.asarray(scores)
+    return scores.reshape(len(scores), -1)[:, -1]
+
+
+def labels(task: str, scores: np.ndarray) -> np.ndarray:
+    """(n,) int64 predicted classes from scores: argmax, or P(class 1) >= THRESHOLD for binary."""
+    if task == "binary":
+        return (positive_scores(scores) >= THRESHOLD).astype(np.int64)
+    if task == "classification":
+        return np.asarray(scores).argmax(axis=1).astype(np.int64)
+    raise ConfigError(f"task {task!r} has no class labels")
+
+
+def targets_for(ds, targets: str, n_out: int) -> np.ndarray:
+    """What the loss compares the model output `(n, n_out)` of data set `ds` with.
+
+    targets="indices": int64 classes (n,). targets="values": float64 (n, n_out): regression y as
+    is; binary 0/1 as (n, 1) when n_out == 1, else one-hot (n, 2); classification one-hot (n, C).
+    """
+    n_values = {"classification": ds.n_classes, "binary": 2}.get(ds.task)
+    if targets == "indices":
+        if n_values is None:
+            raise ConfigError(f"the loss expects class indices but data set '{ds.name}' is regression")
+        if n_out != n_values:
+            raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has {n_values} classes")
+        return ds.y.astype(np.int64)
+    if targets != "values":
+        raise ConfigError(f"targets must be 'indices' or 'values'; got {targets!r}")
+    if ds.task == "regression":
+        if n_out != ds.y.shape[1]:
+            raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has y of shape {ds.y.shape}")
+        return ds.y.astype(np.float64)
+    if ds.task == "binary" and n_out == 1:
+        return ds.y.astype(np.float64)[:, None]
+    if n_out != n_values:
+        raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has {n_values} classes")
+    return np.eye(n_values)[ds.y]
