@@ -189,11 +189,16 @@ class Backend:
         """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
         return self.xp.take(a, indices, axis=0)
 
-    def sq_norms(self, arrays):
-        """(len(arrays),) array of sum(g^2) per array g (the squared gradient norms of a step)."""
+    def sq_norms(self, arrays, out=None):
+        """(len(arrays),) array of sum(g^2) per array g (a step's squared gradient norms); written into
+        `out` (a view, e.g. a row of the trainer's record) when given: only where `writes_out`."""
         from .gradients import sq_norm
 
-        return self.xp.stack([sq_norm(self.xp, g) for g in arrays])
+        sq = self.xp.stack([sq_norm(self.xp, g) for g in arrays])
+        if out is None:
+            return sq
+        out[...] = sq
+        return out
 
     def limits(self):
         """Context manager around `Trainer.fit` that applies the backend's resource settings (e.g. BLAS

@@ -1,20 +1,18 @@
-"""Functions the Array API standard lacks, dispatched on the array's library.
+"""Functions the Array API standard lacks, with what each array library provides declared by the
+backends (`provide`), never guessed from type or module names.
 
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
-- `erf`: the Gauss error function (not in the standard).
+- `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
+  on the host with SciPy.
 - `namespace_of`: the namespace of an array (for code handed arrays only, like optimizers).
 - `into`: `out[...] = func(*args)` without a temporary. The standard has in-place operators
-  (`a += b`) but no `out=` argument; NumPy and CuPy ufuncs take one, which saves an allocation and a
-  pass over memory on the hot path (optimizer updates). Other libraries compute, then copy.
+  (`a += b`) but no `out=` argument; NumPy and CuPy functions take one (declared `writes_out`), which
+  saves an allocation and a pass over memory on the hot path (optimizer updates). Other libraries
+  compute, then copy.
 """
 from __future__ import annotations
 
 import numpy as np
-
-
-def _library(x) -> str:
-    """Top-level package of an array's type: "numpy", "cupy", "torch", "array_api_strict", ..."""
-    return type(x).__module__.split(".", 1)[0]
 
 
 def namespace_of(x):
@@ -28,21 +26,27 @@ def namespace_of(x):
         return array_namespace(x)
 
 
-_TAKES_OUT: dict = {}  # (type of func, type of out) -> whether func(*args, out=out) works
+_WRITES_OUT: set = set()   # types of arrays whose namespace's elementwise functions take `out=`
+_ERF: dict = {}             # namespace -> its erf
+
+
+def provide(xp, array_type=None, *, writes_out: bool = False, erf=None) -> None:
+    """Declare what namespace `xp` (arrays of `array_type`) offers beyond the standard: elementwise
+    functions that take `out=` (`writes_out`), an `erf`. Backends call it for their namespace."""
+    if writes_out:
+        _WRITES_OUT.add(array_type)
+    if erf is not None:
+        _ERF[xp] = erf
 
 
 def into(out, func, *args):
     """Write `func(*args)` into the preallocated array `out` (same shape and dtype) and return `out`.
 
-    `func` is an elementwise function of the array's namespace (`xp.multiply`, `xp.sqrt`, ...). Where it
-    is a NumPy/CuPy ufunc it writes straight into `out`; elsewhere `out[...] = func(*args)`. The values
-    are the same either way.
+    `func` is an elementwise function of the array's namespace (`xp.multiply`, `xp.sqrt`, ...). Where
+    that namespace is declared `writes_out` it writes straight into `out`; elsewhere
+    `out[...] = func(*args)`. The values are the same either way.
     """
-    key = (type(func), type(out))
-    takes_out = _TAKES_OUT.get(key)
-    if takes_out is None:
-        takes_out = _TAKES_OUT[key] = type(func).__name__ == "ufunc" and _library(func) == _library(out)
-    if takes_out:
+    if type(out) in _WRITES_OUT:
         return func(*args, out=out)
     if any(isinstance(a, (int, float)) for a in args):  # Python scalars in functions: only since 2024.12
         xp = namespace_of(out)
@@ -60,20 +64,10 @@ def sigmoid(xp, z):
 
 def erf(xp, z):
     """Gauss error function, elementwise, same shape and dtype as `z`."""
-    lib = _library(z)
-    if lib == "numpy":
-        from scipy.special import erf as np_erf
-
-        return np_erf(z).astype(z.dtype, copy=False)
-    if lib == "cupy":
-        from cupyx.scipy.special import erf as cp_erf
-
-        return cp_erf(z)
-    if lib == "torch":
-        import torch
-
-        return torch.special.erf(z)
-    from scipy.special import erf as np_erf  # any other library: compute on the host
+    own = _ERF.get(xp)
+    if own is not None:
+        return own(z)
+    from scipy.special import erf as host_erf  # no declared erf: compute on the host
 
     host = np.from_dlpack(z)
-    return xp.asarray(np_erf(host).astype(host.dtype, copy=False), device=getattr(z, "device", None))
+    return xp.asarray(host_erf(host).astype(host.dtype, copy=False), device=getattr(z, "device", None))

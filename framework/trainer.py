@@ -273,9 +273,12 @@ class Trainer:
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
         be, rec, i = self.model.backend, self._rec, self._row
-        sq = be.sq_norms(list(self.model.grads.values()))
+        grads = list(self.model.grads.values())
+        if be.writes_out:  # straight into the row (a view)
+            sq = be.sq_norms(grads, out=rec[i, self._col_norms])
+        else:
+            sq = rec[i, self._col_norms] = be.sq_norms(grads)
         rec[i, self._col_loss] = loss
-        rec[i, self._col_norms] = sq
         if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
             self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
         if self.grad_clip is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from framework import conformance, discovery
+from framework.check_plugins import main
 from framework.registry import activations
 from tests.test_discovery import write_dist_info
 
@@ -33,8 +34,10 @@ def write_blocks(folder: Path, package: bool = False) -> Path:
     return folder
 
 
-def check(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "framework.check_plugins", *args], capture_output=True, text=True)
+def check(capsys, *args: str) -> tuple[int, str]:
+    """(exit status, stdout) of `python -m framework.check_plugins ARGS`, run in this process."""
+    code = main(list(args))
+    return code, capsys.readouterr().out
 
 
 def quoted(first_line: str) -> str:
@@ -60,20 +63,25 @@ def test_guide_plugins_pass_every_check(tmp_path):
     assert all(o.ok for o in outcomes), "\n".join(str(o) for o in outcomes if not o.ok)
 
 
-def test_checker_cli_passes_the_guide_and_fails_a_wrong_derivative(tmp_path):
-    good = check("--paths", str(write_blocks(tmp_path / "my_plugins")))
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert masked(good.stdout) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins"))
+@pytest.mark.usefixtures("isolated")
+def test_checker_cli_passes_the_guide_and_fails_a_wrong_derivative(tmp_path, capsys):
+    code, out = check(capsys, "--paths", str(write_blocks(tmp_path / "my_plugins")))
+    assert code == 0, out
+    assert masked(out) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins"))
 
     broken = tmp_path / "my_plugins_broken" / "snake.py"
     broken.parent.mkdir()
     broken.write_text(SNAKE.replace(RIGHT, WRONG))
-    bad = check("--paths", str(broken.parent))
-    assert bad.returncode == 1, bad.stdout + bad.stderr
+    discovery._state = discovery._State()  # a fresh process: the broken snake is the only one
+    for registry in conformance.KINDS.values():
+        registry._entries.pop("snake", None)
+        registry._entries.pop("log_cosh", None)
+    code, out = check(capsys, "--paths", str(broken.parent))
+    assert code == 1, out
     failure = re.search(r"^FAIL activation 'snake' gradcheck: gradcheck activation 'snake': FAILED, max relative "
-                        r"error \S+ \(tol 1e-06\) at z\[\d+, \d+\]: analytic \S+, numeric \S+$", bad.stdout, re.M)
-    assert failure, bad.stdout
-    assert masked(bad.stdout) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins_broken"))
+                        r"error \S+ \(tol 1e-06\) at z\[\d+, \d+\]: analytic \S+, numeric \S+$", out, re.M)
+    assert failure, out
+    assert masked(out) == masked(quoted("$ python -m framework.check_plugins --paths ~/my_plugins_broken"))
 
 
 @pytest.mark.usefixtures("isolated")
