@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from framework.data import Dataset, Splits  # noqa: E402
 from framework.model import MLP  # noqa: E402
 from framework.registry import backends, losses, optimizers  # noqa: E402
-from framework.step import train_step  # noqa: E402
+from framework import train_step  # noqa: E402
 from framework.trainer import Trainer  # noqa: E402
 
 CPU_CASES = [([64, 128, 10], 32), ([784, 256, 256, 10], 128)]
