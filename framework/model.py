@@ -118,7 +118,7 @@ class MLP:
             dZ = self.activations[l].backward(xp, Z, A, dA)
             kW, kb = self._keys[l]
             self.grads[kW] = be.matmul(dZ.T, A_prev, out=self.grads[kW])
-            self.grads[kb][...] = xp.sum(dZ, axis=0)
+            self.grads[kb] = xp.sum(dZ, axis=0)
             if l == 0 and not input_grad:
                 return None
             dA = be.matmul(dZ, self.params[kW], out=None if l == 0 else self._buffer("dA", l - 1, n))

@@ -16,7 +16,7 @@ import numpy as np
 from .callbacks import GLOBAL_NORM, LOSS, LR, BatchRecord, Callback, grad_norm_key, record_keys
 from .data import Dataset, Splits
 from .errors import ConfigError, DivergenceError, ShapeError
-from .gradients import clip_by_global_norm, sq_norms
+from .gradients import clip_by_global_norm
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
@@ -94,6 +94,7 @@ class Trainer:
 
     model (MLP), loss (Loss), optimizer (Optimizer, its `lr` is the base lr), scheduler (Scheduler or
     None), metrics (names or None for the task's defaults), grad_clip (max global norm or None),
+    divergence (`Divergence`: when a finite loss counts as diverged; None: only NaN/inf do),
     flush_every (batches between host transfers of per-batch numbers; also at each epoch end).
     Shuffling uses NumPy's generator seeded by `seed`, so batch order is the same on every backend.
     """

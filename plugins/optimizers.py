@@ -30,8 +30,8 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
+        xp = _namespace(params)
         for name, p in params.items():
-            xp = _xp(p)
             g = grads[name]
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -67,8 +67,8 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         step_size = self.lr / (1 - b1**self.t)
         root_bc2 = math.sqrt(1 - b2**self.t)
+        xp = _namespace(params)
         for name, p in params.items():
-            xp = _xp(p)
             g = grads[name]
             a, b = _work(self, xp, name, p)
             if self.weight_decay and self.decoupled:
@@ -114,8 +114,8 @@ class RMSprop(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
+        xp = _namespace(params)
         for name, p in params.items():
-            xp = _xp(p)
             g = grads[name]
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -146,8 +146,8 @@ class Adagrad(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
+        xp = _namespace(params)
         for name, p in params.items():
-            xp = _xp(p)
             g = grads[name]
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -159,6 +159,11 @@ class Adagrad(Optimizer):
             into(a, xp.multiply, g, self.lr)
             a /= b
             p -= a                                      # p -= lr g / (sqrt(s) + eps)
+
+
+def _namespace(params):
+    """The array namespace of the parameters (all live on one backend): looked up once per step."""
+    return _xp(next(iter(params.values()))) if params else None
 
 
 def _add_decay(out, g, p, weight_decay):
