@@ -94,8 +94,9 @@ def check_user_plugins(used: dict[str, list[str]]) -> None:
             if registry.get(name).__module__.split(".")[0] != "plugins":
                 failed += [o for check in conformance.CHECKS[kind] if not (o := conformance.run(registry, name, check)).ok]
     if failed:
-        raise ConfigError(f"{len(failed)} conformance check(s) failed, so the run did not start "
-                          f"(plugins.check=false skips them): "
+        names = " ".join(dict.fromkeys(o.name for o in failed))
+        raise ConfigError(f"{len(failed)} conformance check(s) failed (python -m framework.check_plugins {names}), "
+                          f"so the run did not start; plugins.check=false skips them: "
                           + "; ".join(f"{o.kind} '{o.name}' {o.check}: {o.figure}" for o in failed))
 
 
