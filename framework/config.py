@@ -62,7 +62,7 @@ def kwargs(node: DictConfig) -> dict:
     return d
 
 
-VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "hydra")
+VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "plugins.check", "hydra")
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -121,6 +121,14 @@ def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_
     assert np.allclose(model.predict_proba(raw(trainer)), trainer.predict("test")[1], atol=1e-5)
     with pytest.raises(ConfigError, match="no run id starts with '0123abcd'"):
         framework.load("0123abcd", uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    child = client.create_run(client.get_run(tracker.run_id).info.experiment_id, run_name="child",
+                              tags={"mlflow.parentRunId": tracker.run_id})
+    runs_main(["--parent", tracker.run_id[:8], "--uri", uri])
+    assert "1 runs by val/loss" in capsys.readouterr().out
+    client.delete_run(child.info.run_id)
     for parent, message in ((tracker.run_id[:8], f"no runs with parent run {tracker.run_id} in experiment 'default'"),
                             ("0123abcd", "error: no run id starts with '0123abcd' (experiment 'default')")):
         with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
