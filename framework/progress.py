@@ -68,7 +68,8 @@ class BarProgress(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         self._show(trainer, epoch)
-        self.progress.console.print(epoch_line(epoch, trainer.epochs, logs), highlight=False)
+        console = self.progress.console
+        console.print(epoch_line(epoch, trainer.epochs, logs, min(WIDTH, console.width)), highlight=False)
 
     def _show(self, trainer, epoch: int):
         loss = "-" if trainer.batch_loss is None else f"{float(trainer.batch_loss):.4f}"
