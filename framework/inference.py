@@ -35,7 +35,8 @@ def export(trainer) -> dict[str, np.ndarray]:
     if train.feature_names:
         out[f"{PIPELINE}features"] = np.array(train.feature_names)
     if train.task != "regression":
-        out[f"{PIPELINE}classes"] = np.asarray(train.classes if train.classes is not None else np.arange(train.n_classes))
+        labels = train.classes if train.classes is not None else np.arange(train.n_classes)
+        out[f"{PIPELINE}classes"] = np.asarray(labels)
     return out
 
 

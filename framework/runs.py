@@ -46,8 +46,8 @@ def resolve_run_id(client, prefix: str, experiment_ids: list[str]) -> str:
     if not ids:
         raise ConfigError(f"no run id starts with '{prefix}'")
     if len(ids) > 1:
-        raise ConfigError(f"run id '{prefix}' is ambiguous: {len(ids)} runs start with it "
-                          f"({', '.join(i[:12] for i in ids[:5])}{', ...' if len(ids) > 5 else ''}); give more characters")
+        shown = ", ".join(i[:12] for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        raise ConfigError(f"run id '{prefix}' is ambiguous: {len(ids)} runs start with it ({shown}); give more characters")
     return ids[0]
 
 

@@ -95,7 +95,8 @@ def check_user_plugins(used: dict[str, list[str]]) -> None:
         registry = conformance.KINDS[kind]
         for name in dict.fromkeys(names):
             if registry.get(name).__module__.split(".")[0] != "plugins":
-                failed += [o for check in conformance.CHECKS[kind] if not (o := conformance.run(registry, name, check)).ok]
+                outcomes = [conformance.run(registry, name, check) for check in conformance.CHECKS[kind]]
+                failed += [o for o in outcomes if not o.ok]
     if failed:
         names = " ".join(dict.fromkeys(o.name for o in failed))
         raise ConfigError(f"{len(failed)} conformance check(s) failed (python -m framework.check_plugins {names}), "

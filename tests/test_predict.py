@@ -44,7 +44,8 @@ def test_loaded_model_reproduces_the_runs_predictions_on_raw_features(tmp_path, 
     proba = model.predict_proba(raw(trainer))
     expected = np.hstack([1 - scores, scores]) if scores.shape[1] == 1 else scores
     assert np.allclose(proba, expected, atol=1e-5)
-    names = {"iris": ["setosa", "versicolor", "virginica"], "breast_cancer": ["malignant", "benign"]}[trainer.splits.train.name]
+    names = {"iris": ["setosa", "versicolor", "virginica"],
+             "breast_cancer": ["malignant", "benign"]}[trainer.splits.train.name]
     assert model.classes.tolist() == names
     assert model.predict(raw(trainer)).tolist() == [names[i] for i in expected.argmax(axis=1)]
 
@@ -57,7 +58,8 @@ def test_checkpoint_and_hydra_run_folder_load_too(tmp_path):
     (run / ".hydra" / "config.yaml").write_text((folder / "config.yaml").read_text())
     X = raw(trainer)
     for source in (run, run / "checkpoint"):
-        assert np.array_equal(framework.load(str(source)).predict_proba(X), framework.load(str(folder)).predict_proba(X))
+        assert np.array_equal(framework.load(str(source)).predict_proba(X),
+                              framework.load(str(folder)).predict_proba(X))
 
 
 @pytest.fixture
