@@ -1,7 +1,7 @@
 """Checkpoints: weights, optimizer state, RNG state and loop position as .npz + JSON (never pickle).
 
 A checkpoint is a folder:
-    weights.npz     model parameters by name ("layers.0.W", ...)
+    weights.npz     model parameters by name ("layers.0.W", ...) and the input pipeline (`framework.inference.export`)
     optimizer.npz   optimizer state arrays ("<slot>/<param>")
     best.npz        weights of the best epoch, when early stopping restores them (optional)
     state.json      {"format": 1, "optimizer_t": t, "trainer": Trainer.state()}
@@ -19,6 +19,7 @@ import numpy as np
 
 from .callbacks import Callback
 from .errors import ConfigError
+from .inference import export, parameters
 
 FORMAT = 1
 FILES = ("weights.npz", "optimizer.npz", "state.json")
@@ -35,7 +36,7 @@ def save_checkpoint(trainer, directory) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     be = trainer.model.backend
-    np.savez(tmp / "weights.npz", **trainer.model.state_dict())
+    np.savez(tmp / "weights.npz", **export(trainer))
     opt = trainer.optimizer.state_dict()
     np.savez(tmp / "optimizer.npz", **{k: be.to_numpy(v) for k, v in opt.items() if k != "t"})
     if trainer.best_weights is not None:
@@ -83,7 +84,7 @@ def restore_checkpoint(trainer, directory) -> None:
     weights, opt, state = load_checkpoint(directory)
     be = trainer.model.backend
     try:
-        trainer.model.load_state_dict(weights)
+        trainer.model.load_state_dict(parameters(weights))
     except ValueError as e:
         raise CheckpointError(f"checkpoint '{directory}' does not fit this model: {e}") from None
     trainer.optimizer.load_state_dict({"t": state["optimizer_t"],

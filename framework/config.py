@@ -1,14 +1,13 @@
 """Hydra config: every registered plugin becomes an option of its group, every preset in
 experiments/ becomes `+experiment=NAME`.
 
-A registry entry without a YAML file in conf/<group>/ is stored in Hydra's ConfigStore as a typed
-node `{name: <name>, <kwarg>: <default>, ...}` built from its constructor's signature, so
+A registry entry without a YAML file in conf/<group>/ is stored in Hydra's ConfigStore as a node
+`{name: <name>, <kwarg>: <default>, ...}` built from its constructor's signature, so
 `activation=leaky_relu activation.alpha=0.2` works with no YAML; a YAML file of the same name wins.
 """
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +22,14 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 # config group -> registry: every registry's group but metrics (a list under trainer.metrics), and
 # output_activation, which draws on the activations too
 GROUPS = {**{g: r for g, r in ALL.items() if r is not metrics}, "output_activation": activations}
-_SIMPLE = (int, float, bool, str)
-
-
-def _field_type(hint, default):
-    """A type OmegaConf can validate, or Any."""
-    if hint in _SIMPLE:
-        return typing.Optional[hint] if default is None else hint
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if len(args) == 1 and args[0] in _SIMPLE:
-        return typing.Optional[args[0]]
-    return Any
 
 
 def node_for(registry, name: str):
-    """A dataclass `{name, **constructor kwargs}` with type hints and defaults from the signature."""
-    obj = registry.get(name)
-    target = obj.__init__ if isinstance(obj, type) else obj
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to untyped fields
-        hints = {}
-    fields: list[tuple] = [("name", str, dataclasses.field(default=name))]
+    """A dataclass `{name, **constructor kwargs}` with the signature's defaults. Its fields are untyped
+    (`Any`): `framework.schema` checks the values, with one-line messages instead of Hydra's."""
+    fields: list[tuple] = [("name", Any, dataclasses.field(default=name))]
     for key, default in registry.defaults(name).items():
-        if isinstance(default, (list, dict)):
-            fields.append((key, Any, dataclasses.field(default_factory=lambda d=default: d)))
-        else:
-            fields.append((key, _field_type(hints.get(key, Any), default), dataclasses.field(default=default)))
+        fields.append((key, Any, dataclasses.field(default_factory=lambda d=default: d)))
     cls_name = "".join(p.title() for p in f"{registry.group}_{name}".split("_")) + "Config"
     return dataclasses.make_dataclass(cls_name, fields)
 
@@ -81,7 +61,7 @@ def kwargs(node: DictConfig) -> dict:
     return d
 
 
-VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "hydra")
+VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "plugins.check", "hydra")
 
 
 def config_hash(cfg: DictConfig) -> str:

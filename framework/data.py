@@ -1,11 +1,14 @@
-"""Data: the `Dataset` container, seeded stratified splits, train-fitted standardization, validation.
+"""Data: the `Dataset` container, seeded stratified splits, train-fitted standardization, loss targets,
+and reading CSV files (errors name the file, line and column).
 
 Shapes: `X` is `(n, features)` float64. `y` is int64 class indices `(n,)` for "classification" and
 "binary", float64 `(n, k)` (always 2-D) for "regression". Concrete data sets live in `plugins/datasets.py`.
 """
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +20,8 @@ __all__ = ["TASKS", "Dataset", "Splits", "split", "standardize", "validate"]
 
 @dataclass
 class Dataset:
-    """`X` (n, features) float64; `y` (n,) int64 classes or (n, k) float64 regression values."""
+    """`X` (n, features) float64; `y` (n,) int64 classes or (n, k) float64 regression values;
+    `classes` (n_classes,): the label of each class index as the source names it (None: 0..C-1)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -25,6 +29,7 @@ class Dataset:
     n_classes: int | None
     name: str
     feature_names: list[str] | None = None
+    classes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -150,3 +155,57 @@ def _first_non_numeric(a: np.ndarray, names: list[str] | None) -> str:
         except (TypeError, ValueError):
             return f"; first non-numeric value {a[index]!r} at {_where(index, names)}"
     return ""
+
+
+def read_csv(path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, cells), ...]) of a CSV with a header row; a row whose cell count
+    differs from the header's is an error naming its line."""
+    p = Path(path)
+    if len(delimiter) != 1:
+        raise ConfigError(f"data.delimiter must be one character; got {delimiter!r}")
+    with open(p, newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = [h.strip() for h in next(reader, [])]
+        rows = [(reader.line_num, row) for row in reader if row]
+    if not rows:
+        raise ConfigError(f"data file '{p}' needs a header row of column names and at least one data row")
+    for line, row in rows:
+        if len(row) != len(header):
+            raise ConfigError(f"data file '{p}' line {line} has {len(row)} cells but the header has "
+                              f"{len(header)} (delimiter {delimiter!r})")
+    return header, rows
+
+
+def csv_columns(path, header: list[str], rows: list[tuple[int, list[str]]], columns: list[str]) -> np.ndarray:
+    """float64 (n, len(columns)) of the named columns of `read_csv`'s result; an unknown column, or
+    a cell that is not a finite number, is an error naming it (line and column)."""
+    unknown = [c for c in columns if c not in header]
+    if unknown:
+        raise ConfigError(f"data file '{path}' has no column {', '.join(map(repr, unknown))}; "
+                          f"its columns: {', '.join(header)}")
+    index = [header.index(c) for c in columns]
+    cells = [[row[k] for k in index] for _, row in rows]
+    try:
+        values = np.array(cells, dtype=np.float64)
+    except ValueError:
+        values = None
+    bad = _first_bad_cell(cells, values)
+    if bad:
+        i, j = bad
+        raise ConfigError(f"data file '{path}' line {rows[i][0]}, column '{columns[j]}': "
+                          f"value {cells[i][j]!r} is not a finite number")
+    return values
+
+
+def _first_bad_cell(cells: list[list[str]], values: np.ndarray | None) -> tuple[int, int] | None:
+    """(row, column) of the first non-numeric, NaN or infinite cell, or None."""
+    if values is not None:
+        bad = np.argwhere(~np.isfinite(values))
+        return tuple(bad[0]) if len(bad) else None
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            try:
+                float(cell)
+            except ValueError:
+                return i, j
+    return None

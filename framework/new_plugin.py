@@ -1,8 +1,8 @@
-"""Scaffold: `python -m framework.new_plugin {activation,loss} NAME [--dir DIR]` writes DIR/NAME.py.
+"""Scaffold: `python -m framework.new_plugin {activation,loss,optimizer} NAME [--dir DIR]` writes DIR/NAME.py.
 
-The file registers NAME, documents formula, derivative and shapes, and implements a placeholder
-(scaled identity; half squared error) that passes `python -m framework.check_plugins` as generated.
-Every line to replace is marked TODO.
+The file registers NAME, documents formula, derivative (update rule) and shapes, and implements a
+placeholder (scaled identity; half squared error; SGD with momentum) that passes
+`python -m framework.check_plugins` as generated. Every line to replace is marked TODO.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .registry import activations, losses
+from .registry import activations, losses, optimizers
 
 ACTIVATION = '''"""Activation '{name}': load with plugins.paths=[{dir}] (or $FRAMEWORK_PLUGIN_PATH).
 
@@ -73,7 +73,41 @@ def _per_sample(xp, weight):
     return 1 if weight is None else xp.reshape(weight, (-1, 1))
 '''
 
-TEMPLATES = {"activation": (ACTIVATION, activations), "loss": (LOSS, losses)}
+OPTIMIZER = '''"""Optimizer '{name}': load with plugins.paths=[{dir}] (or $FRAMEWORK_PLUGIN_PATH).
+
+Check:  python -m framework.check_plugins {name} --paths {dir}
+Use:    python -m framework.train plugins.paths=[{dir}] optimizer={name} optimizer.lr=0.01
+"""
+from framework import Optimizer
+from framework.registry import optimizers
+from framework.special import namespace_of
+
+
+@optimizers.register("{name}")
+class {cls}(Optimizer):
+    """TODO: one line on what '{name}' is, with a reference.
+
+    v <- momentum v + g;  p <- p - lr v      TODO: your update rule (placeholder: SGD with momentum)
+    Shapes: params and grads map names to arrays of one shape and dtype each; update p in place (the
+    trainer holds these arrays), never g. Per-parameter state comes from self.slot(...), so
+    state_dict() saves it and a resumed run continues exactly.
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9):  # TODO: your hyperparameters
+        super().__init__(lr)
+        self.momentum = float(momentum)  # store every argument under its own name
+
+    def step(self, params, grads):
+        self.t += 1
+        for name, p in params.items():
+            xp, g = namespace_of(p), grads[name]
+            v = self.slot(xp, "velocity", name, p)  # TODO: your state (zeros at the first step)
+            v *= self.momentum                      # TODO: your update, in place
+            v += g
+            p -= self.lr * v
+'''
+
+TEMPLATES = {"activation": (ACTIVATION, activations), "loss": (LOSS, losses), "optimizer": (OPTIMIZER, optimizers)}
 
 
 def write_plugin(kind: str, name: str, folder=".") -> Path:

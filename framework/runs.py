@@ -2,22 +2,25 @@
 
     python -m framework.runs                                   # experiment "default", by val/loss
     python -m framework.runs --sweep multirun/2026-01-31/12-00-00 --sort val/accuracy
-    python -m framework.runs --parent <run id> --uri http://127.0.0.1:5000
+    python -m framework.runs --parent <run id or its first characters> --uri http://127.0.0.1:5000
 
 `--sweep` takes the sweep directory (its id); the direction of `--sort` follows the metric
 (losses ascending, accuracy descending); `--reverse` flips it. Runs without the metric come last.
+A run id may be shortened to any unique prefix (the table shows 8 characters).
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import re
 from pathlib import Path
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from .errors import ConfigError
 from .registry import metrics as metric_registry
 from .tracking import store_uri
 
@@ -26,6 +29,26 @@ def direction(metric: str) -> str:
     """"max" for higher-is-better registered metrics (`val/accuracy`), else "min" (`val/loss`, `val/mse`)."""
     name = metric.rsplit("/", 1)[-1]
     return "max" if name in metric_registry.names() and metric_registry.get(name).higher_is_better else "min"
+
+
+RUN_ID = re.compile(r"[0-9a-f]{1,32}")  # an MLflow run id or a prefix of one
+
+
+def resolve_run_id(client, prefix: str, experiment_ids: list[str]) -> str:
+    """The full id of the one run in `experiment_ids` whose id starts with `prefix`; ConfigError if
+    none or several do."""
+    prefix = prefix.strip().lower()
+    if not RUN_ID.fullmatch(prefix):
+        raise ConfigError(f"'{prefix}' is not a run id (32 hex digits, or their first few)")
+    from .mlflow_writer import search
+
+    ids = sorted({r.info.run_id for r in search(client, experiment_ids, f"attributes.run_id LIKE '{prefix}%'")})
+    if not ids:
+        raise ConfigError(f"no run id starts with '{prefix}'")
+    if len(ids) > 1:
+        shown = ", ".join(i[:12] for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        raise ConfigError(f"run id '{prefix}' is ambiguous: {len(ids)} runs start with it ({shown}); give more characters")
+    return ids[0]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,8 +105,15 @@ def main(argv=None, console: Console | None = None) -> None:
     if args.sweep:
         filter_string = tag_equals("sweep.id", str(Path(args.sweep).resolve()))
     elif args.parent:
-        filter_string = tag_equals("mlflow.parentRunId", args.parent)
+        try:
+            parent = resolve_run_id(client, args.parent, [exp.experiment_id])
+        except ConfigError as e:
+            raise SystemExit(f"error: {e} (experiment '{args.experiment}')") from None
+        filter_string = tag_equals("mlflow.parentRunId", parent)
     runs = [r for r in search(client, [exp.experiment_id], filter_string) if r.data.tags.get("sweep.role") != "parent"]
+    if not runs:
+        which = f"with parent run {parent}" if args.parent else f"of sweep {args.sweep}" if args.sweep else "at all"
+        raise SystemExit(f"no runs {which} in experiment '{args.experiment}' of {store_uri(args.uri)}")
     out, console = table(runs, args.sort, args.reverse, args.limit), console or Console()
     if not console.is_terminal:  # a pipe or file gets the whole table, not an 80-column squeeze
         console.width = max(console.width, Measurement.get(console, console.options.update_width(10**4), out).maximum)

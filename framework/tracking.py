@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from .callbacks import BatchRecord, Callback
 from .config import ROOT, config_hash, flatten, hydra_config
 from .errors import ConfigError, FrameworkError
+from .inference import export
 
 START_TIMEOUT_S = 120.0  # writer start: process, mlflow import, store opened (or created), run made
 log = logging.getLogger(__name__)
@@ -250,7 +251,7 @@ class MlflowTracker(Callback):
         out = {
             "config.yaml": OmegaConf.to_yaml(self.cfg, resolve=True),
             "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides())),
-            "weights": trainer.model.state_dict(),
+            "weights": export(trainer),
             "history": {k: list(v) for k, v in trainer.history.items()},
             "task": trainer.task,
             "failure": trainer.failure,

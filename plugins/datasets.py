@@ -5,7 +5,6 @@ return raw features; the trainer standardizes them with `framework.data.standard
 """
 from __future__ import annotations
 
-import csv
 import functools
 import os
 import random
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.data import TASKS, Dataset, validate
+from framework.data import TASKS, Dataset, csv_columns, read_csv, validate
 from framework.errors import ConfigError
 from framework.registry import datasets
 
@@ -87,7 +86,8 @@ def _bunch(bunch, name: str, task: str) -> Dataset:
     names = [str(f) for f in bunch.feature_names]
     if task == "regression":
         return Dataset(X, bunch.target.astype(np.float64)[:, None], task, None, name, names)
-    return Dataset(X, bunch.target.astype(np.int64), task, len(bunch.target_names), name, names)
+    labels = np.asarray(bunch.target_names)
+    return Dataset(X, bunch.target.astype(np.int64), task, len(labels), name, names, labels)
 
 
 @datasets.register("digits")
@@ -190,64 +190,25 @@ def file(path: str = "", features: list[str] | None = None, target: str = "", ta
         raise ConfigError(f"cannot read data file '{path}': {e}") from None
     y = y.reshape(len(y), -1) if y.ndim == 1 else y
     validate(Dataset(X, y, "regression", None, p.name, names))  # shapes, numeric, finite
+    classes = None
     if task == "regression":
         y, n_classes = y.astype(np.float64), None
     else:
-        y, n_classes = _class_indices(y, task, path)
-    ds = Dataset(X.astype(np.float64), y, task, n_classes, p.name, names)
+        y, classes = _class_indices(y, task, path)
+        n_classes = len(classes)
+    ds = Dataset(X.astype(np.float64), y, task, n_classes, p.name, names, classes)
     validate(ds)
     return ds
 
 
 def _read_csv(p: Path, features, target: str, delimiter: str):
-    """(X strings -> float64 (n, features), y (n,), feature names); errors name the line and column."""
-    if len(delimiter) != 1:
-        raise ConfigError(f"data.delimiter must be one character; got {delimiter!r}")
-    with open(p, newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        header = [h.strip() for h in next(reader, [])]
-        rows = [(reader.line_num, row) for row in reader if row]
-    if not rows:
-        raise ConfigError(f"data file '{p}' needs a header row of column names and at least one data row")
+    """(X (n, features) float64, y (n,), feature names); errors name the line and column."""
+    header, rows = read_csv(p, delimiter)
     target = target or header[-1]
     features = [features] if isinstance(features, str) else list(features or [])
     features = features or [h for h in header if h != target]
-    unknown = [c for c in [*features, target] if c not in header]
-    if unknown:
-        raise ConfigError(f"data file '{p}' has no column {', '.join(map(repr, unknown))}; "
-                          f"its columns: {', '.join(header)}")
-    columns = [*features, target]
-    index = [header.index(c) for c in columns]
-    cells = []
-    for line, row in rows:
-        if len(row) != len(header):
-            raise ConfigError(f"data file '{p}' line {line} has {len(row)} cells but the header has "
-                              f"{len(header)} (delimiter {delimiter!r})")
-        cells.append([row[k] for k in index])
-    try:
-        values = np.array(cells, dtype=np.float64)
-    except ValueError:
-        values = None
-    bad = _first_bad_cell(cells, values)
-    if bad:
-        i, j = bad
-        raise ConfigError(f"data file '{p}' line {rows[i][0]}, column '{columns[j]}': "
-                          f"value {cells[i][j]!r} is not a finite number")
+    values = csv_columns(p, header, rows, [*features, target])
     return values[:, :-1], values[:, -1], features
-
-
-def _first_bad_cell(cells: list[list[str]], values: np.ndarray | None) -> tuple[int, int] | None:
-    """(row, column) of the first non-numeric, NaN or infinite cell, or None."""
-    if values is not None:
-        bad = np.argwhere(~np.isfinite(values))
-        return tuple(bad[0]) if len(bad) else None
-    for i, row in enumerate(cells):
-        for j, cell in enumerate(row):
-            try:
-                float(cell)
-            except ValueError:
-                return i, j
-    return None
 
 
 def _read_npz(p: Path, features, target: str):
@@ -265,12 +226,12 @@ def _read_npz(p: Path, features, target: str):
     return arrays["X"], arrays["y"], None
 
 
-def _class_indices(y: np.ndarray, task: str, path: str) -> tuple[np.ndarray, int]:
-    """(n, 1) integer-valued labels -> int64 indices (n,) into the sorted distinct labels, and their count."""
+def _class_indices(y: np.ndarray, task: str, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1) integer-valued labels -> int64 indices (n,) into the sorted distinct labels, and those labels."""
     if y.shape[1] != 1 or np.any(y != np.round(y)):
         raise ConfigError(f"data file '{path}': {task} needs one column of integer class labels")
     classes, indices = np.unique(y[:, 0], return_inverse=True)
     if task == "binary" and len(classes) != 2:
         raise ConfigError(f"data file '{path}': binary needs exactly 2 classes; found {len(classes)}: "
                           f"{classes[:10].tolist()}")
-    return indices.ravel().astype(np.int64), len(classes)
+    return indices.ravel().astype(np.int64), classes.astype(np.int64)

@@ -5,7 +5,7 @@ from framework import conformance, discovery
 from framework.new_plugin import main, write_plugin
 
 
-@pytest.mark.parametrize("kind", ["activation", "loss"])
+@pytest.mark.parametrize("kind", ["activation", "loss", "optimizer"])
 @pytest.mark.usefixtures("isolated")
 def test_generated_plugin_passes_the_checker(tmp_path, capsys, kind):
     assert main([kind, f"my_{kind}", "--dir", str(tmp_path)]) == 0

@@ -11,7 +11,11 @@ import pytest
 
 from framework import conformance, discovery
 from framework.check_plugins import main
+from framework.errors import ConfigError
 from framework.registry import activations
+from framework.train import build
+from framework.train import main as train_main
+from tests.helpers import make_cfg
 from tests.test_discovery import write_dist_info
 
 GUIDE = Path(__file__).resolve().parents[1] / "plugins" / "README.md"
@@ -50,9 +54,9 @@ def masked(output: str) -> str:
     return re.sub(r"-?\d\.\d+e[-+]\d+", "<float>", output)
 
 
-def test_every_python_block_names_its_file_and_the_guide_has_an_activation_and_a_loss():
+def test_every_python_block_names_its_file_and_the_guide_has_an_activation_losses_and_an_optimizer():
     assert all(HEADER.match(block) for block in BLOCKS), "start each python block with '# my_plugins/<file>.py'"
-    assert NAMES == ["snake", "log_cosh"] and RIGHT in SNAKE
+    assert NAMES == ["snake", "log_cosh", "quantile", "lion"] and RIGHT in SNAKE
 
 
 @pytest.mark.usefixtures("isolated")
@@ -85,6 +89,29 @@ def test_checker_cli_passes_the_guide_and_fails_a_wrong_derivative(tmp_path, cap
 
 
 @pytest.mark.usefixtures("isolated")
+def test_the_guide_quotes_the_train_clis_errors_as_it_prints_them(tmp_path, monkeypatch, capsys):
+    """A taken name (printed by the train CLI before Hydra starts) and a wrong derivative (stopped before training)."""
+    folder = tmp_path / "my_plugins"
+    folder.mkdir()
+    (folder / "relu.py").write_text(SNAKE.replace('register("snake")', 'register("relu")'))
+    monkeypatch.setattr(sys, "argv", ["train", f"plugins.paths=[{folder}]"])
+    with pytest.raises(SystemExit) as e:
+        train_main()
+    assert e.value.code == 1
+    printed = capsys.readouterr().err.strip().replace(str(folder), "/home/me/my_plugins")
+    assert printed == quoted('$ python -m framework.train "plugins.paths=[/home/me/my_plugins]"').strip()
+
+    broken = tmp_path / "my_plugins_broken"
+    broken.mkdir()
+    (broken / "snake.py").write_text(SNAKE.replace(RIGHT, WRONG))
+    discovery.load_paths([broken])
+    with pytest.raises(ConfigError) as e:
+        build(make_cfg(f"plugins.paths=[{broken}]", "activation=snake"))
+    command = '$ python -m framework.train "plugins.paths=[/home/me/my_plugins_broken]" activation=snake'
+    assert masked(f"error: {e.value}") == masked(quoted(command).strip())
+
+
+@pytest.mark.usefixtures("isolated")
 def test_pyproject_snippet_declares_an_entry_point_that_discovery_imports(tmp_path, monkeypatch):
     toml = tomllib.loads(re.search(r"```toml\n(.*?)```", TEXT, re.S)[1])
     eps = toml["project"]["entry-points"][discovery.ENTRY_POINT_GROUP]
@@ -93,7 +120,7 @@ def test_pyproject_snippet_declares_an_entry_point_that_discovery_imports(tmp_pa
     write_dist_info(tmp_path, toml["project"]["name"], eps)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        assert set(NAMES) <= set(conformance.KINDS["activation"].names() + conformance.KINDS["loss"].names())
+        assert set(NAMES) <= {name for registry in conformance.KINDS.values() for name in registry.names()}
         assert activations.get("snake").__module__ == "my_plugins.snake"
     finally:
         for name in [m for m in sys.modules if m.split(".")[0] == "my_plugins"]:

@@ -1,5 +1,6 @@
 """Bad input, divergence, interrupts, checkpoints and resume."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -141,15 +142,15 @@ def test_divergence_rules_off_with_null():
 
 
 @pytest.mark.parametrize("override,match", [
-    ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
-    ("optimizer.lr=-1", "optimizer.lr must be > 0"),
-    ("trainer.batch_size=0", "trainer.batch_size must be >= 1 or null"),
-    ("trainer.epochs=-1", "trainer.epochs must be >= 0"),
-    ("model.hidden=[0]", "model.hidden must hold positive layer widths"),
+    ("optimizer.lr=0", "optimizer.lr=0: must be a number > 0"),
+    ("optimizer.lr=-1", "optimizer.lr=-1: must be a number > 0"),
+    ("trainer.batch_size=0", "trainer.batch_size=0: must be an integer >= 1 or null"),
+    ("trainer.epochs=-1", "trainer.epochs=-1: must be an integer >= 0"),
+    ("model.hidden=[0]", "model.hidden=[0]: must be a list of integers >= 1"),
     ("output_activation=sigmoid", "output_activation must be identity"),
 ])
 def test_bad_config_values_explain_the_fix(override, match):
-    with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+    with pytest.raises(ConfigError, match=re.escape(match)):
         build(make_cfg(*SMALL, override))
 
 
@@ -187,7 +188,7 @@ def test_single_run_config_error_exits_1_without_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "framework.train", "tracking.enabled=false", "optimizer.lr=-1",
                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[-1] == "error: optimizer.lr must be > 0, got -1.0"
+    assert out.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1: must be a number > 0"
     assert "Traceback" not in out.stderr
 
 

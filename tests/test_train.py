@@ -49,8 +49,8 @@ def test_every_registered_name_is_an_option(group, registry):
 def test_constructor_kwargs_are_typed_fields():
     cfg = make_cfg("activation=leaky_relu", "activation.alpha=0.2")
     assert cfg.activation.alpha == 0.2
-    with pytest.raises(Exception, match="alpha"):
-        make_cfg("activation=leaky_relu", "activation.alpha=abc")
+    with pytest.raises(ConfigError, match="activation.alpha=abc: must be a number"):
+        build(make_cfg("activation=leaky_relu", "activation.alpha=abc"))
 
 
 def test_same_seed_bit_identical_different_seed_differs():

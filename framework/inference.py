@@ -1,0 +1,154 @@
+"""Use a trained model on raw features: the weights plus what the input pipeline did.
+
+`export(trainer)` is what `weights.npz` holds (artifact and checkpoint): the parameters by name
+("layers.0.W", ...) and, under `pipeline/`, the task, the train-set standardization (x_mean, x_std:
+(features,)), the feature names and the class labels. `load(source)` rebuilds the model from such a
+file and the run's `config.yaml`:
+
+    model = framework.load("outputs/2026-11-29/12-00-00")   # or an MLflow run id (prefix), or an artifact folder
+    model.predict(X)          # X (n, features) raw: class labels (n,), or values (n, k) for regression
+    model.predict_proba(X)    # (n, classes) probabilities, columns in the order of model.classes
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from .errors import ConfigError, ShapeError
+from .model import MLP
+from .registry import activations, losses
+
+PIPELINE = "pipeline/"
+WEIGHTS, CONFIG = "weights.npz", "config.yaml"
+# where a folder keeps them: an artifact folder, a Hydra run folder (its checkpoint), a checkpoint folder
+LAYOUTS = ((WEIGHTS, CONFIG), (f"checkpoint/{WEIGHTS}", f".hydra/{CONFIG}"), (WEIGHTS, f"../.hydra/{CONFIG}"))
+
+
+def export(trainer) -> dict[str, np.ndarray]:
+    """The model's parameters (host arrays) and the input pipeline of its training data, as arrays."""
+    splits, train = trainer.splits, trainer.splits.train
+    out = {**trainer.model.state_dict(), f"{PIPELINE}task": np.array(train.task)}
+    if splits.x_mean is not None:
+        out[f"{PIPELINE}x_mean"], out[f"{PIPELINE}x_std"] = splits.x_mean, splits.x_std
+    if train.feature_names:
+        out[f"{PIPELINE}features"] = np.array(train.feature_names)
+    if train.task != "regression":
+        labels = train.classes if train.classes is not None else np.arange(train.n_classes)
+        out[f"{PIPELINE}classes"] = np.asarray(labels)
+    return out
+
+
+def parameters(arrays: dict) -> dict:
+    """The model parameters of an `export` dict (without the pipeline entries)."""
+    return {k: v for k, v in arrays.items() if not k.startswith(PIPELINE)}
+
+
+class TrainedModel:
+    """An MLP with its input pipeline: `X` raw (n, features) -> standardized -> forward -> the loss's
+    output map (softmax/sigmoid probabilities, or values)."""
+
+    def __init__(self, mlp: MLP, loss, arrays: dict[str, np.ndarray]):
+        self.mlp, self.loss = mlp, loss
+        pipe = {k[len(PIPELINE):]: v for k, v in arrays.items() if k.startswith(PIPELINE)}
+        self.task = str(pipe["task"])
+        self.x_mean, self.x_std = pipe.get("x_mean"), pipe.get("x_std")
+        self.features = [str(f) for f in pipe["features"]] if "features" in pipe else None
+        self.classes = pipe.get("classes")
+        self.n_features = mlp.sizes[0]
+
+    def scores(self, X) -> np.ndarray:
+        """(n, outputs) float64 in target space."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ShapeError(f"X has shape {X.shape}; the model takes (n, {self.n_features}) raw features"
+                             + (f": {', '.join(self.features)}" if self.features else ""))
+        if not np.isfinite(X).all():
+            r, c = np.argwhere(~np.isfinite(X))[0]
+            raise ConfigError(f"X has a non-finite value {X[r, c]} at row {r}, column {c}")
+        if self.x_mean is not None:
+            X = (X - self.x_mean) / self.x_std
+        be = self.mlp.backend
+        return be.to_numpy(self.loss.predict(be.xp, self.mlp.forward(be.asarray(X)))).astype(np.float64)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, classes) class probabilities (classification and binary)."""
+        if self.task == "regression":
+            raise ConfigError("predict_proba: this model does regression; use predict")
+        p = self.scores(X)
+        return np.hstack([1 - p, p]) if p.shape[1] == 1 else p
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (n,) (binary: P(class 1) >= 0.5), or values (n, k) for regression."""
+        if self.task == "regression":
+            return self.scores(X)
+        p = self.predict_proba(X)
+        index = (p[:, 1] >= 0.5).astype(np.int64) if self.task == "binary" else p.argmax(axis=1)
+        return self.classes[index]
+
+
+def from_files(weights: Path, config: Path) -> TrainedModel:
+    """The model of a `weights.npz` (an `export`) and the run's resolved `config.yaml`."""
+    from omegaconf import OmegaConf
+
+    from .discovery import load_paths
+
+    cfg = OmegaConf.load(config)
+    with np.load(weights, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    if f"{PIPELINE}task" not in arrays:
+        raise ConfigError(f"'{weights}' holds weights only (written before the input pipeline was saved with "
+                          "them); retrain the model to predict on raw features")
+    load_paths(list(cfg.plugins.paths))
+    params = parameters(arrays)
+    sizes = [params["layers.0.W"].shape[1]] + [params[f"layers.{l}.W"].shape[0] for l in range(len(params) // 2)]
+    mlp = MLP(sizes, activation=_create(activations, cfg.activation),
+              output_activation=_create(activations, cfg.output_activation), dtype="float64")
+    mlp.load_state_dict(params)
+    return TrainedModel(mlp, _create(losses, cfg.loss), arrays)
+
+
+def _create(registry, node):
+    from .config import kwargs
+
+    return registry.create(node.name, **kwargs(node))
+
+
+def load(source: str, uri: str | None = None) -> TrainedModel:
+    """The trained model of `source`: a folder (an artifact folder with weights.npz and config.yaml,
+    a Hydra run folder, a checkpoint folder) or the id (or id prefix) of a run in the MLflow store
+    `uri` (default: `framework.tracking.store_uri`)."""
+    from .runs import RUN_ID
+
+    folder = Path(source).expanduser()
+    if not folder.exists() and not RUN_ID.fullmatch(source.lower()):
+        raise ConfigError(f"'{source}' is neither a folder nor a run id (32 hex digits, or their first few)")
+    if folder.exists():
+        for weights, config in LAYOUTS:
+            if (folder / weights).is_file() and (folder / config).is_file():
+                return from_files(folder / weights, folder / config)
+        raise ConfigError(f"'{source}' holds no trained model: expected weights.npz and config.yaml (an MLflow "
+                          f"run's artifacts), or a Hydra run folder with checkpoint/weights.npz and .hydra/config.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        return from_files(*download(source, uri, Path(tmp)))
+
+
+def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
+    """weights.npz and config.yaml of run `run` (an id or a unique id prefix), downloaded into `folder`."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from .mlflow_writer import Client
+    from .runs import resolve_run_id
+    from .tracking import store_uri
+
+    client = Client(store_uri(uri))
+    try:
+        run_id = resolve_run_id(client, run, [e.experiment_id for e in client.search_experiments()])
+    except ConfigError as e:
+        raise ConfigError(f"'{run}' is neither a folder nor a run of {store_uri(uri)}: {e}") from None
+    try:
+        return tuple(Path(client.download_artifacts(run_id, name, str(folder))) for name in (WEIGHTS, CONFIG))
+    except Exception as e:  # noqa: BLE001 - MlflowException, OSError: the run has no such artifact
+        raise ConfigError(f"run {run_id} has no {WEIGHTS} and {CONFIG} artifacts to load ({type(e).__name__}); "
+                          "was it FINISHED?") from None

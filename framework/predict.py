@@ -1,0 +1,74 @@
+"""`python -m framework.predict RUN_ID_OR_FOLDER DATA.csv [--out predictions.csv] [--uri URI]`.
+
+Predicts for every row of DATA.csv with a trained model (`framework.load`): raw features, as in the
+training data (the model standardizes them as training did). The feature columns are found by
+name (extra columns, such as the target, are ignored) or, for a model without feature names, taken
+in order. Output CSV, one row per input row: `class` and `p_<label>` per class for classification,
+`prediction` (or `prediction_<j>` for several targets) for regression; stdout without `--out`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+
+import numpy as np
+
+from .data import csv_columns, read_csv
+from .errors import ConfigError, FrameworkError
+from .inference import TrainedModel, load
+
+
+def features_of(model: TrainedModel, path: str, delimiter: str = ",") -> np.ndarray:
+    """X (n, features) float64 from a CSV: the model's feature columns by name, else all columns in order."""
+    header, rows = read_csv(path, delimiter)
+    if model.features and set(model.features) <= set(header):
+        columns = model.features
+    elif len(header) == model.n_features:
+        columns = header
+    else:
+        names = f": {', '.join(model.features)}" if model.features else ""
+        raise ConfigError(f"data file '{path}' has {len(header)} columns ({', '.join(header)}) but the model "
+                             f"takes {model.n_features} features{names}; give those columns (by name, or exactly "
+                             f"{model.n_features} columns in training order)")
+    return csv_columns(path, header, rows, columns)
+
+
+def table(model: TrainedModel, X: np.ndarray) -> tuple[list[str], list[list]]:
+    """(header, rows) of the predictions for X."""
+    if model.task == "regression":
+        values = model.predict(X)
+        header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{j}" for j in range(values.shape[1])]
+        return header, values.tolist()
+    proba, labels = model.predict_proba(X), model.predict(X)
+    header = ["class", *(f"p_{c}" for c in model.classes)]
+    return header, [[label, *row] for label, row in zip(labels.tolist(), proba.tolist())]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m framework.predict", description=__doc__.split("\n\n")[1])
+    parser.add_argument("source", metavar="RUN_ID_OR_FOLDER",
+                        help="an MLflow run id (or its first characters), or a folder with weights.npz + config.yaml "
+                             "(an artifact folder, or a Hydra run folder)")
+    parser.add_argument("data", metavar="DATA.csv", help="rows to predict, with a header row")
+    parser.add_argument("--out", metavar="FILE", help="write the predictions here (default: stdout)")
+    parser.add_argument("--uri", help="MLflow store to look the run id up in (default: the project's)")
+    parser.add_argument("--delimiter", default=",", help="of DATA.csv (default: %(default)r)")
+    args = parser.parse_args(argv)
+    try:
+        model = load(args.source, args.uri)
+        header, rows = table(model, features_of(model, args.data, args.delimiter))
+    except (FrameworkError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    with open(args.out, "w", newline="") if args.out else open(sys.stdout.fileno(), "w", closefd=False) as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    if args.out:
+        print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
