@@ -7,6 +7,8 @@ ignored), so overflow, 0/0 or log(0) anywhere is a failure. Checks compute with 
 in float64) except `array_api`. The checks per kind:
 
     config        defaults(name) -> create(name, **defaults); instance.name and attributes reproduce them
+                  (data sets, backends: the created object's name is the registered name; one that
+                  needs settings or hardware this machine lacks is skipped with its message)
     gradcheck     backward vs central differences at ordinary inputs (losses: with and without weights)
     extreme       |z| (or |pred - target|, |logits|) up to 1e4: finite, no warnings, in float32 and float64;
                   gradcheck at |z| <= 1e3 (tol 1e-4: finite differences next to |f| ~ 1e3 carry

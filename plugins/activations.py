@@ -51,10 +51,15 @@ class ReLU(ElementwiseActivation):
     kinks = (0.0,)
 
     def forward(self, xp, z):
-        return xp.maximum(z, xp.zeros_like(z))
+        return xp.maximum(z, 0.0)  # a Python scalar: Array API 2024.12
 
     def derivative(self, xp, z, a):
         return xp.astype(z > 0, z.dtype)  # backward: grad_a * this mask (NumPy's `where` is ~8x slower)
+
+    def backward(self, xp, z, a, grad_a):
+        mask = self.derivative(xp, z, a)
+        mask *= grad_a  # in place on the fresh mask: one array fewer per batch
+        return mask
 
 
 @activations.register("leaky_relu")

@@ -67,7 +67,7 @@ CONVERGE = {  # name -> (kwargs, steps) on the quadratic and on Rosenbrock
 
 
 @pytest.mark.parametrize("name", sorted(CONVERGE))
-@pytest.mark.parametrize("problem", ["quadratic", "rosenbrock"])
+@pytest.mark.parametrize("problem", ["quadratic", pytest.param("rosenbrock", marks=pytest.mark.slow)])  # 20000 steps
 def test_converges(name, problem):
     fn, target, start = {"quadratic": (_quadratic, np.zeros(2), [3.0, -2.0]),
                          "rosenbrock": (_rosenbrock, np.ones(2), [-1.2, 1.0])}[problem]

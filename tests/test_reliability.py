@@ -181,6 +181,7 @@ def test_nan_in_user_csv_names_row_and_column(tmp_path):
         build(make_cfg("data=file", f"data.path={f}", "loss=mse"))
 
 
+@pytest.mark.slow  # a fresh `python -m framework.train` process through Hydra: ~3 s
 def test_single_run_config_error_exits_1_without_traceback(tmp_path):
     import subprocess
     import sys

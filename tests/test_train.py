@@ -149,6 +149,7 @@ def test_default_run_reaches_095_test_accuracy(tmp_path):
     assert float(line.split()[-2]) >= 0.95, line
 
 
+@pytest.mark.slow  # a fresh `python -m framework.train --help` process: ~3 s
 def test_help_lists_groups_and_registered_options(tmp_path):
     out = subprocess.run([sys.executable, "-m", "framework.train", "--help"], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
