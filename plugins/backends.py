@@ -18,6 +18,7 @@ import numpy as np
 
 from framework import Backend
 from framework.errors import ConfigError
+from framework.launchers import auto_threads
 from framework.registry import backends
 
 
@@ -37,19 +38,24 @@ class NumpyBackend(Backend):
     `asarray` never copies an array that already has the requested dtype; `matmul` writes into `out`
     (a preallocated buffer) so the training step allocates nothing for its matrix products.
     `threads` caps the BLAS threads of the whole process (threadpoolctl; None: the library's
-    default). Small MLPs' GEMMs gain nothing from more threads, and an extra thread that has to wake
-    up on a core shared with another process (the MLflow writer) slows every product down.
+    default; "auto": the cores left to each of the launcher's parallel jobs, see
+    `framework.launchers.auto_threads`). Small MLPs' GEMMs gain nothing from more threads, and an
+    extra thread that has to wake up on a core shared with another process (the MLflow writer) slows
+    every product down.
     """
 
     xp = np
     device = "cpu"
 
-    def __init__(self, dtype: str = "float32", threads: int | None = None):
+    def __init__(self, dtype: str = "float32", threads: int | str | None = None):
         super().__init__(dtype)
+        if threads == "auto":
+            threads = auto_threads()
         self.threads = threads
         if threads is not None:
-            if int(threads) < 1:
-                raise ConfigError(f"backend.threads must be >= 1 or null (library default), got {threads}")
+            if not str(threads).isdigit() or int(threads) < 1:
+                raise ConfigError(f"backend.threads must be >= 1, auto (cores // parallel jobs) or null "
+                                  f"(library default), got {threads}")
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=int(threads), user_api="blas")
