@@ -49,7 +49,8 @@ def mlflow_server(tmp_path: Path):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),
+         "--workers", "1"],  # 4 by default: each imports mlflow, which is slow on a busy 2-core machine
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
 
@@ -75,8 +76,6 @@ def ray_head(cpus: int = 2):
     `ray start --block` runs in a new process group; at exit (also after a failure) that group and
     every process the head started are killed by pid (`ray stop` would stop every Ray on the machine).
     """
-    import psutil
-
     port, tmp = free_port(), tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
     log = Path(tmp, "head.log")
     with log.open("w") as out:
@@ -89,11 +88,26 @@ def ray_head(cpus: int = 2):
         _wait(lambda: "Ray runtime started" in log.read_text(), head, f"ray head (log: {log})")
         yield f"127.0.0.1:{port}"
     finally:
-        started = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []
+        started = descendants(head.pid)  # Ray's workers have sessions of their own
         os.killpg(head.pid, signal.SIGKILL)
-        for child in started:
+        for pid in started:
             try:
-                child.kill()
-            except psutil.NoSuchProcess:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         head.wait(30)
+
+
+def descendants(pid: int) -> list[int]:
+    """The ids of every process below `pid` (from `ps`)."""
+    table = [line.split() for line in subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True,
+                                                     text=True).stdout.splitlines()]
+    children: dict[int, list[int]] = {}
+    for child, parent in table:
+        children.setdefault(int(parent), []).append(int(child))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found

@@ -101,3 +101,19 @@ def test_ray_sweep_on_a_local_head(tmp_path):
         uri, sweep_dir = sweep(tmp_path, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
                                "optimizer.lr=0.05,0.005", "trainer.epochs=1,2", "trainer.batch_size=16")
     check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.epochs"])
+
+
+def test_hparams_search_preset_is_a_stored_optuna_search_of_the_mnist1d_mlp():
+    from hydra import compose, initialize_config_dir
+
+    from framework.config import CONF_DIR, register_configs
+    from hydra_plugins.framework_optuna import distribution
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["+hparams_search=mnist1d_optuna"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.framework_optuna.OptunaSweeper" and cfg.hydra.mode == RunMode.MULTIRUN
+    assert sweeper.storage and sweeper.study_name and cfg.data.name == "mnist1d"
+    parser = OverridesParser.create()
+    assert all(distribution(parser.parse_override(f"{k}={v}")) for k, v in sweeper.params.items())
