@@ -3,6 +3,7 @@ the SLURM launcher config, and sweeps on submitit's local executor and on a loca
 from __future__ import annotations
 
 import importlib.util
+import socket
 import subprocess
 import sys
 
@@ -100,6 +101,8 @@ def test_ray_sweep_on_a_local_head(tmp_path):
     with ray_head(cpus=2) as address:
         uri, sweep_dir = sweep(tmp_path, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
                                "optimizer.lr=0.05,0.005", "trainer.epochs=1,2", "trainer.batch_size=16")
+    with pytest.raises(OSError):  # the head is gone
+        socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=5).close()
     check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.epochs"])
 
 
