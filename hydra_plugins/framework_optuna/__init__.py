@@ -58,9 +58,21 @@ if find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
                 "`pip uninstall hydra-optuna-sweeper`")
 
 
+def _optuna():
+    """The optuna module; ImportError naming the fix if it is missing or older than 4."""
+    try:
+        import optuna
+    except ImportError:
+        optuna = None
+    if optuna is None or int(optuna.__version__.split(".")[0]) < 4:
+        raise ImportError(f"hydra/sweeper=optuna needs optuna >= 4 (found {optuna and optuna.__version__}): "
+                          f"pip install -e '.[sweep]' (and pip uninstall hydra-optuna-sweeper, which pins optuna 2)")
+    return optuna
+
+
 def distribution(override: Override):
     """The Optuna distribution of a sweep override (see the module docstring for the grammar)."""
-    import optuna.distributions as d
+    d = _optuna().distributions
 
     value = override.value()
     if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
@@ -96,7 +108,7 @@ class OptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
-        import optuna
+        optuna = _optuna()
 
         parser = OverridesParser.create()
         given = {o.get_key_element(): o for o in parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()])}
