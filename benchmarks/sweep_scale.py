@@ -2,12 +2,12 @@
 joblib with 2 workers, and Ray on a local head with 2 CPUs. Prints the median wall time of each and
 its ratio to the sequential sweep (interleaved repeats: the three share whatever else loads the machine).
 
-    python benchmarks/sweep_scale.py [--repeats 2] [--epochs 30]
+    python benchmarks/sweep_scale.py [--repeats 2] [--epochs 30] [--no-tracking]
 
 Each job is the default digits MLP (`trainer.epochs` epochs, BLAS threads 1) with MLflow tracking into
-a fresh SQLite store per sweep; jobs differ by `optimizer.lr` x `seed`. The wall time is the whole
-`python -m framework.train -m ...` command; the Ray head is started once before (its start is printed,
-not counted). Needs `pip install -e '.[ray]'`.
+a fresh SQLite store per sweep (`--no-tracking`: tracking=none); jobs differ by `optimizer.lr` x `seed`.
+The wall time is the whole `python -m framework.train -m ...` command; the Ray head is started once
+before (its start is printed, not counted). Needs `pip install -e '.[ray]'`.
 """
 from __future__ import annotations
 
@@ -27,14 +27,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from speed import header  # noqa: E402
 from tests.helpers import ENV, ray_head  # noqa: E402
 
-SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none", "tracking.experiment=scale"]
+SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
 
 
-def timed_sweep(tmp: Path, launcher: list[str], epochs: int) -> float:
+def timed_sweep(tmp: Path, launcher: list[str], epochs: int, tracking: bool) -> float:
     """Wall seconds of one 8-job sweep with `launcher` overrides, recorded into a new store in `tmp`."""
     out = Path(tempfile.mkdtemp(dir=tmp))
+    store = [f"tracking.uri=sqlite:///{out}/mlflow.db", "tracking.experiment=scale"] if tracking else ["tracking=none"]
     cmd = [sys.executable, "-m", "framework.train", "-m", *SWEEP, *launcher, f"trainer.epochs={epochs}",
-           f"tracking.uri=sqlite:///{out}/mlflow.db", f"hydra.sweep.dir={out}/multirun"]
+           *store, f"hydra.sweep.dir={out}/multirun"]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -47,9 +48,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--no-tracking", dest="tracking", action="store_false", help="tracking=none in every job")
     args = p.parse_args()
     header("cpu")
-    print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking on), repeats {args.repeats}, interleaved")
+    print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), repeats {args.repeats}, interleaved")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         with ray_head(cpus=2) as address:
@@ -62,7 +64,7 @@ def main() -> None:
             times: dict[str, list[float]] = {name: [] for name in contenders}
             for r in range(args.repeats):
                 for name, launcher in contenders.items():
-                    times[name].append(timed_sweep(Path(tmp), launcher, args.epochs))
+                    times[name].append(timed_sweep(Path(tmp), launcher, args.epochs, args.tracking))
                     print(f"  repeat {r + 1}: {name:<24} {times[name][-1]:7.1f} s", flush=True)
     base = statistics.median(times["sequential"])
     print(f"\n{'launcher':<26}{'median wall s':>14}{'vs sequential':>15}")
