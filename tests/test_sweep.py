@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from framework.runs import direction
-from tests.helpers import mlflow_server
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -65,11 +64,11 @@ def test_basic_sweep_is_a_parent_with_four_children(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_sweep_with_two_workers_into_an_mlflow_server_loses_nothing(tmp_path):
-    with mlflow_server(tmp_path) as server:
-        uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "backend.threads=auto",
-                               "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2", uri=server)
-        check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.batch_size"])
+def test_joblib_sweep_with_two_workers_into_an_mlflow_server_loses_nothing(tmp_path, mlflow_server_uri):
+    uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "backend.threads=auto",
+                           "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2",
+                           uri=mlflow_server_uri)
+    check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.batch_size"])
 
 
 @pytest.mark.slow

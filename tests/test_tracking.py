@@ -16,7 +16,7 @@ from framework import Callback, ConfigError, DivergenceError
 from framework.config import config_hash, flatten
 from framework.train import build, train
 from framework.tracking import ROOT, TrackingError, artifact_location, make_tracker, store_uri
-from tests.helpers import free_port, make_cfg, mlflow_server
+from tests.helpers import free_port, make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 from framework.mlflow_writer import mlflow_key  # noqa: E402  (imports mlflow)
@@ -241,14 +241,13 @@ def test_trainer_process_killed_leaves_a_killed_run_with_its_points(tmp_path, ur
 
 
 @pytest.mark.slow
-def test_tracking_to_an_mlflow_server(tmp_path):
-    with mlflow_server(tmp_path) as uri:
-        client = mlflow.MlflowClient(uri)
-        trainer, tracker = fit(small(uri))
-        run = client.get_run(tracker.run_id)
-        assert run.info.status == "FINISHED"
-        assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
-        assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
+def test_tracking_to_an_mlflow_server(mlflow_server_uri):
+    client = mlflow.MlflowClient(mlflow_server_uri)
+    trainer, tracker = fit(small(mlflow_server_uri))
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
+    assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
 
 
 def test_no_point_is_lost_or_invented(uri):
