@@ -55,7 +55,7 @@ def test_backend_threads_auto_and_bad_values(monkeypatch):
 def test_optuna_search_space_from_the_override_grammar():
     import optuna.distributions as d
 
-    from hydra_plugins.framework_optuna import distribution
+    from hydra_plugins.framework_optuna import OptunaSweeper, distribution
 
     def dist(line):
         return distribution(OverridesParser.create().parse_override(line))
@@ -65,6 +65,8 @@ def test_optuna_search_space_from_the_override_grammar():
     assert dist("a=range(8,64,8)") == d.IntDistribution(8, 56, step=8)
     assert dist("a=relu,tanh") == d.CategoricalDistribution(["relu", "tanh"])
     assert dist("a=choice([64],[128,128])") == d.CategoricalDistribution(["[64]", "[128,128]"])
+    with pytest.raises(ConfigError, match="nothing to search; give a sweep override"):
+        OptunaSweeper(None, None, None, n_trials=1, n_jobs=1, sampler=None, params=None).sweep(["seed=1"])
 
 
 def test_a_stored_study_is_the_sweep_identity(tmp_path):

@@ -34,6 +34,7 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from framework.config import absolute_sqlite
+from framework.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def distribution(override: Override):
         ints = isinstance(value.start, int) and isinstance(value.end, int)
         kind = d.IntDistribution if ints else d.FloatDistribution
         return kind(value.start, value.end, log="log" in value.tags)
-    raise ValueError(f"hydra/sweeper=optuna: cannot search '{override.input_line}'; use interval(a, b), "
+    raise ConfigError(f"hydra/sweeper=optuna: cannot search '{override.input_line}'; use interval(a, b), "
                      f"tag(log, interval(a, b)), range(a, b, step) or choice(x, y)")
 
 
@@ -95,9 +96,9 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, direction, storage, study_name, n_trials, n_jobs, sampler, params):
         if n_trials < 1 or n_jobs < 1:
-            raise ValueError(f"hydra.sweeper.n_trials and n_jobs must be >= 1, got {n_trials} and {n_jobs}")
+            raise ConfigError(f"hydra.sweeper.n_trials and n_jobs must be >= 1, got {n_trials} and {n_jobs}")
         if direction not in (None, "minimize", "maximize"):
-            raise ValueError(f"hydra.sweeper.direction must be minimize, maximize or null, got {direction}")
+            raise ConfigError(f"hydra.sweeper.direction must be minimize, maximize or null, got {direction}")
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs, self.sampler = n_trials, n_jobs, sampler
         self.params = dict(params or {})
@@ -116,7 +117,7 @@ class OptunaSweeper(Sweeper):
         space = {k: distribution(o) for k, o in given.items() if o.is_sweep_override()}
         fixed = [o.input_line for o in given.values() if not o.is_sweep_override()]
         if not space:
-            raise ValueError("hydra/sweeper=optuna: nothing to search; give a sweep override such as "
+            raise ConfigError("hydra/sweeper=optuna: nothing to search; give a sweep override such as "
                              "'optimizer.lr=interval(0.001, 0.1)' or hydra.sweeper.params")
 
         mode = OmegaConf.select(self.config, "objective.mode", default="min")
