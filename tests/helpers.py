@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,7 +75,8 @@ def ray_head(cpus: int = 2):
     """A Ray head on 127.0.0.1 with `cpus` CPUs and its own temp dir; yields its address "127.0.0.1:PORT".
 
     `ray start --block` runs in a new process group; at exit (also after a failure) that group and
-    every process the head started are killed by pid (`ray stop` would stop every Ray on the machine).
+    every process the head started are killed by pid (`ray stop` would stop every Ray on the machine),
+    and its temp dir is removed.
     """
     port, tmp = free_port(), tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
     log = Path(tmp, "head.log")
@@ -96,6 +98,7 @@ def ray_head(cpus: int = 2):
             except ProcessLookupError:
                 pass
         head.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def descendants(pid: int) -> list[int]:
