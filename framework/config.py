@@ -54,6 +54,13 @@ def hydra_config():
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def absolute_sqlite(uri: str | None, cwd: str | Path) -> str | None:
+    """`uri` with a relative SQLite path (`sqlite:///x.db`) made absolute from `cwd`; other URIs unchanged."""
+    if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(cwd, uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
 def kwargs(node: DictConfig) -> dict:
     """A group node as constructor keyword arguments (everything but `name`)."""
     d = OmegaConf.to_container(node, resolve=True)

@@ -324,9 +324,14 @@ def plot_predictions(plt, y_true, scores, split: str):
 
 
 def open_sweep(spec: dict, inbox, outbox) -> str:
-    """Create the experiment (once, before any job) and the sweep's parent run; returns its id."""
+    """Create the experiment (once, before any job) and the sweep's parent run; returns its id. A sweep
+    id that already has a parent (a continued Optuna study) reopens that parent: new jobs join it."""
     client = Client(spec["uri"])
     exp = experiment_id(client, spec["experiment"], spec["artifact_location"])
+    parent = find_parent(client, exp, spec["sweep_id"])
+    if parent:
+        client.update_run(parent.info.run_id, "RUNNING")
+        return parent.info.run_id
     return start_run(client, exp, spec, {**spec["tags"], "sweep.role": "parent", "sweep.id": spec["sweep_id"]})
 
 

@@ -9,7 +9,8 @@ Enabled in conf/config.yaml:
 
 `on_multirun_start` creates the experiment and the parent run before any job starts (parallel jobs
 of the joblib launcher then never race to create them). The parent is tagged `sweep.id` (the
-absolute sweep directory), `sweep.role=parent` and `sweep.keys` (the swept keys, which name the
+absolute sweep directory, or `storage#study_name` of a stored Optuna study: running that again reopens
+the same parent, see `tracking.sweep_id`), `sweep.role=parent` and `sweep.keys` (the swept keys, which name the
 children: "3: optimizer.lr=0.01"); its params are the sweep's overrides and the sweeper's settings
 (`sweeper.params.*` for the Optuna sweeper). Every job's writer finds its parent
 by `sweep.id`, whatever the launcher or sweeper. `on_multirun_end` tags the parent with its best

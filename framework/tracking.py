@@ -28,7 +28,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .callbacks import BatchRecord, Callback
-from .config import ROOT, config_hash, flatten, hydra_config
+from .config import ROOT, absolute_sqlite, config_hash, flatten, hydra_config
 from .errors import ConfigError, FrameworkError
 from .inference import export
 
@@ -44,9 +44,7 @@ def store_uri(uri: str | None) -> str:
     """`uri` with null -> the project's SQLite file and relative SQLite paths made absolute."""
     if uri is None:
         return f"sqlite:///{ROOT / 'mlflow.db'}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{_original_cwd() / uri[len('sqlite:///'):]}"
-    return uri
+    return absolute_sqlite(uri, _original_cwd())
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
@@ -64,11 +62,16 @@ def _original_cwd() -> Path:
 
 
 def sweep_id(hc) -> str | None:
-    """A multirun's id: its absolute sweep directory (the same in the launcher and in every job)."""
+    """A multirun's id, the same in the launcher and in every job: `<storage>#<study_name>` when the
+    sweeper keeps its study in a database (`hydra/sweeper=optuna` with both keys set: running the
+    command again continues the same sweep), else the absolute sweep directory."""
     from hydra.types import RunMode
 
     if hc is None or hc.mode != RunMode.MULTIRUN:
         return None
+    storage, study = hc.sweeper.get("storage"), hc.sweeper.get("study_name")
+    if storage and study:
+        return f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}"
     return str(Path(hc.runtime.cwd, hc.sweep.dir).resolve())
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from framework import Backend, special
 from framework.errors import ConfigError
+from framework.launchers import auto_threads
 from framework.registry import backends
 
 
@@ -37,7 +38,8 @@ class NumpyBackend(Backend):
     `asarray` never copies an array that already has the requested dtype; `matmul` and `take` write
     into `out` (a preallocated buffer) so the training step allocates nothing for its matrix products
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
-    None: the library's default). Small MLPs' GEMMs gain nothing from more threads, and an extra
+    None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
+    `framework.launchers.auto_threads`). Small MLPs' GEMMs gain nothing from more threads, and an extra
     thread that has to wake up on a core shared with another process (the MLflow writer) slows every
     product down.
     """
@@ -47,11 +49,14 @@ class NumpyBackend(Backend):
     host_memory = True
     writes_out = True
 
-    def __init__(self, dtype: str = "float32", threads: int | None = None):
+    def __init__(self, dtype: str = "float32", threads: int | str | None = None):
         super().__init__(dtype)
-        if threads is not None and int(threads) < 1:
-            raise ConfigError(f"backend.threads must be >= 1 or null (library default), got {threads}")
-        self.threads = threads
+        if threads == "auto":
+            threads = auto_threads()
+        if threads is not None and (not str(threads).isdigit() or int(threads) < 1):
+            raise ConfigError(f"backend.threads must be >= 1, auto (cores // parallel jobs) or null "
+                              f"(library default), got {threads}")
+        self.threads = None if threads is None else int(threads)
         self._controller = None
 
     def asarray(self, x, dtype=None):

@@ -16,3 +16,13 @@ def isolated(monkeypatch):
         monkeypatch.setattr(reg, "_entries", dict(reg._entries))
     monkeypatch.setattr(discovery, "_state", discovery._State())
     monkeypatch.delenv(discovery.ENV_VAR, raising=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_uri(tmp_path_factory):
+    """One `mlflow server` on 127.0.0.1 for the whole session (starting one takes 10-80 s on 2 busy cores);
+    tests using it write to experiments of their own."""
+    from tests.helpers import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow_server")) as uri:
+        yield uri

@@ -1,5 +1,16 @@
-"""Shared test helpers: compose the project's Hydra config in-process."""
+"""Shared test helpers: compose the project's Hydra config in-process; local MLflow servers and Ray heads."""
 from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
@@ -7,6 +18,7 @@ from framework.config import CONF_DIR, GROUPS, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
 _registered: set = set()   # (group, name) pairs in Hydra's ConfigStore: stored once per test session
+ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def make_cfg(*overrides: str):
@@ -17,3 +29,92 @@ def make_cfg(*overrides: str):
         _registered.update(options)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=[*QUIET, *overrides])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(ready, process: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
+    """Poll `ready()` until it is true; fail if `process` exits first or `timeout` s pass."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, f"{what} exited with code {process.returncode}"
+        assert time.monotonic() < deadline, f"{what} not ready within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@contextmanager
+def mlflow_server(tmp_path: Path):
+    """`mlflow server` on 127.0.0.1 (SQLite backend, artifacts in tmp_path); yields its URI, stops it after."""
+    import mlflow
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),
+         "--workers", "1"],  # 4 by default: each imports mlflow, which is slow on a busy 2-core machine
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            mlflow.MlflowClient(uri).search_experiments()
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    try:
+        _wait(answers, server, "mlflow server")
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextmanager
+def ray_head(cpus: int = 2):
+    """A Ray head on 127.0.0.1 with `cpus` CPUs and its own temp dir; yields its address "127.0.0.1:PORT".
+
+    `ray start --block` runs in a new process group; at exit (also after a failure) that group and
+    every process the head started are killed by pid (`ray stop` would stop every Ray on the machine),
+    and its temp dir is removed.
+    """
+    port, tmp = free_port(), tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
+    log = Path(tmp, "head.log")
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+             "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={tmp}"],
+            env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(lambda: "Ray runtime started" in log.read_text(), head, f"ray head (log: {log})")
+        yield f"127.0.0.1:{port}"
+    finally:
+        started = descendants(head.pid)  # Ray's workers have sessions of their own
+        os.killpg(head.pid, signal.SIGKILL)
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        head.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """The ids of every process below `pid` (from `ps`)."""
+    table = [line.split() for line in subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True,
+                                                     text=True).stdout.splitlines()]
+    children: dict[int, list[int]] = {}
+    for child, parent in table:
+        children.setdefault(int(parent), []).append(int(child))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found

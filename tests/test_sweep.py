@@ -16,9 +16,10 @@ mlflow = pytest.importorskip("mlflow")
 JOB = ["data=xor", "model.hidden=[8]", "trainer.progress=none", "tracking.experiment=sweep"]
 
 
-def sweep(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
-    """Run `python -m framework.train -m JOB overrides` in tmp_path; returns (store uri, sweep dir)."""
-    uri, sweep_dir = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
+def sweep(tmp_path: Path, *overrides: str, uri: str | None = None) -> tuple[str, Path]:
+    """Run `python -m framework.train -m JOB overrides` in tmp_path, recording into `uri` (None: a SQLite
+    file in tmp_path); returns (store uri, sweep dir)."""
+    uri, sweep_dir = uri or f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     done = subprocess.run(
         [sys.executable, "-m", "framework.train", "-m", *JOB, *overrides, f"tracking.uri={uri}",
          f"hydra.sweep.dir={sweep_dir}"],
@@ -28,13 +29,14 @@ def sweep(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
     return uri, sweep_dir
 
 
-def check(uri: str, sweep_dir: Path, jobs: int, swept: list[str]):
-    """One finished parent tagged with the sweep, `jobs` complete children under it, the best one named."""
+def check(uri: str, sweep_id: Path | str, jobs: int, swept: list[str]):
+    """One finished parent tagged with the sweep id (a sweep dir, or an Optuna study's "storage#name"),
+    `jobs` complete children under it with the same points per epoch and batch, the best one named."""
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
     children = [r for r in runs if r is not parent]
-    assert parent.data.tags["sweep.id"] == str(sweep_dir.resolve())
+    assert parent.data.tags["sweep.id"] == (str(sweep_id.resolve()) if isinstance(sweep_id, Path) else sweep_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.runs"] == str(jobs)
     assert parent.data.tags["sweep.keys"].split() == swept
     assert len(children) == jobs
@@ -62,19 +64,31 @@ def test_basic_sweep_is_a_parent_with_four_children(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_sweep_with_two_workers_loses_nothing(tmp_path):
-    uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                           "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2")
+def test_joblib_sweep_with_two_workers_into_an_mlflow_server_loses_nothing(tmp_path, mlflow_server_uri):
+    uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "backend.threads=auto",
+                           "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2",
+                           uri=mlflow_server_uri)
     check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.batch_size"])
 
 
 @pytest.mark.slow
-def test_optuna_sweep_records_its_search_space(tmp_path):
-    uri, sweep_dir = sweep(tmp_path, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
-                           "optimizer.lr=interval(0.001,0.05)", "trainer.epochs=1", "trainer.batch_size=16")
-    parent, _ = check(uri, sweep_dir, 3, ["optimizer.lr"])
-    assert parent.data.params["optimizer.lr"] == "interval(0.001,0.05)"
-    assert parent.data.params["sweeper.n_trials"] == "3"
+def test_optuna_study_in_a_database_continues_under_the_same_parent(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    study = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
+             "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=lr",
+             "optimizer.lr=tag(log,interval(0.001,0.05))", "trainer.epochs=1", "trainer.batch_size=16"]
+    sweep(tmp_path, *study)
+    uri, _ = sweep(tmp_path, *study)  # the same command again: 2 more trials
+    trials = optuna.load_study(study_name="lr", storage=f"sqlite:///{tmp_path}/optuna.db").trials
+    assert [t.number for t in trials] == [0, 1, 2, 3] and all(t.state.name == "COMPLETE" for t in trials)
+    parent, children = check(uri, f"sqlite:///{tmp_path.resolve()}/optuna.db#lr", 4, ["optimizer.lr"])
+    assert parent.data.params["optimizer.lr"] == "tag(log,interval(0.001,0.05))"
+    assert parent.data.params["sweeper.n_trials"] == "2"
+    by_job = {int(c.info.run_name.split(":")[0]): c for c in children}
+    assert sorted(by_job) == [0, 1, 2, 3]  # job numbers go on from the study's trial numbers
+    for t in trials:
+        assert float(by_job[t.number].data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
+        assert by_job[t.number].data.metrics["val/loss"] == pytest.approx(t.value)
 
 
 @pytest.mark.parametrize("metric,mode", [("val/loss", "min"), ("val/accuracy", "max"), ("test/mse", "min"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from framework import Callback, ConfigError, DivergenceError
 from framework.config import config_hash, flatten
 from framework.train import build, train
 from framework.tracking import ROOT, TrackingError, artifact_location, make_tracker, store_uri
-from tests.helpers import make_cfg
+from tests.helpers import free_port, make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 from framework.mlflow_writer import mlflow_key  # noqa: E402  (imports mlflow)
@@ -138,7 +137,7 @@ def test_plugin_plots_are_artifacts(uri):
 
 
 def test_unreachable_server_fails_before_training():
-    port = _free_port()
+    port = free_port()
     with pytest.raises(ConfigError, match=f"tracking server http://127.0.0.1:{port} is unreachable"):
         make_tracker(small(f"http://127.0.0.1:{port}"))
 
@@ -241,37 +240,14 @@ def test_trainer_process_killed_leaves_a_killed_run_with_its_points(tmp_path, ur
     assert steps == list(range(len(steps))) and len(steps) >= 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_tracking_to_an_mlflow_server(tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        client = mlflow.MlflowClient(uri)
-        for _ in range(600):
-            try:
-                client.search_experiments()
-                break
-            except Exception:
-                assert server.poll() is None, "mlflow server exited"
-                time.sleep(0.1)
-        trainer, tracker = fit(small(uri))
-        run = client.get_run(tracker.run_id)
-        assert run.info.status == "FINISHED"
-        assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
-        assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
-    finally:
-        server.terminate()
-        server.wait(30)
+def test_tracking_to_an_mlflow_server(mlflow_server_uri):
+    client = mlflow.MlflowClient(mlflow_server_uri)
+    trainer, tracker = fit(small(mlflow_server_uri))
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
+    assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
 
 
 def test_no_point_is_lost_or_invented(uri):

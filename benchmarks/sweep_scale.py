@@ -1,0 +1,77 @@
+"""The same 8-job sweep run three ways, side by side: one job after another (Hydra's basic launcher),
+joblib with 2 workers, and Ray on a local head with 2 CPUs. Prints the median wall time of each and
+its ratio to the sequential sweep (interleaved repeats: the three share whatever else loads the machine).
+
+    python benchmarks/sweep_scale.py [--repeats 2] [--epochs 30] [--no-tracking]
+
+Each job is the default digits MLP (`trainer.epochs` epochs, BLAS threads 1) with MLflow tracking into
+a fresh SQLite store per sweep (`--no-tracking`: tracking=none); jobs differ by `optimizer.lr` x `seed`.
+The wall time is the whole `python -m framework.train -m ...` command; the Ray head is started once
+before (its start is printed, not counted). Needs `pip install -e '.[ray]'`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from speed import header  # noqa: E402
+from tests.helpers import ENV, ray_head  # noqa: E402
+
+SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
+
+
+def timed_sweep(tmp: Path, launcher: list[str], epochs: int, tracking: bool) -> float:
+    """Wall seconds of one 8-job sweep with `launcher` overrides, recorded into a new store in `tmp`."""
+    out = Path(tempfile.mkdtemp(dir=tmp))
+    store = [f"tracking.uri=sqlite:///{out}/mlflow.db", "tracking.experiment=scale"] if tracking else ["tracking=none"]
+    cmd = [sys.executable, "-m", "framework.train", "-m", *SWEEP, *launcher, f"trainer.epochs={epochs}",
+           *store, f"hydra.sweep.dir={out}/multirun"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"{' '.join(launcher) or 'sequential'} sweep failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--no-tracking", dest="tracking", action="store_false", help="tracking=none in every job")
+    args = p.parse_args()
+    header("cpu")
+    print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), repeats {args.repeats}, interleaved")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        with ray_head(cpus=2) as address:
+            print(f"local Ray head with 2 CPUs up in {time.perf_counter() - start:.1f} s (not counted)")
+            contenders = {
+                "sequential": [],
+                "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                "Ray, local head, 2 CPUs": ["hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}"],
+            }
+            times: dict[str, list[float]] = {name: [] for name in contenders}
+            for r in range(args.repeats):
+                for name, launcher in contenders.items():
+                    times[name].append(timed_sweep(Path(tmp), launcher, args.epochs, args.tracking))
+                    print(f"  repeat {r + 1}: {name:<24} {times[name][-1]:7.1f} s", flush=True)
+    base = statistics.median(times["sequential"])
+    print(f"\n{'launcher':<26}{'median wall s':>14}{'vs sequential':>15}")
+    for name, t in times.items():
+        print(f"{name:<26}{statistics.median(t):>14.1f}{statistics.median(t) / base:>14.2f}x")
+    print(f"load average (1 min) after: {os.getloadavg()[0]:.2f} (other processes on the machine make these noisy)")
+
+
+if __name__ == "__main__":
+    main()
