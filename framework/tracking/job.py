@@ -60,6 +60,13 @@ class Tracking:
         check_writable(self.folder, "the run folder")
         self.callback: RunLogger | None = None
 
+    @property
+    def run_id(self) -> str | None:
+        """This run's id in the store, once the store has acknowledged its start."""
+        from .runlog import read_ack
+
+        return read_ack(self.folder, self.uri)["run_id"]
+
     def finished_run(self) -> dict | None:
         """With tracking.skip_finished: the final metrics (and "run_id") of a FINISHED run of this config."""
         if not (self.enabled and self.settings.skip_finished):
@@ -150,8 +157,6 @@ class Tracking:
                         "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
-        else:
-            self.run_id = synced.run_id
 
 
 def source_tags() -> dict[str, str]:
