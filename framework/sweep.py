@@ -29,6 +29,9 @@ class MlflowSweep(Callback):
     def __init__(self):
         self._parent = None
 
+    def __getstate__(self) -> dict:  # the joblib launcher sends callbacks to its workers; the parent stays here
+        return {"_parent": None}
+
     def on_multirun_start(self, config, **kwargs) -> None:
         tracking = config.get("tracking")
         if tracking is None or not tracking.enabled:

@@ -44,10 +44,11 @@ class Tags:
 
 @dataclass
 class Metrics:
-    """Points in `runlog/<chunk>` (.npz): keys (k,) str, steps (n,) int64, timestamps (n,) int64 ms,
-    values (n, k) float64; point (i, j) is metric keys[j] at steps[i]."""
+    """Points in `runlog/<chunk>` (.npy): an (n, 2 + k) float64 array whose row i holds a step, its
+    timestamp (ms; both exact in float64) and the values of `keys` (k of them) at that step."""
 
     chunk: str
+    keys: list[str]
     points: int
 
 

@@ -4,7 +4,8 @@
       journal.jsonl       one record per line (`framework.tracking.messages`: RunStart, Params, Tags,
                           Metrics, End / SweepEnd), appended in order; a line without its newline is
                           an unfinished write and is ignored
-      chunks/000001.npz   the points of one `Metrics` record (written to a temporary name, then renamed)
+      chunks/000001.npy   the points of one `Metrics` record: (n, 2 + k) float64 rows (step, timestamp ms,
+                          one value per key), written to a temporary name, then renamed
       predictions.npz     y_true, scores of the evaluated split, for the plots (optional)
       acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
                           "status": the status set when the run ended without an End (KILLED)}
@@ -100,14 +101,15 @@ class RunLogWriter:
     def add_points(self, keys, steps: np.ndarray, values: np.ndarray, timestamp_ms: int) -> None:
         """Points values[i, j] of keys[j] at steps[i]: (n,) int steps, (n, k) values."""
         self._chunks += 1
-        name = f"chunks/{self._chunks:06d}.npz"
+        name = f"chunks/{self._chunks:06d}.npy"
         path = self.dir / name
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, keys=np.asarray(list(keys), dtype=str), steps=np.asarray(steps, np.int64),
-                 timestamps=np.full(len(steps), timestamp_ms, np.int64), values=np.asarray(values, np.float64))
+        tmp = path.with_name(f".{path.name}.tmp.npy")
+        rows = np.empty((len(steps), 2 + values.shape[1]))
+        rows[:, 0], rows[:, 1], rows[:, 2:] = steps, timestamp_ms, values
+        np.save(tmp, rows)
         os.replace(tmp, path)
         self.points += values.size
-        self.append(Metrics(name, int(values.size)))
+        self.append(Metrics(name, list(keys), int(values.size)))
 
     def close(self, end: End | SweepEnd) -> None:
         """Append the last record, make the journal durable and release the run."""
@@ -145,21 +147,21 @@ def read_records(folder) -> list:
     return JournalReader(folder).read()
 
 
-def read_chunk(folder, record: Metrics) -> dict[str, np.ndarray]:
-    with np.load(Path(folder) / LOG / record.chunk, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+def read_chunk(folder, record: Metrics) -> np.ndarray:
+    """The (n, 2 + k) rows of a `Metrics` record: step, timestamp, values."""
+    return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
 
 
 def last_values(folder) -> dict[str, float]:
     """Each metric's value at its highest step (the run's final metrics)."""
-    out: dict[str, tuple[int, float]] = {}
+    out: dict[str, tuple[float, float]] = {}
     for record in read_records(folder):
         if isinstance(record, Metrics):
-            c = read_chunk(folder, record)
-            for j, key in enumerate(c["keys"].tolist()):
-                i = int(np.argmax(c["steps"]))
-                if key not in out or c["steps"][i] >= out[key][0]:
-                    out[key] = (int(c["steps"][i]), float(c["values"][i, j]))
+            rows = read_chunk(folder, record)
+            i = int(np.argmax(rows[:, 0]))
+            for j, key in enumerate(record.keys):
+                if key not in out or rows[i, 0] >= out[key][0]:
+                    out[key] = (rows[i, 0], float(rows[i, 2 + j]))
     return {k: v for k, (_, v) in out.items()}
 
 

@@ -143,39 +143,49 @@ class MetricSink:
             log.info("mlflow: schema revision %s of %s is not one the bulk insert is tested on; storing "
                      "metrics with log_batch", revision, client.uri)
 
-    def add(self, run_id: str, chunks: list[dict]) -> None:
-        """Store run-log chunks (`framework.tracking.messages.Metrics`): values[i, j] is keys[j] at
-        (steps[i], timestamps[i]). Bulk: one transaction for all of them."""
+    def add(self, run_id: str, chunks: list[tuple[list[str], np.ndarray]]) -> None:
+        """Store run-log chunks (keys, rows): row i = (step, timestamp ms, value of each key)
+        (`framework.tracking.messages.Metrics`). Bulk: one transaction for all of them."""
         if self._store is not None:
             retry_locked(self._insert, run_id, chunks)
             return
-        points = [Metric(k, v, t, s) for c in chunks for keys in [[mlflow_key(k) for k in c["keys"].tolist()]]
-                  for s, t, row in zip(c["steps"].tolist(), c["timestamps"].tolist(), c["values"].tolist())
-                  for k, v in zip(keys, row)]
+        points = [Metric(k, v, int(row[1]), int(row[0])) for keys, rows in chunks
+                  for names in [[mlflow_key(k) for k in keys]] for row in rows.tolist()
+                  for k, v in zip(names, row[2:])]
         for i in range(0, len(points), MAX_METRICS_PER_BATCH):
             self.client.log_batch(run_id, metrics=points[i:i + MAX_METRICS_PER_BATCH])
 
-    def _insert(self, run_id: str, chunks: list[dict]) -> None:
+    def _insert(self, run_id: str, chunks: list[tuple[list[str], np.ndarray]]) -> None:
         """One transaction: every point into `metrics` (existing ones skipped), the newest
         (step, timestamp, value) per key into `latest_metrics`, values sanitized as MLflow does
-        (NaN -> 0 with is_nan, +-inf -> +-max float)."""
+        (NaN -> 0 with is_nan, +-inf -> +-max float). The INSERT is compiled from `SqlMetric`'s
+        table and run as one executemany (no ORM object per point)."""
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
+        columns = ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]
         rows, newest = [], {}
-        for c in chunks:
-            keys, steps, stamps = [mlflow_key(k) for k in c["keys"].tolist()], c["steps"], c["timestamps"]
-            is_nan = np.isnan(c["values"])
-            stored = np.where(is_nan, 0.0, np.clip(c["values"], -_MAX_FLOAT, _MAX_FLOAT))
-            rows += [{"key": key, "value": v, "timestamp": t, "step": s, "is_nan": nan, "run_uuid": run_id}
-                     for s, t, vrow, nrow in zip(steps.tolist(), stamps.tolist(), stored.tolist(), is_nan.tolist())
-                     for key, v, nan in zip(keys, vrow, nrow)]
+        for keys, chunk in chunks:
+            keys = [mlflow_key(k) for k in keys]
+            steps, stamps, values = chunk[:, 0].astype(np.int64), chunk[:, 1].astype(np.int64), chunk[:, 2:]
+            is_nan = np.isnan(values)
+            stored = np.where(is_nan, 0.0, np.clip(values, -_MAX_FLOAT, _MAX_FLOAT))
             for j, key in enumerate(keys):
+                rows += zip([key] * len(steps), stored[:, j].tolist(), stamps.tolist(), steps.tolist(),
+                            is_nan[:, j].tolist(), [run_id] * len(steps))
                 i = np.lexsort((stored[:, j], stamps, steps))[-1]  # newest by (step, timestamp, value)
                 new = (int(steps[i]), int(stamps[i]), float(stored[i, j]), bool(is_nan[i, j]))
                 if key not in newest or new[:3] > newest[key][:3]:
                     newest[key] = new
         with self._store.ManagedSessionMaker(read_only=False) as session:
-            session.execute(_insert_ignoring_duplicates(session.bind.dialect.name, SqlMetric.__table__), rows)
+            dialect = session.bind.dialect
+            compiled = _insert_ignoring_duplicates(dialect.name, SqlMetric.__table__).compile(
+                dialect=dialect, column_keys=columns)
+            if not compiled.positional:
+                rows = [dict(zip(columns, r)) for r in rows]
+            else:
+                order = [columns.index(c) for c in compiled.positiontup]
+                rows = [tuple(r[o] for o in order) for r in rows] if order != list(range(len(columns))) else rows
+            session.connection().exec_driver_sql(str(compiled), rows)
             old = {m.key: m for m in session.query(SqlLatestMetric).filter(
                 SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(newest)))}
             for key, (step, stamp, value, nan) in newest.items():

@@ -26,7 +26,7 @@ from .places import artifact_location
 from .runlog import LOG, JournalReader, Lock, read_ack, read_chunk, trainer_alive, write_ack
 
 log = logging.getLogger(__name__)
-BULK_POINTS = 200_000  # metric points per bulk transaction (consecutive Metrics records)
+GROUP_POINTS = {True: 200_000, False: 10_000}  # points per acknowledged group: bulk (one transaction), log_batch
 
 
 class Store:
@@ -78,9 +78,9 @@ class RunSync:
             batch = [records[i]]
             if isinstance(records[i], Metrics):
                 while (i + len(batch) < len(records) and isinstance(records[i + len(batch)], Metrics)
-                       and sum(r.points for r in batch) < BULK_POINTS):
+                       and sum(r.points for r in batch) < GROUP_POINTS[self.store.sink.bulk]):
                     batch.append(records[i + len(batch)])
-                self.store.sink.add(self.run_id, [read_chunk(self.folder, r) for r in batch])
+                self.store.sink.add(self.run_id, [(r.keys, read_chunk(self.folder, r)) for r in batch])
                 self.points += sum(r.points for r in batch)
             else:
                 self._apply(records[i])
