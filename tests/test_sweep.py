@@ -16,15 +16,16 @@ mlflow = pytest.importorskip("mlflow")
 JOB = ["data=xor", "model.hidden=[8]", "trainer.progress=none", "tracking.experiment=sweep"]
 
 
-def sweep(tmp_path: Path, *overrides: str) -> tuple[str, Path]:
-    """Run `python -m framework.train -m JOB overrides` in tmp_path; returns (store uri, sweep dir)."""
+def sweep(tmp_path: Path, *overrides: str, code: int = 0) -> tuple[str, Path]:
+    """Run `python -m framework.train -m JOB overrides` in tmp_path (exit status `code`); returns
+    (store uri, sweep dir)."""
     uri, sweep_dir = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     done = subprocess.run(
         [sys.executable, "-m", "framework.train", "-m", *JOB, *overrides, f"tracking.uri={uri}",
          f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True,
         timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == code, done.stderr[-3000:]
     return uri, sweep_dir
 
 
@@ -75,6 +76,19 @@ def test_optuna_sweep_records_its_search_space(tmp_path):
     parent, _ = check(uri, sweep_dir, 3, ["optimizer.lr"])
     assert parent.data.params["optimizer.lr"] == "interval(0.001,0.05)"
     assert parent.data.params["sweeper.n_trials"] == "3"
+
+
+@pytest.mark.slow
+def test_a_job_with_a_bad_config_is_a_failed_child_listed_by_the_parent(tmp_path):
+    uri, sweep_dir = sweep(tmp_path, "optimizer.lr=0.05,-1", "trainer.epochs=1", "trainer.batch_size=16", code=1)
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    failed = {r.info.run_name: r for r in runs if r.info.status == "FAILED"}
+    assert list(failed) == ["1: optimizer.lr=-1"]
+    assert "optimizer.lr must be > 0" in failed["1: optimizer.lr=-1"].data.tags["failure.reason"]
+    assert parent.data.tags["sweep.failed"].startswith("job 1: ConfigError: optimizer.lr must be > 0")
+    assert parent.data.tags["sweep.runs"] == "2" and parent.info.status == "FINISHED"
 
 
 @pytest.mark.parametrize("metric,mode", [("val/loss", "min"), ("val/accuracy", "max"), ("test/mse", "min"),

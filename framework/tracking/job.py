@@ -166,7 +166,10 @@ def source_tags() -> dict[str, str]:
 
     from ..config import ROOT
 
-    tags = {"mlflow.source.name": " ".join(["python", *sys.argv]) if sys.argv and sys.argv[0] else "python",
+    prog = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
+    if prog and prog.suffix == ".py" and prog.is_relative_to(ROOT):  # `python -m framework.train ...`
+        prog = "-m " + ".".join(prog.relative_to(ROOT).with_suffix("").parts)
+    tags = {"mlflow.source.name": " ".join(["python", *([str(prog)] if prog else []), *sys.argv[1:]]),
             "mlflow.source.type": "LOCAL"}
     try:
         tags["mlflow.user"] = getpass.getuser()

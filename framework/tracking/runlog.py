@@ -187,12 +187,13 @@ def write_ack(folder, ack: dict) -> None:
 
 
 def find_runlogs(paths) -> list[Path]:
-    """Run folders at or under `paths`, sweep parents before their jobs."""
+    """Run folders at or under `paths` (hidden folders skipped), sweep parents before their jobs."""
     found = set()
-    for p in map(Path, paths):
-        if (p / LOG / JOURNAL).exists():
-            found.add(p.resolve())
-        found.update(j.parent.parent.resolve() for j in p.rglob(f"{LOG}/{JOURNAL}"))
+    for top in map(Path, paths):
+        for folder, dirs, _ in os.walk(top):
+            if LOG in dirs and (Path(folder) / LOG / JOURNAL).exists():
+                found.add(Path(folder).resolve())
+            dirs[:] = [d for d in dirs if d != LOG and not d.startswith((".", "__"))]
     return sorted(found, key=lambda f: (len(f.parts), str(f)))
 
 

@@ -71,9 +71,9 @@ def table(runs: list, metric: str, reverse: bool = False, limit: int | None = No
 def main(argv=None, console: Console | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from .store import Client, search, tag_equals
+    from .store import open_store, search, tag_equals
 
-    client = Client(store_uri(args.uri))
+    client = open_store(store_uri(args.uri))
     exp = client.get_experiment_by_name(args.experiment)
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments())

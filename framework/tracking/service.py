@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
-from .runlog import is_complete
+from .runlog import JournalReader, is_complete
 from .sync import RunSync, Store
 
 POLL_S = 0.1
@@ -32,6 +32,7 @@ class Follower:
     def __init__(self, request: Follow):
         self.folder, self.uri, self.reply = request.folder, request.uri, request.reply
         self.run: RunSync | None = None
+        self.journal = JournalReader(self.folder)  # to know whether the run ended, store or no store
         self.locked = False
         self.error: str | None = None
         self.retry_at = 0.0
@@ -56,7 +57,7 @@ class Follower:
             self.error = f"{type(e).__name__}: {(str(e).strip() or repr(e)).splitlines()[0][:300]}"
             self.retry_at = time.monotonic() + RETRY_S
             print(f"framework sync: {self.folder} -> {self.uri}: {self.error}", file=sys.stderr, flush=True)
-            records = self.run.journal.read() if self.run else []
+            records = self.journal.read()
             if gone or is_complete(records):
                 done = self.run.ack["done"] if self.run else 0
                 return self._finish(f"{len(records) - done} of {len(records)} run-log records are not in "

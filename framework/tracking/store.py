@@ -70,15 +70,14 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def open_store(uri: str) -> Client:
-    """A client of `uri` with its store opened (a SQLite store created or migrated under a file lock)."""
-    client = Client(uri)
+    """A client of `uri` with its store opened: a SQLite store is created or migrated (which
+    `MlflowClient(uri)` does at once) under a file lock `<db>.lock`."""
     db = sqlite_path(uri)
     if db is None:
-        return client
+        return Client(uri)
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        client.search_experiments(max_results=1)  # creates or migrates the tables
-    return client
+        return Client(uri)
 
 
 def experiment_id(client: Client, name: str, artifact_location: str | None) -> str:

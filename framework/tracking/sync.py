@@ -178,6 +178,7 @@ def run_id_of(folder, store: Store, wait_s: float = 600.0) -> str:
 
 def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = None) -> int:
     """Sync every run log at or under `paths`; returns the number of runs not (yet) complete."""
+    from .places import store_uri
     from .runlog import find_runlogs, read_records
 
     stores: dict[str, Store] = {}
@@ -188,7 +189,7 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
             records = read_records(folder)
             if not records:
                 continue
-            target = uri or records[0].uri
+            target = uri or records[0].uri or store_uri(None)
             if target not in stores:
                 stores[target] = Store(target, bulk)
             run = seen.get(folder) or seen.setdefault(folder, RunSync(folder, stores[target]))
