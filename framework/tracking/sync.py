@@ -157,8 +157,9 @@ class RunSync:
             client.log_artifacts(self.run_id, str(plots), "plots")
 
 
-def run_id_of(folder, store: Store, wait_s: float = 600.0) -> str:
-    """The store's run id of run log `folder`, syncing its first record if no process is on it."""
+def run_id_of(folder, store: Store, wait_s: float = 10.0) -> str:
+    """The store's run id of run log `folder` (a sweep parent, a best job), syncing its first record if no
+    process is on it; TimeoutError after `wait_s` (a caller in a sync process retries later)."""
     give_up = time.monotonic() + wait_s
     while True:
         ack = read_ack(folder, store.uri)
