@@ -69,8 +69,10 @@ def timed_job() -> None:
 
 
 def run(args: list[str], cwd: Path) -> tuple[float, str]:
+    """Seconds and stdout of `python ARGS` in `cwd`, importing this checkout's framework."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=1800, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - start, done.stdout
@@ -79,7 +81,7 @@ def run(args: list[str], cwd: Path) -> tuple[float, str]:
 def jobs(tmp: Path, repeats: int, only: set[str]) -> dict[str, dict[str, list[float]]]:
     """(a)-(d): seconds with tracking off and on, interleaved."""
     common = ["trainer.progress=none", f"tracking.uri=sqlite:///{tmp}/mlflow.db", "tracking.experiment=bench"]
-    modes = {"off": ["tracking=none"], "on": []}
+    modes = {"off": ["tracking.enabled=false"], "on": []}  # = tracking=none (which has no uri to override)
     out = {k: {"off": [], "on": []} for k in "abcd" if k in only}
     for r in range(repeats):
         for mode, flags in modes.items():

@@ -14,7 +14,6 @@
 Only `service`, `sync`'s store side, `store` and `runs` import mlflow.
 """
 from .job import Tracking
-from .places import artifact_location, store_uri
-from .sweeps import sweep_id
+from .places import artifact_location, store_uri, sweep_id
 
 __all__ = ["Tracking", "artifact_location", "store_uri", "sweep_id"]

@@ -23,9 +23,8 @@ from ..config import config_hash, flatten, hydra_config
 from ..errors import ConfigError
 from .logger import LONG_PARAMS, RunLogger, split_long_params
 from .messages import End, FindCheckpoint, FindFinished, RunStart, Tags
-from .places import check_store, check_writable, run_folder, store_uri
-from .runlog import LOG, JOURNAL, RunLogWriter, decode, now_ms
-from .sweeps import sweep_id
+from .places import check_store, check_writable, run_folder, store_uri, sweep_id
+from .runlog import JOURNAL, LOG, RunLogWriter, decode, now_ms
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline")

@@ -3,6 +3,7 @@
 - Store: `tracking.uri`, else `$MLFLOW_TRACKING_URI`, else `sqlite:///<project root>/mlflow.db`
   (artifacts beside it in `mlartifacts/<experiment>`); relative SQLite paths are made absolute,
   so every Hydra job of a sweep writes to the same file.
+- Sweep: a multirun's id is its absolute sweep folder (`sweep_id`), which also holds its parent's run log.
 - Run folder (holds the run log and the artifact files): the Hydra job's output folder; outside
   Hydra (`train(cfg)` from Python) `tracking.dir`, else `runs/<YYYYmmdd-HHMMSS>-<6 hex>` under the
   current directory.
@@ -94,3 +95,12 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise ConfigError(f"tracking server {uri} is unreachable ({e}); start it (e.g. `mlflow server "
                           f"--host {parsed.hostname} --port {port}`), fix tracking.uri, train now and sync later "
                           f"with tracking.mode=offline, or turn tracking off with tracking=none") from None
+
+
+def sweep_id(hc) -> str | None:
+    """A multirun's id: its absolute sweep directory (the same in the launcher and in every job)."""
+    from hydra.types import RunMode
+
+    if hc is None or hc.mode != RunMode.MULTIRUN:
+        return None
+    return str(Path(hc.runtime.cwd, hc.sweep.dir).resolve())

@@ -17,20 +17,13 @@ import secrets
 from pathlib import Path
 
 from ..config import flatten
+from .job import source_tags
 from .messages import RunStart, SweepEnd
+from .places import check_store, store_uri, sweep_id
 from .runlog import RunLogWriter, find_runlogs, last_values, now_ms
 
 log = logging.getLogger(__name__)
 FAILED_FILE = "FAILED.json"  # a failed sweep job's report in its folder (written by framework.train)
-
-
-def sweep_id(hc) -> str | None:
-    """A multirun's id: its absolute sweep directory (the same in the launcher and in every job)."""
-    from hydra.types import RunMode
-
-    if hc is None or hc.mode != RunMode.MULTIRUN:
-        return None
-    return str(Path(hc.runtime.cwd, hc.sweep.dir).resolve())
 
 
 class SweepParent:
@@ -39,8 +32,6 @@ class SweepParent:
     def __init__(self, config, tracking):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from .job import source_tags
-        from .places import check_store, store_uri
 
         hc = config.hydra
         self.folder, self.uri, self.tracking = Path(sweep_id(hc)), store_uri(tracking.uri), tracking

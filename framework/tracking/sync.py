@@ -24,6 +24,7 @@ from pathlib import Path
 from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from .places import artifact_location
 from .runlog import LOG, JournalReader, Lock, read_ack, read_chunk, trainer_alive, write_ack
+from .store import MetricSink, experiment_id, log_params, mlflow_key, open_store, search, set_tags, tag_equals
 
 log = logging.getLogger(__name__)
 GROUP_POINTS = {True: 200_000, False: 10_000}  # points per acknowledged group: bulk (one transaction), log_batch
@@ -33,16 +34,12 @@ class Store:
     """One opened store: its client, its metric sink and the experiments it has resolved."""
 
     def __init__(self, uri: str, bulk: bool | None = None):
-        from .store import MetricSink, open_store
-
         self.uri = uri
         self.client = open_store(uri)
         self.sink = MetricSink(self.client, bulk)
         self._experiments: dict[str, str] = {}
 
     def experiment(self, name: str) -> str:
-        from .store import experiment_id
-
         if name not in self._experiments:
             self._experiments[name] = experiment_id(self.client, name, artifact_location(self.uri, name))
         return self._experiments[name]
@@ -96,8 +93,6 @@ class RunSync:
         write_ack(self.folder, self.ack)
 
     def _apply(self, record) -> None:
-        from .store import log_params, mlflow_key, set_tags
-
         client = self.store.client
         if isinstance(record, RunStart):
             self._acknowledge(run_id=self._start(record))
@@ -125,8 +120,6 @@ class RunSync:
             client.set_terminated(self.run_id, record.status, record.end_ms)
 
     def _start(self, r: RunStart) -> str:
-        from .store import log_params, search, set_tags, tag_equals
-
         client = self.store.client
         if r.resume_run_id:  # a resumed checkpoint continues its run
             client.update_run(r.resume_run_id, "RUNNING")
