@@ -1,16 +1,24 @@
-"""What every-batch MLflow tracking costs, tracking off vs on side by side (interleaved repeats):
+"""What tracking costs, measured side by side (contenders interleaved, medians), printed as one table:
 
-(a) training loop, first batch to last batch, of the default digits job      target <= 1.05
-(b) points/s reaching the store through tracker -> pipe -> writer, vs the
-    raw `MlflowClient.log_batch` ceiling (1000-point calls) in the same store   target >= 0.90
-(c) the whole default job, `python -m framework.train`, start to exit        target <= 1.10
+(a) a 12-job sweep of the default job (`-m seed=0..11`), basic launcher: tracking on / tracking=none
+                                                                              target <= 1.15
+(b) the same sweep with the joblib launcher, 2 workers                        target <= 1.15
+(c) the default job alone, `python -m framework.train`, start to exit         target <= 1.5
+(d) its training loop, first batch to last batch                              target <= 1.05
+(e) ingestion of one 100k-point run log into SQLite: bulk insert points/s, and / log_batch's
+                                                                              target >= 100k/s, >= 8x
+(f) `framework.sync` of a 100k-point offline run into `mlflow server` on 127.0.0.1, points/s,
+    and / raw `MlflowClient.log_batch` (1000-point calls) through the same server
 
-    python benchmarks/tracking_overhead.py [--repeats 3] [--points 100000]
+    python benchmarks/tracking_overhead.py [--repeats 3] [--points 100000] [--only a,c,e]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +32,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from framework import BatchRecord, Callback  # noqa: E402
+from framework import Callback  # noqa: E402
 
 KEYS = ["batch/loss", "batch/lr", "grad_norm/layers.0.W", "grad_norm/layers.0.b",
         "grad_norm/layers.1.W", "grad_norm/layers.1.b", "grad_norm/global"]
 LOOP_MARK = "LOOP_SECONDS"
+SWEEP = ["-m", "seed=" + ",".join(map(str, range(12)))]
 
 
 class LoopTimer(Callback):
@@ -60,107 +69,162 @@ def timed_job() -> None:
 
 
 def run(args: list[str], cwd: Path) -> tuple[float, str]:
+    """Seconds and stdout of `python ARGS` in `cwd`, importing this checkout's framework."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=1800, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - start, done.stdout
 
 
-def jobs(tmp: Path, repeats: int) -> dict[str, dict[bool, list[float]]]:
-    """(a) loop seconds and (c) process seconds of the default job, off/on interleaved."""
+def jobs(tmp: Path, repeats: int, only: set[str]) -> dict[str, dict[str, list[float]]]:
+    """(a)-(d): seconds with tracking off and on, interleaved."""
     common = ["trainer.progress=none", f"tracking.uri=sqlite:///{tmp}/mlflow.db", "tracking.experiment=bench"]
-    out = {"loop": {False: [], True: []}, "process": {False: [], True: []}}
-    for _ in range(repeats):
-        for on in (False, True):
-            flags = [*common, f"tracking.enabled={str(on).lower()}"]
-            _, stdout = run([__file__, "--timed-job", *flags], tmp)
-            out["loop"][on].append(float(stdout.split(LOOP_MARK)[1].split()[0]))
-            out["process"][on].append(run(["-m", "framework.train", *flags], tmp)[0])
+    modes = {"off": ["tracking.enabled=false"], "on": []}  # = tracking=none (which has no uri to override)
+    out = {k: {"off": [], "on": []} for k in "abcd" if k in only}
+    for r in range(repeats):
+        for mode, flags in modes.items():
+            base = [*common, *flags, f"hydra.sweep.dir={tmp}/sweeps/{r}-{mode}", f"hydra.run.dir={tmp}/runs/{r}-{mode}"]
+            if "a" in only:
+                out["a"][mode].append(run(["-m", "framework.train", *SWEEP, *base], tmp)[0])
+            if "b" in only:
+                out["b"][mode].append(run(["-m", "framework.train", *SWEEP, *base, "hydra/launcher=joblib",
+                                           "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp}/joblib/{r}-{mode}"],
+                                          tmp)[0])
+            if "c" in only or "d" in only:
+                seconds, stdout = run([__file__, "--timed-job", *base, f"hydra.run.dir={tmp}/job/{r}-{mode}"], tmp)
+                out.setdefault("c", {"off": [], "on": []})[mode].append(seconds)
+                out.setdefault("d", {"off": [], "on": []})[mode].append(float(stdout.split(LOOP_MARK)[1].split()[0]))
     return out
 
 
-def pipeline_seconds(uri: str, points: int) -> float:
-    """Seconds from the first message to "done" for `points` batch points through a warm writer."""
-    from framework.tracking import make_tracker
-    from framework.train import build
-    from tests.helpers import make_cfg
+def synthetic_runlog(folder: Path, points: int) -> int:
+    """A finished run log of `points` batch points in 64-row chunks (as the trainer flushes them)."""
+    from framework.tracking.messages import End, RunStart
+    from framework.tracking.runlog import RunLogWriter
 
-    cfg = make_cfg("data=xor", "model.hidden=[8]", "tracking.enabled=true", f"tracking.uri={uri}",
-                   "tracking.experiment=pipeline")
-    trainer, tracker = build(cfg), make_tracker(cfg)
     rows = points // len(KEYS)
+    log = RunLogWriter(folder, RunStart(secrets.token_hex(16), "bench", int(time.time() * 1000)))
     values = np.random.default_rng(0).random((rows, len(KEYS)))
-    start = time.perf_counter()
-    tracker.on_train_start(trainer)
-    for lo in range(0, rows, 64):  # as the trainer sends them: 64 batches per flush
+    for lo in range(0, rows, 64):
         steps = np.arange(lo, min(lo + 64, rows))
-        tracker.on_batches(trainer, BatchRecord(steps, KEYS, values[steps], 0))
-    tracker.on_train_end(trainer, "KILLED", {})
-    return time.perf_counter() - start
+        log.add_points(KEYS, steps, values[steps], int(time.time() * 1000))
+    log.close(End("FINISHED", int(time.time() * 1000)))
+    return rows * len(KEYS)
 
 
-def ceiling_seconds(uri: str, points: int) -> float:
-    """Seconds for `MlflowClient.log_batch` of prebuilt points in 1000-point calls, in this process."""
+def sync_rate(folder: Path, uri: str, bulk: bool | None) -> float:
+    """Points/s of one RunSync of `folder` into `uri` (store opened before the clock starts)."""
+    from framework.tracking.sync import RunSync, Store
+
+    store = Store(uri, bulk)
+    sync = RunSync(folder, store)
+    start = time.perf_counter()
+    sync.step()
+    return sync.points / (time.perf_counter() - start)
+
+
+def log_batch_rate(uri: str, points: int) -> float:
+    """Points/s of `MlflowClient.log_batch` of prebuilt points in 1000-point calls."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     client = MlflowClient(uri)
-    run_id = client.create_run(client.get_experiment_by_name("pipeline").experiment_id).info.run_id
-    rows = points // len(KEYS)
-    metrics = [Metric(k, 0.5 + 1e-9 * s, 1_700_000_000_000, s) for s in range(rows) for k in KEYS]
+    exp = client.get_experiment_by_name("bench") or client.get_experiment(client.create_experiment("bench"))
+    run_id = client.create_run(exp.experiment_id).info.run_id
+    metrics = [Metric(k, 0.5 + 1e-9 * s, 1_700_000_000_000, s) for s in range(points // len(KEYS)) for k in KEYS]
     start = time.perf_counter()
     for i in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
-    seconds = time.perf_counter() - start
-    client.set_terminated(run_id)
-    return seconds
+    return len(metrics) / (time.perf_counter() - start)
 
 
-def throughput(tmp: Path, repeats: int, points: int) -> dict[str, list[float]]:
-    """(b) points/s: pipeline (minus its fixed start/end cost, measured with 0 points) and ceiling."""
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    pipeline_seconds(uri, 0)  # starts the writer, creates the experiment
-    out = {"pipeline": [], "ceiling": []}
-    for _ in range(repeats):
-        fixed = pipeline_seconds(uri, 0)
-        out["pipeline"].append(points / (pipeline_seconds(uri, points) - fixed))
-        out["ceiling"].append(points / ceiling_seconds(uri, points))
+def ingestion(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, list[float]]:
+    """(e): the same run log into fresh copies of an empty SQLite store, bulk and log_batch interleaved."""
+    synthetic_runlog(tmp / "e-run", points)
+    out = {"bulk": [], "log_batch": []}
+    for r in range(repeats):
+        for way, bulk in (("bulk", True), ("log_batch", False)):
+            db = tmp / f"e-{r}-{way}.db"
+            shutil.copy(template, db)
+            shutil.rmtree(tmp / "e-run" / "runlog" / "acks", ignore_errors=True)
+            out[way].append(sync_rate(tmp / "e-run", f"sqlite:///{db}", bulk))
     return out
 
 
-def ratio(on: list[float], off: list[float]) -> float:
-    return statistics.median(on) / statistics.median(off)
+def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, list[float]]:
+    """(f): framework.sync of an offline run log vs raw log_batch, through one `mlflow server`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    shutil.copy(template, tmp / "server.db")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{tmp}/server.db", "--artifacts-destination",
+                             str(tmp / "art")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        from mlflow import MlflowClient
+
+        for _ in range(1200):
+            try:
+                MlflowClient(uri).search_experiments()
+                break
+            except Exception:  # noqa: BLE001 - still starting
+                time.sleep(0.1)
+        synthetic_runlog(tmp / "f-run", points)
+        out = {"sync": [], "log_batch": []}
+        for _ in range(repeats):
+            shutil.rmtree(tmp / "f-run" / "runlog" / "acks", ignore_errors=True)
+            out["sync"].append(sync_rate(tmp / "f-run", uri, None))
+            out["log_batch"].append(log_batch_rate(uri, points))
+        return out
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--points", type=int, default=100_000, help="points for (b)")
-    p.add_argument("--blas-threads", type=int, default=None, help="BLAS threads of the processes it starts")
-    p.add_argument("--skip-jobs", action="store_true", help="measure (b) only")
+    p.add_argument("--points", type=int, default=100_000, help="points for (e) and (f)")
+    p.add_argument("--only", default="abcdef", help="which rows, e.g. 'a,c,e'")
     args = p.parse_args()
-    if args.blas_threads:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.blas_threads)
+    only = set(args.only.replace(",", ""))
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}" for i in threadpool_info())
+    print(f"repeats {args.repeats}, {os.cpu_count()} CPUs, BLAS {blas or 'none loaded'}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        from mlflow import MlflowClient  # the store's tables exist before any timed run
+        from mlflow import MlflowClient
 
-        MlflowClient(f"sqlite:///{tmp}/mlflow.db").search_experiments()
-        results = {"b": throughput(tmp, args.repeats, args.points)}
-        if not args.skip_jobs:
-            results.update(jobs(tmp, args.repeats))
-    fmt = lambda xs: ", ".join(f"{x:.3g}" for x in xs)  # noqa: E731
-    print(f"repeats {args.repeats}, {os.cpu_count()} CPUs, BLAS threads {args.blas_threads or 'default'}")
-    for label, key, low, high, unit, target in [
-            ("(a) training loop", "loop", False, True, "s", "<= 1.05"),
-            ("(b) store points/s", "b", "ceiling", "pipeline", "points/s", ">= 0.90"),
-            ("(c) whole job", "process", False, True, "s", "<= 1.10")]:
+        template = tmp / "empty.db"
+        MlflowClient(f"sqlite:///{template}").search_experiments()
+        shutil.copy(template, tmp / "mlflow.db")
+        results = jobs(tmp, args.repeats, only) if only & set("abcd") else {}
+        if "e" in only:
+            results["e"] = ingestion(tmp, args.repeats, args.points, template)
+        if "f" in only:
+            results["f"] = server(tmp, args.repeats, args.points, template)
+
+    def fmt(xs):
+        return ", ".join(f"{x:.3g}" for x in xs)
+
+    rows = [("a", "12-job sweep, basic", "off", "on", "s", "ratio <= 1.15"),
+            ("b", "12-job sweep, joblib x2", "off", "on", "s", "ratio <= 1.15"),
+            ("c", "default job", "off", "on", "s", "ratio <= 1.5"),
+            ("d", "training loop", "off", "on", "s", "ratio <= 1.05"),
+            ("e", "SQLite ingestion", "log_batch", "bulk", "points/s", ">= 100k/s, ratio >= 8"),
+            ("f", "mlflow server", "log_batch", "sync", "points/s", "(beside log_batch)")]
+    print(f"{'':4}{'what':26}{'baseline':>12} {'[runs]':36}{'contender':>12} {'[runs]':36}{'ratio':>7}  target")
+    for key, what, base, new, unit, target in rows:
         if key in results:
             r = results[key]
-            print(f"{label:20s} {low!s:>8} [{fmt(r[low])}] {high!s:>8} [{fmt(r[high])}] {unit:8s} "
-                  f"ratio {ratio(r[high], r[low]):.3f} (target {target})")
+            mb, mn = statistics.median(r[base]), statistics.median(r[new])
+            print(f"({key}) {what:26}{mb:>12.4g} [{fmt(r[base])}]".ljust(80) +
+                  f"{mn:>12.4g} [{fmt(r[new])}]".ljust(50) + f"{mn / mb:>7.3f}  {unit}: {base} vs {new}; {target}")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def load(source: str, uri: str | None = None) -> TrainedModel:
     """The trained model of `source`: a folder (an artifact folder with weights.npz and config.yaml,
     a Hydra run folder, a checkpoint folder) or the id (or id prefix) of a run in the MLflow store
     `uri` (default: `framework.tracking.store_uri`)."""
-    from .runs import RUN_ID
+    from .tracking.runs import RUN_ID
 
     folder = Path(source).expanduser()
     if not folder.exists() and not RUN_ID.fullmatch(source.lower()):
@@ -138,11 +138,11 @@ def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
     """weights.npz and config.yaml of run `run` (an id or a unique id prefix), downloaded into `folder`."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from .mlflow_writer import Client
-    from .runs import resolve_run_id
     from .tracking import store_uri
+    from .tracking.runs import resolve_run_id
+    from .tracking.store import open_store
 
-    client = Client(store_uri(uri))
+    client = open_store(store_uri(uri))
     try:
         run_id = resolve_run_id(client, run, [e.experiment_id for e in client.search_experiments()])
     except ConfigError as e:

@@ -4,7 +4,8 @@
 
 Curves come from the plugin's own forward/backward (NumPy, float64); the dotted numeric slope of the
 curve lies on the dashed derivative unless the derivative is wrong. Drawn on a bare Agg figure: no
-pyplot, no global backend switch, safe to call from a training process.
+pyplot, no global backend switch. `plugin_curves` (NumPy only) and `draw_curves` (matplotlib) split
+the work, so a training process can hand the curves to the process that draws and uploads them.
 """
 from __future__ import annotations
 
@@ -20,21 +21,36 @@ KINDS = ("activation", "loss")
 
 def plot_plugin(kind: str, name: str, path, **config) -> Path:
     """Write a PNG of plugin `name` of `kind` ("activation" or "loss") built with `config` to `path`."""
-    from matplotlib.figure import Figure
+    return draw_curves(plugin_curves(kind, name, **config), path)
 
+
+def plugin_curves(kind: str, name: str, **config) -> dict:
+    """What the picture shows, as plain data (JSON-ready): {"x", "value", "grad", "labels", "title"}.
+    Cheap (NumPy only), so a training process computes it and another process can draw it."""
     registry = {"activation": activations, "loss": losses}.get(kind)
     if registry is None:
         raise ValueError(f"no plot for kind {kind!r}; plots exist for {', '.join(KINDS)}")
     plugin = registry.create(name, **config)
     x, value, grad, labels = (_activation_curves if kind == "activation" else _loss_curves)(plugin)
+    args = ", ".join(f"{k}={v!r}" for k, v in (registry.defaults(name) | config).items())
+    return {"x": np.asarray(x, float).tolist(), "value": np.asarray(value, float).tolist(),
+            "grad": np.asarray(grad, float).tolist(), "labels": list(labels),
+            "title": f"{kind} '{name}'" + (f" ({args})" if args else "")}
+
+
+def draw_curves(curves: dict, path) -> Path:
+    """The PNG of `plugin_curves`' output at `path`."""
+    from matplotlib.figure import Figure
+
+    x, value, grad = (np.asarray(curves[k]) for k in ("x", "value", "grad"))
+    labels = curves["labels"]
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(x, value, label=labels[1])
     ax.plot(x, grad, "--", label=labels[2])
     ax.plot(x, np.gradient(value, x), ":", color="0.3", label="numeric slope of " + labels[1])
     ax.axhline(0, color="0.8", lw=0.8)
-    args = ", ".join(f"{k}={v!r}" for k, v in (registry.defaults(name) | config).items())
-    ax.set(xlabel=labels[0], title=f"{kind} '{name}'" + (f" ({args})" if args else ""))
+    ax.set(xlabel=labels[0], title=curves["title"])
     ax.legend()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

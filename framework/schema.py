@@ -113,7 +113,9 @@ SCHEMA: dict[str, Spec] = {
     "trainer.checkpoint_dir": Spec("str", null=True),
     "trainer.resume": Spec("str", null=True, note="a checkpoint folder or a run id"),
     "tracking.enabled": BOOL,
+    "tracking.mode": Spec("str", choices=("online", "offline")),
     "tracking.uri": Spec("str", null=True),
+    "tracking.dir": Spec("str", null=True, note="null: ./runs/<time>-<id>"),
     "tracking.experiment": STR,
     "tracking.run_name": Spec("str", null=True),
     "tracking.log_every_n_batches": Spec("int", lo=1),
@@ -191,10 +193,10 @@ def show(value) -> str:
     return str(value)
 
 
-def check(cfg: DictConfig) -> None:
+def check(cfg: DictConfig, only: str = "") -> None:
     """Raise ConfigError (one line: key=value: what is accepted) for the first value that does not
-    fit its Spec; convert ints to floats where a plugin argument is a number. Loads `plugins.paths` first,
-    since their plugins' signatures declare their fields."""
+    fit its Spec (of the keys under `only`, else all); convert ints to floats where a plugin argument is
+    a number. Loads `plugins.paths` first, since their plugins' signatures declare their fields."""
     from .discovery import load_paths
 
     plugins = cfg.get("plugins")
@@ -204,7 +206,7 @@ def check(cfg: DictConfig) -> None:
                 _check_value(cfg, f"plugins.{key}", SCHEMA[f"plugins.{key}"])
         load_paths(list(plugins.paths))
     for key, spec in leaf_specs(cfg).items():
-        if spec is not None:
+        if spec is not None and key.startswith(only):
             _check_value(cfg, key, spec)
     _check_float16(cfg)
 

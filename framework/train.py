@@ -24,10 +24,10 @@ from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import KINDS, datasets
+from .tracking.sweeps import FAILED_FILE
 from .trainer import Divergence, EarlyStopping, Interrupted, Trainer, output_size
 
 log = logging.getLogger(__name__)
-FAILED_FILE = "FAILED.json"
 
 
 def load_data(cfg: DictConfig) -> Splits:
@@ -114,36 +114,32 @@ def train(cfg: DictConfig) -> dict:
     """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
-    from .tracking import checkpoint_of_run, finished_run, make_tracker
+    from .tracking import Tracking
 
-    schema.check(cfg)  # also loads plugins.paths
-    if cfg.tracking.enabled and cfg.tracking.skip_finished:
-        done = finished_run(cfg)
-        if done is not None:
-            log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
-            final = {k: v for k, v in done.items() if k != "run_id"}
-            return {**final, "objective": objective(cfg, final)}
+    schema.check(cfg, only="tracking")  # what Tracking reads; build() checks the rest inside the run,
+    tracking = Tracking(cfg)             # so a job with a bad value still gets a FAILED run with the reason
+    done = tracking.finished_run()       # (Tracking checks the store and the run folder before data loads)
+    if done is not None:
+        log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
+        final = {k: v for k, v in done.items() if k != "run_id"}
+        return {**final, "objective": objective(cfg, final)}
     t = cfg.trainer
-    resume, resume_run = None, None
-    if t.resume:  # a folder, or a tracked run's id: then its checkpoint, and that run continues
-        resume = Path(str(t.resume)).expanduser()
-        if not resume.exists():
-            resume_run, resume = str(t.resume), checkpoint_of_run(str(t.resume), cfg)
+    resume, resume_run = tracking.resume_source(t.resume)  # a folder, or a tracked run's id (that run continues)
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
     checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
-    callbacks = [cb for cb in (make_progress(t.progress), checkpointer, make_tracker(cfg, resume_run))
-                 if cb is not None]
-    trainer = build(cfg, callbacks)
-    if resume:
-        restore_checkpoint(trainer, resume)
-    try:
-        with stop_on_signals(trainer):
-            final = trainer.fit()
-    except Interrupted as e:
-        saved = trainer.last_checkpoint
-        log.warning("interrupted by %s at batch %d; %s", e, trainer.step,
-                    f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
-        raise
+    with tracking.run(resume_run) as tracker:
+        callbacks = [cb for cb in (make_progress(t.progress), checkpointer, tracker) if cb is not None]
+        trainer = build(cfg, callbacks)
+        if resume:
+            restore_checkpoint(trainer, resume)
+        try:
+            with stop_on_signals(trainer):
+                final = trainer.fit()
+        except Interrupted as e:
+            saved = trainer.last_checkpoint
+            log.warning("interrupted by %s at batch %d; %s", e, trainer.step,
+                        f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
+            raise
     final["objective"] = objective(cfg, final)
     return final
 

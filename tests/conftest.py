@@ -26,3 +26,24 @@ def mlflow_server_uri(tmp_path_factory):
 
     with mlflow_server(tmp_path_factory.mktemp("mlflow_server")) as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """An MLflow SQLite file with its tables created once (that takes seconds): tests copy it."""
+    mlflow = pytest.importorskip("mlflow")
+    path = tmp_path_factory.mktemp("template") / "empty.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def new_store(empty_store, tmp_path):
+    """new_store("a.db") -> the URI of a fresh copy of `empty_store` in tmp_path."""
+    import shutil
+
+    def make(name: str = "s.db") -> str:
+        shutil.copy(empty_store, tmp_path / name)
+        return f"sqlite:///{tmp_path / name}"
+
+    return make

@@ -47,11 +47,12 @@ def _wait(ready, process: subprocess.Popen, what: str, timeout: float = 120.0) -
 
 
 @contextmanager
-def mlflow_server(tmp_path: Path):
-    """`mlflow server` on 127.0.0.1 (SQLite backend, artifacts in tmp_path); yields its URI, stops it after."""
+def mlflow_server(tmp_path: Path, port: int | None = None):
+    """`mlflow server` on 127.0.0.1:`port` (default: a free one; SQLite backend and artifacts in
+    tmp_path, so a second server on the same folder serves the same store); yields its URI, stops it after."""
     import mlflow
 
-    port = free_port()
+    port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),

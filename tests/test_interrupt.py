@@ -37,7 +37,7 @@ def test_sigterm_then_resume_by_run_id(tmp_path):
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     stopped_at = state["trainer"]["step"]
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert run.info.status == "KILLED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "batch/loss")]
     assert steps == list(range(stopped_at)), "every finished batch is in the store, nothing more"

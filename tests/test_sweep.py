@@ -16,16 +16,16 @@ mlflow = pytest.importorskip("mlflow")
 JOB = ["data=xor", "model.hidden=[8]", "trainer.progress=none", "tracking.experiment=sweep"]
 
 
-def sweep(tmp_path: Path, *overrides: str, uri: str | None = None) -> tuple[str, Path]:
-    """Run `python -m framework.train -m JOB overrides` in tmp_path, recording into `uri` (None: a SQLite
-    file in tmp_path); returns (store uri, sweep dir)."""
+def sweep(tmp_path: Path, *overrides: str, uri: str | None = None, code: int = 0) -> tuple[str, Path]:
+    """Run `python -m framework.train -m JOB overrides` in tmp_path (exit status `code`), recording into
+    `uri` (None: a SQLite file in tmp_path); returns (store uri, sweep dir)."""
     uri, sweep_dir = uri or f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     done = subprocess.run(
         [sys.executable, "-m", "framework.train", "-m", *JOB, *overrides, f"tracking.uri={uri}",
          f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True,
         timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == code, done.stderr[-3000:]
     return uri, sweep_dir
 
 
@@ -89,6 +89,19 @@ def test_optuna_study_in_a_database_continues_under_the_same_parent(tmp_path):
     for t in trials:
         assert float(by_job[t.number].data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
         assert by_job[t.number].data.metrics["val/loss"] == pytest.approx(t.value)
+
+
+@pytest.mark.slow
+def test_a_job_with_a_bad_config_is_a_failed_child_listed_by_the_parent(tmp_path):
+    uri, sweep_dir = sweep(tmp_path, "optimizer.lr=0.05,-1", "trainer.epochs=1", "trainer.batch_size=16", code=1)
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    failed = {r.info.run_name: r for r in runs if r.info.status == "FAILED"}
+    assert list(failed) == ["1: optimizer.lr=-1"]
+    assert "optimizer.lr must be > 0" in failed["1: optimizer.lr=-1"].data.tags["failure.reason"]
+    assert parent.data.tags["sweep.failed"].startswith("job 1: ConfigError: optimizer.lr must be > 0")
+    assert parent.data.tags["sweep.runs"] == "2" and parent.info.status == "FINISHED"
 
 
 @pytest.mark.parametrize("metric,mode", [("val/loss", "min"), ("val/accuracy", "max"), ("test/mse", "min"),

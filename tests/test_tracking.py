@@ -1,4 +1,5 @@
-"""MLflow tracking against a real SQLite store in tmp_path: every point, param, tag and artifact arrives."""
+"""MLflow tracking against a real SQLite store in tmp_path: every point, param, tag and artifact arrives
+(run log in the run folder, streamed by this process's sync process)."""
 from __future__ import annotations
 
 import io
@@ -13,37 +14,44 @@ import numpy as np
 import pytest
 
 from framework import Callback, ConfigError, DivergenceError
-from framework.config import config_hash, flatten
+from framework.config import ROOT, config_hash, flatten
 from framework.train import build, train
-from framework.tracking import ROOT, TrackingError, artifact_location, make_tracker, store_uri
+from framework.tracking import Tracking, artifact_location, store_uri
 from tests.helpers import free_port, make_cfg
 
 mlflow = pytest.importorskip("mlflow")
-from framework.mlflow_writer import mlflow_key  # noqa: E402  (imports mlflow)
+from framework.tracking.store import mlflow_key  # noqa: E402  (imports mlflow)
 
 BATCH_KEYS = ["batch/loss", "batch/lr", "grad_norm/layers.0.W", "grad_norm/layers.0.b",
               "grad_norm/layers.1.W", "grad_norm/layers.1.b", "grad_norm/global"]
 
 
 def small(uri: str, *overrides: str):
-    """A ~1 s tracked run: xor (140 training rows), one hidden layer, batches of 16."""
+    """A ~1 s tracked run: xor (140 training rows), one hidden layer, batches of 16; run folders
+    beside the store."""
+    runs = Path(uri.removeprefix("sqlite:///")).parent / "runs" if uri.startswith("sqlite") else None
     return make_cfg("data=xor", "model.hidden=[8]", "trainer.epochs=3", "trainer.batch_size=16",
                     "trainer.flush_every=4", "tracking.enabled=true", f"tracking.uri={uri}",
-                    "tracking.experiment=test", *overrides)
+                    "tracking.experiment=test", *([f"tracking.dir={runs}"] if runs else []), *overrides)
 
 
 def fit(cfg, *callbacks):
-    """Train `cfg` with its tracker first among the callbacks; returns (trainer, tracker)."""
-    tracker = make_tracker(cfg)
-    trainer = build(cfg, [tracker, *callbacks])
-    trainer.fit()
-    return trainer, tracker
+    """Train `cfg` with its tracking callback first; returns (trainer, tracking) once the run is stored."""
+    tracking = Tracking(cfg)
+    with tracking.run() as tracker:
+        trainer = build(cfg, [tracker, *callbacks])
+        trainer.fit()
+    return trainer, tracking
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store(tmp_path_factory, empty_store) -> Path:
     """One SQLite file for the module (creating MLflow's tables takes seconds); runs are found by id."""
-    return tmp_path_factory.mktemp("store")
+    import shutil
+
+    folder = tmp_path_factory.mktemp("store")
+    shutil.copy(empty_store, folder / "mlflow.db")
+    return folder
 
 
 @pytest.fixture
@@ -68,7 +76,11 @@ def test_every_point_param_tag_and_artifact_arrives(uri, store, tmp_path):
         assert history(client, tracker.run_id, key) == [0, 1, 2], key
     assert {"val/accuracy", "epoch/seconds", "epoch/samples_per_second"} <= set(trainer.history)
     assert {k for k in run.data.metrics if k.startswith("test/")} >= {"test/loss", "test/accuracy"}
-    assert tracker.points == 27 * 7 + 3 * len(trainer.history) + sum(k.startswith("test/") for k in run.data.metrics)
+    assert tracker.callback.points == 27 * 7 + 3 * len(trainer.history) + sum(
+        k.startswith("test/") for k in run.data.metrics)
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"]
+    assert mlflow.MlflowClient(uri).get_experiment_by_name("test").tags["mlflow.experimentKind"] == \
+        "custom_model_development"
 
     assert run.data.params == {**{k: str(v) for k, v in flatten(cfg).items()}, "model.sizes": "[2, 8, 2]"}
     assert {k: run.data.tags[k] for k in ("backend", "dtype", "device")} == {
@@ -107,9 +119,9 @@ def test_failed_training_is_marked_failed_and_keeps_its_points(uri):
                 raise RuntimeError("boom")
 
     cfg = small(uri)
-    tracker = make_tracker(cfg)
     with pytest.raises(RuntimeError, match="boom"):
-        build(cfg, [tracker, Boom()]).fit()
+        fit(cfg, Boom())
+    tracker = _last(uri)
     client = mlflow.MlflowClient(uri)
     assert client.get_run(tracker.run_id).info.status == "FAILED"
     assert history(client, tracker.run_id, "batch/loss") == list(range(18))
@@ -118,10 +130,9 @@ def test_failed_training_is_marked_failed_and_keeps_its_points(uri):
 
 def test_divergence_is_failed_with_reason_batch_and_param_tags(uri):
     cfg = small(uri, "optimizer=sgd", "optimizer.lr=1e12")
-    tracker = make_tracker(cfg)
-    trainer = build(cfg, [tracker])
     with np.errstate(all="ignore"), pytest.raises(DivergenceError) as e:
-        trainer.fit()
+        fit(cfg)
+    tracker = _last(uri)
     run = mlflow.MlflowClient(uri).get_run(tracker.run_id)
     assert run.info.status == "FAILED"
     tags = run.data.tags
@@ -138,8 +149,25 @@ def test_plugin_plots_are_artifacts(uri):
 
 def test_unreachable_server_fails_before_training():
     port = free_port()
-    with pytest.raises(ConfigError, match=f"tracking server http://127.0.0.1:{port} is unreachable"):
-        make_tracker(small(f"http://127.0.0.1:{port}"))
+    with pytest.raises(ConfigError, match=f"tracking server http://127.0.0.1:{port} is unreachable.*mode=offline"):
+        Tracking(small(f"http://127.0.0.1:{port}"))
+
+
+@pytest.mark.parametrize("where", ["/proc/nope/x.db", "file"])
+def test_unwritable_store_fails_before_the_data_loads(tmp_path, where):
+    (tmp_path / "file").write_text("")
+    path = where if where.startswith("/") else f"{tmp_path}/file/mlflow.db"
+    cfg = small(f"sqlite:///{path}", "data=file", f"data.path={tmp_path / 'missing.csv'}")
+    with pytest.raises(ConfigError, match="not writable") as e:  # not the data file's error: checked first
+        train(cfg)
+    assert str(Path(path).parent) in str(e.value)
+    assert all(fix in str(e.value) for fix in ("tracking.uri=", "tracking.mode=offline", "hydra.run.dir="))
+
+
+def test_store_uri_honours_mlflow_tracking_uri(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert store_uri(None) == "http://127.0.0.1:5999"
+    assert store_uri("sqlite:////x/y.db") == "sqlite:////x/y.db"
 
 
 def test_skip_finished_returns_the_stored_metrics_without_training(uri):
@@ -152,6 +180,11 @@ def test_skip_finished_returns_the_stored_metrics_without_training(uri):
     assert _last_run(client).data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
     other = train(small(uri, "tracking.skip_finished=true", "seed=12"))  # another config still trains
     assert len(_runs_with_hash(client, h)) == 1 and "objective" in other
+
+
+def _last(uri) -> Tracking:
+    """A stand-in for the newest run's Tracking: `.run_id` of the newest run of the test experiment."""
+    return type("Last", (), {"run_id": _last_run(mlflow.MlflowClient(uri)).info.run_id})()
 
 
 def _last_run(client):
@@ -181,7 +214,8 @@ def test_runs_table_sorts_and_shows_only_differing_params(uri):
     assert text.index(ids[best][:8]) < text.index(ids[worst][:8])
 
 
-def test_store_defaults_to_the_project_root():
+def test_store_defaults_to_the_project_root(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert store_uri(None) == f"sqlite:///{ROOT / 'mlflow.db'}"
     assert store_uri("sqlite:///rel.db") == f"sqlite:///{Path.cwd() / 'rel.db'}"
     assert artifact_location(store_uri(None), "a/b") == (ROOT / "mlartifacts" / "a_b").as_uri()
@@ -228,26 +262,16 @@ def test_trainer_process_killed_leaves_a_killed_run_with_its_points(tmp_path, ur
     assert done.returncode == 3
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("killed").experiment_id
-    for _ in range(300):  # the writer sees the pipe close, stores what it has, marks the run
+    for _ in range(300):  # the sync process sees the pipe close, stores what the run log has, marks the run
         (run,) = client.search_runs([exp])
         if run.info.status != "RUNNING":
             break
         time.sleep(0.1)
     assert run.info.status == "KILLED"
-    # what reached the pipe is stored: a prefix of the run (os._exit may drop the feeder's last message)
-    assert history(client, run.info.run_id, "val/loss") in ([0], [0, 1])
-    steps = history(client, run.info.run_id, "batch/loss")
-    assert steps == list(range(len(steps))) and len(steps) >= 8
+    assert history(client, run.info.run_id, "val/loss") == [0, 1]  # every flushed row is in the run log
+    assert history(client, run.info.run_id, "batch/loss") == list(range(18))
 
 
-@pytest.mark.slow
-def test_tracking_to_an_mlflow_server(mlflow_server_uri):
-    client = mlflow.MlflowClient(mlflow_server_uri)
-    trainer, tracker = fit(small(mlflow_server_uri))
-    run = client.get_run(tracker.run_id)
-    assert run.info.status == "FINISHED"
-    assert len(client.get_metric_history(tracker.run_id, "grad_norm/global")) == trainer.step
-    assert "weights.npz" in {a.path for a in client.list_artifacts(tracker.run_id)}
 
 
 def test_no_point_is_lost_or_invented(uri):
@@ -255,12 +279,6 @@ def test_no_point_is_lost_or_invented(uri):
     client = mlflow.MlflowClient(uri)
     run = client.get_run(tracker.run_id)
     stored = sum(len(client.get_metric_history(tracker.run_id, k)) for k in run.data.metrics)
-    assert stored == tracker.points
+    assert stored == tracker.callback.points
     losses = [m.value for m in sorted(client.get_metric_history(tracker.run_id, "train/loss"), key=lambda m: m.step)]
     assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(losses, trainer.history["train/loss"]))
-
-
-def test_a_broken_store_is_reported_not_hidden(tmp_path):  # last: it ends the shared writer
-    (tmp_path / "file").write_text("")
-    with pytest.raises(TrackingError, match="MLflow writer failed"):
-        fit(small(f"sqlite:///{tmp_path}/file/mlflow.db"))

@@ -1,0 +1,209 @@
+"""`Tracking`: the one object `framework.train` talks to (skip-finished lookup, resume lookup, the run).
+
+    tracking = Tracking(cfg)             # checks the store and the run folder before any data loads
+    done = tracking.finished_run()       # tracking.skip_finished: a FINISHED run of this config, or None
+    folder, run_id = tracking.resume_source(cfg.trainer.resume)
+    with tracking.run(resume_run_id=run_id) as callback:   # None when tracking is off
+        ... build(cfg, [callback, ...]).fit() ...
+
+`tracking.mode=online` (default): this process's sync process streams the run log into the store
+while the job trains; a single run returns once its run is complete in the store (a sweep job does
+not wait: the sweep's end does). If the store fails, training goes on and the job ends with one line
+naming what is missing and the `python -m framework.sync` command that sends it. `offline`: only the
+run log is written; the job ends with the sync command.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..config import config_hash, flatten, hydra_config
+from ..errors import ConfigError
+from .logger import LONG_PARAMS, RunLogger, split_long_params
+from .messages import End, FindCheckpoint, FindFinished, RunStart, Tags
+from .places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
+from .runlog import JOURNAL, LOG, RunLogWriter, decode, now_ms
+
+log = logging.getLogger(__name__)
+MODES = ("online", "offline")
+
+
+def overrides() -> list[str]:
+    """The Hydra command-line overrides of this job ([] outside Hydra)."""
+    hc = hydra_config()
+    return list(hc.overrides.task) if hc else []
+
+
+def sync_command(folder, uri: str) -> str:
+    return f"python -m framework.sync {folder} --uri {uri}"
+
+
+class Tracking:
+    """Tracking of one job as configured by `cfg.tracking` (`enabled` false: every method is a no-op)."""
+
+    def __init__(self, cfg):
+        t = cfg.get("tracking")
+        self.cfg, self.enabled = cfg, bool(t is not None and t.enabled)
+        if not self.enabled:
+            return
+        self.settings = t
+        self.mode = t.get("mode", "online")
+        if self.mode not in MODES:
+            raise ConfigError(f"tracking.mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        self.online = self.mode == "online"
+        self.uri = store_uri(t.uri)
+        check_store(self.uri, t.experiment, self.online)
+        self.folder = run_folder(t).resolve()
+        check_writable(self.folder, "the run folder")
+        self.callback: RunLogger | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        """This run's id in the store, once the store has acknowledged its start."""
+        from .runlog import read_ack
+
+        return read_ack(self.folder, self.uri)["run_id"]
+
+    def finished_run(self) -> dict | None:
+        """With tracking.skip_finished: the final metrics (and "run_id") of a FINISHED run of this config."""
+        if not (self.enabled and self.settings.skip_finished):
+            return None
+        if not self.online:
+            raise ConfigError("tracking.skip_finished looks runs up in the store: use tracking.mode=online")
+        from .process import sync_process
+
+        return sync_process().ask(FindFinished, uri=self.uri, experiment=self.settings.experiment,
+                                  config_hash=config_hash(self.cfg))
+
+    def resume_source(self, resume) -> tuple[Path | None, str | None]:
+        """`trainer.resume` as (checkpoint folder, store run id to continue): a folder as it is, else
+        a tracked run's id, whose checkpoint artifact is fetched."""
+        if not resume:
+            return None, None
+        folder = Path(str(resume)).expanduser()
+        if folder.exists():
+            return folder, None
+        if not (self.enabled and self.online):
+            raise ConfigError(f"trainer.resume={resume}: no such checkpoint folder (a run id needs tracking "
+                              f"in online mode)")
+        from .process import sync_process
+
+        try:
+            return Path(sync_process().ask(FindCheckpoint, uri=self.uri, run_id=str(resume))), str(resume)
+        except RuntimeError as e:
+            raise ConfigError(f"trainer.resume={resume}: not a checkpoint folder, and no checkpoint of such a "
+                              f"run in {self.uri} ({str(e).strip().splitlines()[-1]})") from None
+
+    @contextmanager
+    def run(self, resume_run_id: str | None = None):
+        """Open the run log and (online) have it followed; yields the trainer callback (None when
+        off). A run that fails before training (a bad config) is closed FAILED with the reason."""
+        if not self.enabled:
+            yield None
+            return
+        self.callback = self._open(resume_run_id)
+        try:
+            yield self.callback
+        except BaseException as e:
+            if not self.callback.log.closed:
+                reason = f"{type(e).__name__}: {e}"
+                self.callback.log.append(Tags({"failure.reason": reason}))
+                self.callback.log.close(End("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", now_ms()))
+            self._finish()
+            raise
+        self._finish()
+
+    def _open(self, resume_run_id) -> RunLogger:
+        t, hc = self.settings, hydra_config()
+        sid = sweep_id(hc)
+        params, long = split_long_params({k: str(v) for k, v in flatten(self.cfg).items()})
+        task = overrides()
+        tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
+        if sid:
+            tags["sweep.id"] = sid
+        folder = sweep_folder(hc)
+        parent = str(folder) if folder and (folder / LOG / JOURNAL).exists() else None
+        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, hc, parent, task),
+                         params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
+        callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
+                             bool(t.plugin_plots))
+        if long:
+            import yaml
+
+            (self.folder / LONG_PARAMS).write_text(yaml.safe_dump(long))
+            callback.artifacts.append(LONG_PARAMS)
+        callback.log.flush()
+        if self.online:
+            from .process import sync_process
+
+            sync_process().follow(self.folder, self.uri, reply=sid is None)
+        return callback
+
+    def _finish(self) -> None:
+        """A single online run waits until its run is in the store; then one line if anything is missing."""
+        command = sync_command(self.folder, self.uri)
+        if not self.online:
+            log.info("tracking offline: the run log is in %s; send it to MLflow with: %s", self.folder, command)
+            return
+        if sweep_id(hydra_config()):
+            return  # the sweep's end waits for every job's run (framework.tracking.sweeps)
+        from .process import sync_process
+
+        synced = sync_process().wait_synced([self.folder], float(self.settings.timeout_s)).get(str(self.folder))
+        if synced is None:
+            log.warning("mlflow: run not complete in %s after tracking.timeout_s=%s s (still syncing in the "
+                        "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
+        elif synced.missing:
+            log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
+
+
+def source_tags() -> dict[str, str]:
+    """What the MLflow UI shows as Source and Created by: the command and the user."""
+    import getpass
+    import sys
+
+    from ..config import ROOT
+
+    prog = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
+    if prog and prog.suffix == ".py" and prog.is_relative_to(ROOT):  # `python -m framework.train ...`
+        prog = "-m " + ".".join(prog.relative_to(ROOT).with_suffix("").parts)
+    tags = {"mlflow.source.name": " ".join(["python", *([str(prog)] if prog else []), *sys.argv[1:]]),
+            "mlflow.source.type": "LOCAL"}
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    commit = git_commit(ROOT)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+_commit: dict = {}
+
+
+def git_commit(root) -> str | None:
+    """HEAD of the git repository at `root` (read once per process), or None."""
+    if root not in _commit:
+        import subprocess
+
+        try:
+            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+            _commit[root] = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _commit[root] = None
+    return _commit[root]
+
+
+def run_name(name: str | None, hc, parent: str | None, task: list[str]) -> str | None:
+    """`tracking.run_name`; a sweep job: "<job num>: <its values of the swept keys>"; else None (MLflow names it)."""
+    if name or hc is None or not sweep_id(hc):
+        return name
+    swept = None
+    if parent:
+        with open(Path(parent) / LOG / JOURNAL, encoding="utf-8") as f:
+            swept = decode(f.readline()).tags.get("sweep.keys", "").split()
+    shown = [o for o in task if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
+    return f"{hc.job.num}: {' '.join(shown)}"

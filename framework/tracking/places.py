@@ -1,0 +1,118 @@
+"""Where a run goes: the store URI, the artifact folder, the run folder; checked before training.
+
+- Store: `tracking.uri`, else `$MLFLOW_TRACKING_URI`, else `sqlite:///<project root>/mlflow.db`
+  (artifacts beside it in `mlartifacts/<experiment>`); relative SQLite paths are made absolute,
+  so every Hydra job of a sweep writes to the same file.
+- Sweep: a multirun's folder (`sweep_folder`) holds its parent's run log; its id (`sweep_id`, the tag
+  `sweep.id`) is that folder, or `<storage>#<study>` for a stored Optuna study.
+- Run folder (holds the run log and the artifact files): the Hydra job's output folder; outside
+  Hydra (`train(cfg)` from Python) `tracking.dir`, else `runs/<YYYYmmdd-HHMMSS>-<6 hex>` under the
+  current directory.
+No mlflow import here: the training process uses this module.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..config import ROOT, absolute_sqlite, hydra_config
+from ..errors import ConfigError
+
+
+def store_uri(uri: str | None) -> str:
+    """`uri`, else $MLFLOW_TRACKING_URI, else the project's SQLite file; relative SQLite paths made absolute."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlflow.db'}"
+    return absolute_sqlite(uri, _original_cwd())
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Pinned artifact root of a new experiment: `mlartifacts/<experiment>` beside a SQLite file;
+    None (the server decides) for other stores."""
+    if not uri.startswith("sqlite:////"):
+        return None
+    db = Path(uri[len("sqlite:///"):])
+    return (db.parent / "mlartifacts" / experiment.replace("/", "_")).as_uri()
+
+
+def _original_cwd() -> Path:
+    hc = hydra_config()
+    return Path(hc.runtime.cwd) if hc else Path.cwd()
+
+
+def run_folder(tracking) -> Path:
+    """The folder of this run's log and artifact files (see the module docstring)."""
+    hc = hydra_config()
+    if hc is not None:
+        return Path(hc.runtime.output_dir)
+    base = Path(tracking.get("dir") or Path.cwd() / "runs")
+    return base / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+FIXES = ("fix it with tracking.uri=<a writable sqlite:////abs/path/mlflow.db or http://host:port>, keep only "
+         "the local run log with tracking.mode=offline (send it later with `python -m framework.sync`), or move "
+         "the run folder with hydra.run.dir=<writable folder>")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """ConfigError naming `folder` and the fixes unless files can be created in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{what} '{folder}' is not writable ({e.strerror or e}); {FIXES}") from None
+
+
+def check_store(uri: str, experiment: str, online: bool) -> None:
+    """Before any data loads: a SQLite store's folder and its artifact folder are writable, an HTTP
+    server answers (online mode only; offline touches no store)."""
+    if not online:
+        return
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        check_writable(db.parent, "the SQLite store's folder")
+        if db.exists() and not os.access(db, os.W_OK):
+            raise ConfigError(f"the SQLite store '{db}' is read-only; {FIXES}")
+        check_writable(Path(urlparse(artifact_location(uri, experiment)).path), "the artifact folder")
+    check_reachable(uri)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """For an http(s) tracking server: fail now, before training, if nothing answers at its address."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"tracking server {uri} is unreachable ({e}); start it (e.g. `mlflow server "
+                          f"--host {parsed.hostname} --port {port}`), fix tracking.uri, train now and sync later "
+                          f"with tracking.mode=offline, or turn tracking off with tracking=none") from None
+
+
+def sweep_folder(hc) -> Path | None:
+    """A multirun's absolute sweep folder (it holds the parent's run log and the jobs'), else None."""
+    from hydra.types import RunMode
+
+    if hc is None or hc.mode != RunMode.MULTIRUN:
+        return None
+    return Path(hc.runtime.cwd, hc.sweep.dir).resolve()
+
+
+def sweep_id(hc) -> str | None:
+    """A multirun's id, the same in the launcher and in every job: `<storage>#<study_name>` when the
+    sweeper keeps its study in a database (`hydra/sweeper=optuna` with both keys set: running the
+    command again continues the same sweep, under the same parent run), else the sweep folder."""
+    folder = sweep_folder(hc)
+    if folder is None:
+        return None
+    storage, study = hc.sweeper.get("storage"), hc.sweeper.get("study_name")
+    if storage and study:
+        return f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}"
+    return str(folder)

@@ -1,0 +1,90 @@
+"""The sync process as the training (or launcher) process sees it: started once, reused by every job.
+
+`sync_process()` starts `python -m framework.tracking.service` the first time a job of this process
+tracks online and returns the same one afterwards (sweep jobs of the basic launcher, each joblib
+worker's jobs, tests), so `import mlflow`, opening the store and the plotting imports are paid once
+per process. A plain subprocess in its own session (Ctrl-C reaches the trainer only; the run log
+tells the sync process how the run ended), not multiprocessing: fork would copy the trainer's BLAS
+threads and CUDA context, spawn re-imports the user's main module.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+
+from ..config import ROOT
+from .messages import Answer, Follow, Synced
+
+
+class SyncProcess:
+    """Requests go through one pipe, replies come back through another."""
+
+    def __init__(self):
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "MPLBACKEND": "Agg"}
+        for var, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
+            env.setdefault(var, value)
+        self.process = subprocess.Popen([sys.executable, "-m", "framework.tracking.service", str(requests_r),
+                                         str(replies_w)], pass_fds=(requests_r, replies_w), env=env,
+                                        start_new_session=True)
+        os.close(requests_r)
+        os.close(replies_w)
+        self._out = Connection(requests_w, readable=False)
+        self._in = Connection(replies_r, writable=False)
+        self._replies: list = []
+        self._ids = itertools.count()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def follow(self, folder, uri: str, reply: bool = True) -> None:
+        self._out.send(Follow(str(folder), uri, reply))
+
+    def wait_synced(self, folders, timeout: float) -> dict[str, Synced]:
+        """The `Synced` replies for `folders` that arrive within `timeout` s (fewer if it exits)."""
+        want = {str(f) for f in folders}
+        got = self._wait(lambda r: isinstance(r, Synced) and r.folder in want, len(want), timeout)
+        return {r.folder: r for r in got}
+
+    def ask(self, request_type, timeout: float = 600.0, **fields):
+        """Send a `messages.FindFinished` / `FindCheckpoint` and return its answer; RuntimeError with the reason."""
+        request = request_type(id=next(self._ids), **fields)
+        self._out.send(request)
+        got = self._wait(lambda r: isinstance(r, Answer) and r.id == request.id, 1, timeout)
+        if not got:
+            raise RuntimeError(f"the sync process gave no answer to {request_type.__name__} within {timeout:.0f} s")
+        if got[0].error:
+            raise RuntimeError(got[0].error)
+        return got[0].value
+
+    def _wait(self, match, count: int, timeout: float) -> list:
+        give_up, found = time.monotonic() + timeout, []
+        while True:
+            found += [r for r in self._replies if match(r)]
+            self._replies = [r for r in self._replies if not match(r)]
+            if len(found) >= count or time.monotonic() > give_up:
+                return found
+            try:
+                if self._in.poll(0.2):
+                    self._replies.append(self._in.recv())
+            except EOFError:
+                return found
+
+
+_process: SyncProcess | None = None
+
+
+def sync_process() -> SyncProcess:
+    """This process's sync process (started on first use, restarted if it died)."""
+    global _process
+    if _process is None or not _process.alive():
+        _process = SyncProcess()
+    return _process
+

@@ -1,0 +1,201 @@
+"""The run log: everything a run records, on local disk first, in a format these docs define.
+
+    <run folder>/runlog/
+      journal.jsonl       one record per line (`framework.tracking.messages`: RunStart, Params, Tags,
+                          Metrics, End / SweepEnd), appended in order; a line without its newline is
+                          an unfinished write and is ignored
+      chunks/000001.npy   the points of one `Metrics` record: (n, 2 + k) float64 rows (step, timestamp ms,
+                          one value per key), written to a temporary name, then renamed
+      predictions.npz     y_true, scores of the evaluated split, for the plots (optional)
+      acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
+                          "status": the status set when the run ended without an End (KILLED)}
+      train.lock          held (flock) by the training process while the run is open
+      sync.lock           held (flock) by the process syncing this run log
+No pickle anywhere: JSON and `.npz` read with `allow_pickle=False`. A run is the run log's folder;
+its artifacts (config.yaml, overrides.yaml, weights.npz, checkpoint/, plots/) are files beside it.
+A run log whose journal has no End while `train.lock` is free belongs to a process that died: it is
+synced as KILLED. Locks are `fcntl.flock` (local file systems; on NFS give each run a local folder).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .messages import End, Metrics, RunStart, SweepEnd, decode, encode
+
+LOG = "runlog"
+JOURNAL = "journal.jsonl"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """`path` holds `data` or its previous content, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class Lock:
+    """An exclusive `flock` on `path`, released by `release()` or when the process dies."""
+
+    def __init__(self, path: Path):
+        self.path, self.fd = path, None
+
+    def acquire(self, block: bool = True) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now."""
+        if not self.path.exists():
+            return False
+        if self.acquire(block=False):
+            self.release()
+            return False
+        return True
+
+
+class RunLogWriter:
+    """Appends records to `<folder>/runlog`; `add_points` writes a chunk and its `Metrics` record."""
+
+    def __init__(self, folder, start: RunStart):
+        self.folder = Path(folder)
+        self.dir = self.folder / LOG
+        if (self.dir / JOURNAL).exists():
+            raise FileExistsError(f"{self.dir} already holds a run log; give each run its own folder")
+        (self.dir / "chunks").mkdir(parents=True, exist_ok=True)
+        self.lock = Lock(self.dir / "train.lock")
+        self.lock.acquire()
+        self._journal = open(self.dir / JOURNAL, "a", encoding="utf-8")
+        self._chunks = 0
+        self.points = 0
+        self.closed = False
+        self.append(start)
+
+    def append(self, record) -> None:
+        self._journal.write(encode(record))
+
+    def flush(self) -> None:
+        self._journal.flush()
+
+    def add_points(self, keys, steps: np.ndarray, values: np.ndarray, timestamp_ms: int) -> None:
+        """Points values[i, j] of keys[j] at steps[i]: (n,) int steps, (n, k) values."""
+        self._chunks += 1
+        name = f"chunks/{self._chunks:06d}.npy"
+        path = self.dir / name
+        tmp = path.with_name(f".{path.name}.tmp.npy")
+        rows = np.empty((len(steps), 2 + values.shape[1]))
+        rows[:, 0], rows[:, 1], rows[:, 2:] = steps, timestamp_ms, values
+        np.save(tmp, rows)
+        os.replace(tmp, path)
+        self.points += values.size
+        self.append(Metrics(name, list(keys), int(values.size)))
+
+    def close(self, end: End | SweepEnd) -> None:
+        """Append the last record, make the journal durable and release the run."""
+        if self.closed:
+            return
+        self.append(end)
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._journal.close()
+        self.closed = True
+        self.lock.release()
+
+
+class JournalReader:
+    """Reads `folder`'s journal incrementally: `read()` returns every complete record so far."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / LOG / JOURNAL
+        self.records: list = []
+        self._offset = 0
+
+    def read(self) -> list:
+        if self.path.exists() and self.path.stat().st_size > self._offset:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+            complete = data[:data.rfind(b"\n") + 1]  # a line without its newline is still being written
+            self._offset += len(complete)
+            self.records += [decode(line) for line in complete.decode("utf-8").splitlines() if line]
+        return self.records
+
+
+def read_records(folder) -> list:
+    """Every complete record of `folder`'s journal, in order."""
+    return JournalReader(folder).read()
+
+
+def read_chunk(folder, record: Metrics) -> np.ndarray:
+    """The (n, 2 + k) rows of a `Metrics` record: step, timestamp, values."""
+    return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
+
+
+def last_values(folder) -> dict[str, float]:
+    """Each metric's value at its highest step (the run's final metrics)."""
+    out: dict[str, tuple[float, float]] = {}
+    for record in read_records(folder):
+        if isinstance(record, Metrics):
+            rows = read_chunk(folder, record)
+            i = int(np.argmax(rows[:, 0]))
+            for j, key in enumerate(record.keys):
+                if key not in out or rows[i, 0] >= out[key][0]:
+                    out[key] = (rows[i, 0], float(rows[i, 2 + j]))
+    return {k: v for k, (_, v) in out.items()}
+
+
+def trainer_alive(folder) -> bool:
+    """Whether the process that writes `folder`'s run log is still running it."""
+    return Lock(Path(folder) / LOG / "train.lock").held_elsewhere()
+
+
+def store_key(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def read_ack(folder, uri: str) -> dict:
+    """What store `uri` acknowledged of `folder`'s run log: {"uri", "run_id", "done"}."""
+    path = Path(folder) / LOG / "acks" / f"{store_key(uri)}.json"
+    return json.loads(path.read_text()) if path.exists() else {"uri": uri, "run_id": None, "done": 0}
+
+
+def write_ack(folder, ack: dict) -> None:
+    path = Path(folder) / LOG / "acks" / f"{store_key(ack['uri'])}.json"
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, json.dumps(ack).encode())
+
+
+def find_runlogs(paths) -> list[Path]:
+    """Run folders at or under `paths` (hidden folders skipped), sweep parents before their jobs."""
+    found = set()
+    for top in map(Path, paths):
+        for folder, dirs, _ in os.walk(top):
+            if LOG in dirs and (Path(folder) / LOG / JOURNAL).exists():
+                found.add(Path(folder).resolve())
+            dirs[:] = [d for d in dirs if d != LOG and not d.startswith((".", "__"))]
+    return sorted(found, key=lambda f: (len(f.parts), str(f)))
+
+
+def is_complete(records: list) -> bool:
+    return bool(records) and isinstance(records[-1], (End, SweepEnd))

@@ -1,0 +1,135 @@
+"""The sync process: streams run logs into stores while jobs train; one per launcher process.
+
+`python -m framework.tracking.service REQUESTS_FD REPLIES_FD` is started by
+`framework.tracking.process`. It imports mlflow and opens each store once, then serves every job of
+the process that started it (`framework.tracking.messages`: Follow -> Synced; FindFinished,
+FindCheckpoint -> Answer). A followed run log is re-read every `POLL_S` and synced (`RunSync`);
+several runs may be in flight (a finished job's artifacts overlap the next job's training). A store
+that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
+what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
+exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
+then this process exits.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
+from .runlog import JournalReader, is_complete
+from .sync import RunSync, Store
+
+POLL_S = 0.1
+RETRY_S = 2.0
+
+
+class Follower:
+    """One run log followed into one store."""
+
+    def __init__(self, request: Follow):
+        self.folder, self.uri, self.reply = request.folder, request.uri, request.reply
+        self.run: RunSync | None = None
+        self.journal = JournalReader(self.folder)  # to know whether the run ended, store or no store
+        self.locked = False
+        self.error: str | None = None
+        self.retry_at = 0.0
+
+    def advance(self, stores: dict[str, Store], gone: bool) -> Synced | None:
+        """Sync what is new; the job's answer once the run is complete, or has ended (or its trainer
+        is `gone`) while the store fails."""
+        if time.monotonic() < self.retry_at:
+            return None
+        try:
+            if self.uri not in stores:
+                stores[self.uri] = Store(self.uri)
+            self.run = self.run or RunSync(self.folder, stores[self.uri])
+            if not self.locked:  # another process may be syncing this run: wait for it
+                self.locked = self.run.lock.acquire(block=False)
+                if not self.locked:
+                    return None
+            if self.run.step():
+                return self._finish("")
+            self.error = None
+        except Exception as e:  # noqa: BLE001 - the store is down or locked: the run log keeps everything
+            self.error = f"{type(e).__name__}: {(str(e).strip() or repr(e)).splitlines()[0][:300]}"
+            self.retry_at = time.monotonic() + RETRY_S
+            print(f"framework sync: {self.folder} -> {self.uri}: {self.error}", file=sys.stderr, flush=True)
+            records = self.journal.read()
+            if gone or is_complete(records):
+                done = self.run.ack["done"] if self.run else 0
+                return self._finish(f"{len(records) - done} of {len(records)} run-log records are not in "
+                                    f"{self.uri} yet ({self.error})")
+        return None
+
+    def _finish(self, missing: str) -> Synced:
+        if self.locked:
+            self.run.lock.release()
+        return Synced(self.folder, self.run.run_id if self.run else None, missing)
+
+
+def answer(request, stores: dict[str, Store]):
+    """The value a FindFinished / FindCheckpoint request asks for."""
+    from .store import search, tag_equals
+
+    store = stores.get(request.uri) or stores.setdefault(request.uri, Store(request.uri))
+    client = store.client
+    if isinstance(request, FindFinished):
+        exp = client.get_experiment_by_name(request.experiment)
+        if exp is None:
+            return None
+        runs = search(client, [exp.experiment_id],
+                      f"{tag_equals('config.hash', request.config_hash)} and attributes.status = 'FINISHED'")
+        return {**runs[0].data.metrics, "run_id": runs[0].info.run_id} if runs else None
+    from mlflow.artifacts import download_artifacts
+
+    client.get_run(request.run_id)  # a clear error for an unknown id
+    return download_artifacts(run_id=request.run_id, artifact_path="checkpoint", tracking_uri=request.uri)
+
+
+def serve(inbox: Connection, outbox: Connection) -> None:
+    stores: dict[str, Store] = {}
+    follows: dict[tuple[str, str], Follower] = {}
+    gone = False
+    while not gone or follows:
+        message = None
+        if gone:
+            time.sleep(POLL_S)
+        else:
+            try:
+                message = inbox.recv() if inbox.poll(POLL_S if follows else 1.0) else None
+            except EOFError:
+                gone = True
+        if isinstance(message, Follow):
+            key = (str(Path(message.folder)), message.uri)
+            if key in follows:
+                follows[key].reply |= message.reply
+            else:
+                follows[key] = Follower(message)
+        elif isinstance(message, (FindFinished, FindCheckpoint)):
+            try:
+                send(outbox, Answer(message.id, answer(message, stores)))
+            except Exception as e:  # noqa: BLE001 - reported to the asking job
+                send(outbox, Answer(message.id, error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+        for key, follower in list(follows.items()):
+            synced = follower.advance(stores, gone)
+            if synced is not None:
+                del follows[key]
+                if follower.reply:
+                    send(outbox, synced)
+        if message is None and not follows and stores and "matplotlib.figure" not in sys.modules:
+            import matplotlib.figure  # noqa: F401  (for the plots: import it while there is nothing to do)
+
+
+def send(outbox: Connection, message) -> None:
+    """Reply unless the process that asked is gone (its runs are still finished)."""
+    try:
+        outbox.send(message)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

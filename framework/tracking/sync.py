@@ -1,0 +1,242 @@
+"""`python -m framework.sync [PATH ...] [--uri URI] [--watch]`: replay run logs into an MLflow store.
+
+    python -m framework.sync outputs/2026-11-29/12-00-00              # one run folder
+    python -m framework.sync multirun/2026-11-29/12-00-00 --uri http://mlflow.lab:5000   # a sweep
+    python -m framework.sync ~/project --watch                         # every run log below, as they grow
+
+Every run log at or under PATH (default: the current folder) goes into `--uri` (default: the store
+the run was configured for). Record by record, each acknowledged in the run log once the store has it
+(`runlog/acks/`), so syncing again, or after a sync was killed half-way, neither duplicates nor
+drops a point: a re-sent record is a no-op in the store (same run found by its `runlog.id` tag,
+same params, tags overwritten, metric points already there skipped). A run whose training process
+died (kill -9) is set KILLED; one still training is synced as far as it got (`--watch`: followed
+until it ends, and new run logs are picked up until Ctrl-C).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+
+from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
+from .places import artifact_location
+from .runlog import LOG, JournalReader, Lock, read_ack, read_chunk, trainer_alive, write_ack
+from .store import MetricSink, experiment_id, log_params, mlflow_key, open_store, search, set_tags, tag_equals
+
+log = logging.getLogger(__name__)
+GROUP_POINTS = {True: 200_000, False: 10_000}  # points per acknowledged group: bulk (one transaction), log_batch
+
+
+class Store:
+    """One opened store: its client, its metric sink and the experiments it has resolved."""
+
+    def __init__(self, uri: str, bulk: bool | None = None):
+        self.uri = uri
+        self.client = open_store(uri)
+        self.sink = MetricSink(self.client, bulk)
+        self._experiments: dict[str, str] = {}
+
+    def experiment(self, name: str) -> str:
+        if name not in self._experiments:
+            self._experiments[name] = experiment_id(self.client, name, artifact_location(self.uri, name))
+        return self._experiments[name]
+
+
+class RunSync:
+    """Replays one run log into one store; `step()` applies what is new and acknowledges it."""
+
+    def __init__(self, folder, store: Store):
+        self.folder, self.store = Path(folder), store
+        self.journal = JournalReader(self.folder)
+        self.lock = Lock(self.folder / LOG / "sync.lock")
+        self.ack = read_ack(self.folder, store.uri)
+        self.points = 0
+
+    @property
+    def run_id(self) -> str | None:
+        return self.ack["run_id"]
+
+    def done(self) -> bool:
+        records = self.journal.read()
+        ended = bool(records) and isinstance(records[-1], (End, SweepEnd))
+        return self.ack["done"] == len(records) and (ended or self.ack.get("status") == "KILLED")
+
+    def step(self, limit: int | None = None) -> bool:
+        """Apply the records not yet acknowledged (at most up to record `limit`); mark the run KILLED
+        when its journal stops without an End and its training process is gone. Returns done()."""
+        self.ack = read_ack(self.folder, self.store.uri)  # another process may have synced meanwhile
+        alive = trainer_alive(self.folder)  # read before the journal: a run that ends in between is not KILLED
+        records = self.journal.read()[:limit]
+        i = self.ack["done"]
+        while i < len(records):
+            batch = [records[i]]
+            if isinstance(records[i], Metrics):
+                while (i + len(batch) < len(records) and isinstance(records[i + len(batch)], Metrics)
+                       and sum(r.points for r in batch) < GROUP_POINTS[self.store.sink.bulk]):
+                    batch.append(records[i + len(batch)])
+                self.store.sink.add(self.run_id, [(r.keys, read_chunk(self.folder, r)) for r in batch])
+                self.points += sum(r.points for r in batch)
+            else:
+                self._apply(records[i])
+            i += len(batch)
+            self._acknowledge(done=i)
+        if limit is None and not alive and not self.done():
+            self.store.client.set_terminated(self.run_id, "KILLED")
+            self._acknowledge(status="KILLED")
+        return self.done()
+
+    def _acknowledge(self, **changes) -> None:
+        self.ack.update(changes)
+        write_ack(self.folder, self.ack)
+
+    def _apply(self, record) -> None:
+        client = self.store.client
+        if isinstance(record, RunStart):
+            self._acknowledge(run_id=self._start(record))
+        elif isinstance(record, Params):
+            log_params(client, self.run_id, record.params)
+        elif isinstance(record, Tags):
+            set_tags(client, self.run_id, record.tags)
+        elif isinstance(record, End):
+            if record.plots is not None:
+                from .plots import draw
+
+                draw(self.folder, record.plots)
+            self._upload(record.artifacts)
+            client.set_terminated(self.run_id, record.status, record.end_ms)
+        elif isinstance(record, SweepEnd):
+            parent = client.get_run(self.run_id)
+            children = search(client, [parent.info.experiment_id], tag_equals("mlflow.parentRunId", self.run_id))
+            tags = {"sweep.runs": max(record.runs, len(children))}
+            if record.failed:
+                tags["sweep.failed"] = "; ".join(f"job {j}: {why}" for j, why in sorted(record.failed.items()))
+            key, earlier = mlflow_key(f"best/{record.metric}"), parent.data.metrics.get(mlflow_key(f"best/{record.metric}"))
+            better = earlier is None or (record.value is not None and (
+                record.value < earlier if record.mode == "min" else record.value > earlier))
+            if record.best and better:  # a reopened parent keeps an earlier invocation's better job
+                best = run_id_of(record.best, self.store)
+                tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
+                client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
+            set_tags(client, self.run_id, tags)
+            client.set_terminated(self.run_id, record.status, record.end_ms)
+
+    def _start(self, r: RunStart) -> str:
+        client = self.store.client
+        if r.resume_run_id:  # a resumed checkpoint continues its run
+            client.update_run(r.resume_run_id, "RUNNING")
+            set_tags(client, r.resume_run_id, {**r.tags, "resumed": "true"})
+            return r.resume_run_id
+        exp = self.store.experiment(r.experiment)
+        if r.role == "sweep":  # a continued Optuna study (same sweep.id) reopens its parent: new jobs join it
+            found = search(client, [exp], f"{tag_equals('sweep.role', 'parent')} and "
+                                          f"{tag_equals('sweep.id', r.tags['sweep.id'])}")
+            if found:
+                client.update_run(found[0].info.run_id, "RUNNING")
+                return found[0].info.run_id
+        found = search(client, [exp], tag_equals("runlog.id", r.runlog_id))
+        if found:  # created by a sync that was stopped before it could acknowledge
+            return found[0].info.run_id
+        tags = {**r.tags, "runlog.id": r.runlog_id}
+        if r.parent:
+            tags["mlflow.parentRunId"] = run_id_of(r.parent, self.store)
+        run_id = client.create_run(exp, start_time=r.start_ms, tags=tags, run_name=r.run_name).info.run_id
+        log_params(client, run_id, r.params)
+        return run_id
+
+    def _upload(self, artifacts: list[str]) -> None:
+        client = self.store.client
+        for name in artifacts:
+            path = self.folder / name
+            if path.is_dir():
+                client.log_artifacts(self.run_id, str(path), path.name)
+            elif path.is_file():
+                parent = str(Path(name).parent)
+                client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
+        plots = self.folder / "plots"
+        if plots.is_dir():
+            client.log_artifacts(self.run_id, str(plots), "plots")
+
+
+def run_id_of(folder, store: Store, wait_s: float = 10.0) -> str:
+    """The store's run id of run log `folder` (a sweep parent, a best job), syncing its first record if no
+    process is on it; TimeoutError after `wait_s` (a caller in a sync process retries later)."""
+    give_up = time.monotonic() + wait_s
+    while True:
+        ack = read_ack(folder, store.uri)
+        if ack["run_id"]:
+            return ack["run_id"]
+        other = RunSync(folder, store)
+        if other.lock.acquire(block=False):
+            try:
+                other.step(limit=1)
+                return other.run_id
+            finally:
+                other.lock.release()
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{folder}: no store run after {wait_s:.0f} s (another process holds its sync lock)")
+        time.sleep(0.1)
+
+
+def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = None) -> int:
+    """Sync every run log at or under `paths`; returns the number of runs not (yet) complete."""
+    from .places import store_uri
+    from .runlog import find_runlogs, read_records
+
+    stores: dict[str, Store] = {}
+    seen: dict[Path, RunSync] = {}
+    while True:
+        pending = 0
+        for folder in find_runlogs(paths):
+            records = read_records(folder)
+            if not records:
+                continue
+            target = uri or records[0].uri or store_uri(None)
+            if target not in stores:
+                stores[target] = Store(target, bulk)
+            run = seen.get(folder) or seen.setdefault(folder, RunSync(folder, stores[target]))
+            if run.done():
+                continue
+            if not run.lock.acquire(block=False):
+                print(f"{folder}: another process is syncing it; waiting", flush=True)
+                run.lock.acquire()
+            try:
+                done = run.step()
+            except Exception as e:  # noqa: BLE001 - one bad run does not stop the others
+                print(f"{folder}: not synced: {type(e).__name__}: {str(e).strip().splitlines()[0]}", flush=True)
+                log.debug(traceback.format_exc())
+                pending += 1
+                continue
+            finally:
+                run.lock.release()
+            state = "complete" if done else "still training, synced so far"
+            print(f"{folder}: run {run.run_id} in {target}: {state} ({run.points:,} points sent now)", flush=True)
+            pending += not done
+        if not watch:
+            return pending
+        time.sleep(1.0)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m framework.sync", description=__doc__.split("\n")[0])
+    p.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="run folders, sweep folders or any folder")
+    p.add_argument("--uri", default=None, help="store (default: the one each run was configured for)")
+    p.add_argument("--watch", action="store_true", help="keep following growing and new run logs (Ctrl-C stops)")
+    p.add_argument("--log-batch", action="store_true", help="store metrics with log_batch, not the bulk insert")
+    args = p.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .places import store_uri
+
+    uri = store_uri(args.uri) if args.uri or os.environ.get("MLFLOW_TRACKING_URI") else None
+    try:
+        pending = sync_paths(args.paths, uri, args.watch, bulk=False if args.log_batch else None)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    raise SystemExit(1 if pending else 0)
+
+
+if __name__ == "__main__":
+    main()

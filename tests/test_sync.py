@@ -1,0 +1,218 @@
+"""Run logs replayed into real stores: bulk insert == log_batch, idempotent re-syncs, killed processes,
+offline runs, a store that goes away mid-run, many processes on a fresh store."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framework.tracking.messages import End, RunStart
+from framework.tracking.runlog import LOG, RunLogWriter, read_ack, write_ack
+from tests.helpers import free_port, mlflow_server
+
+mlflow = pytest.importorskip("mlflow")
+from framework.tracking import store  # noqa: E402  (imports mlflow)
+from framework.tracking.sync import sync_paths  # noqa: E402
+
+KEYS = ["batch/loss", "batch/lr", "grad_norm/global"]
+ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+JOB = ["data=xor", "model.hidden=[8]", "trainer.batch_size=16", "trainer.progress=plain", "seed=5"]
+
+
+def synthetic(folder: Path, rows: int, chunk: int = 64, end: bool = True) -> RunLogWriter:
+    """A run log of `rows` x KEYS points (NaN, +-inf and a re-logged step included); closed FINISHED
+    unless not `end` (then this process holds it, as a training process would)."""
+    log = RunLogWriter(folder, RunStart(secrets.token_hex(16), "sync", 1_700_000_000_000, params={"p": "1"},
+                                        tags={"t": "x"}))
+    values = np.random.default_rng(0).random((rows, len(KEYS)))
+    values[3, 0], values[4, 1], values[5, 2] = np.nan, np.inf, -np.inf
+    for lo in range(0, rows, chunk):
+        steps = np.arange(lo, min(lo + chunk, rows))
+        log.add_points(KEYS, steps, values[steps], 1_700_000_000_000 + lo)
+    log.add_points(KEYS[:1], np.array([rows - 1]), np.array([[-1.0]]), 1_700_000_000_000)  # older timestamp
+    log.flush()
+    if end:
+        log.close(End("FINISHED", 1_700_000_001_000))
+    return log
+
+
+def points(client, run_id: str) -> dict[str, list[tuple]]:
+    """Every key's history as sorted (step, timestamp, value) with NaN made comparable."""
+    return {k: sorted((m.step, m.timestamp, "nan" if math.isnan(m.value) else m.value)
+                      for m in client.get_metric_history(run_id, k)) for k in KEYS}
+
+
+def latest(client, run_id: str) -> dict:
+    return {k: "nan" if math.isnan(v) else v for k, v in client.get_run(run_id).data.metrics.items()}
+
+
+def test_bulk_insert_and_log_batch_store_the_same(tmp_path, new_store):
+    run = synthetic(tmp_path / "run", 300).folder
+    a, b = new_store("a.db"), new_store("b.db")
+    assert sync_paths([run], a) == 0 and sync_paths([run], b, bulk=False) == 0
+    ca, cb = mlflow.MlflowClient(a), mlflow.MlflowClient(b)
+    ra, rb = read_ack(run, a)["run_id"], read_ack(run, b)["run_id"]
+    assert points(ca, ra) == points(cb, rb)
+    assert len(points(ca, ra)["batch/loss"]) == 301 and latest(ca, ra) == latest(cb, rb)
+    assert latest(ca, ra)["batch/loss"] == points(ca, ra)["batch/loss"][-1][2]  # newest (step, timestamp)
+    assert ca.get_run(ra).data.params == {"p": "1"} and ca.get_run(ra).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new_store, bulk):
+    run = synthetic(tmp_path / "run", 200).folder
+    uri = new_store()
+    sync_paths([run], uri, bulk=bulk)
+    client = mlflow.MlflowClient(uri)
+    first = points(client, read_ack(run, uri)["run_id"])
+    for ack in ({"uri": uri, "run_id": None, "done": 0},  # killed before its first acknowledgement
+                {**read_ack(run, uri), "done": 2}):       # killed after the first chunk
+        write_ack(run, ack)
+        assert sync_paths([run], uri, bulk=bulk) == 0
+    (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
+    assert points(client, only.info.run_id) == first
+
+
+def test_a_run_whose_process_died_is_killed_with_every_flushed_point(tmp_path, new_store):
+    writer = synthetic(tmp_path / "run", 100, end=False)
+    run = writer.folder
+    with open(run / LOG / "journal.jsonl", "a") as f:
+        f.write('{"type": "Metrics", "chunk": "chunks/99')  # a record cut off by the kill
+    uri = new_store()
+    assert sync_paths([run], uri) == 1  # the trainer (this process) still holds the run: synced so far
+    client = mlflow.MlflowClient(uri)
+    run_id = read_ack(run, uri)["run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING"
+    writer.lock.release()  # what the kernel does when the training process dies
+    assert sync_paths([run], uri) == 0
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert [p[0] for p in points(client, run_id)["batch/lr"]] == list(range(100))
+
+
+def test_untested_schema_revisions_fall_back_to_log_batch(new_store, monkeypatch, caplog):
+    monkeypatch.setattr(store, "BULK_REVISIONS", set())
+    with caplog.at_level("INFO"):
+        sink = store.MetricSink(store.open_store(new_store()))
+    assert not sink.bulk and "storing metrics with log_batch" in caplog.text
+
+
+# ---- real processes -------------------------------------------------------------------------------------
+def _train(tmp_path: Path, name: str, *overrides: str, **kw):
+    return subprocess.Popen([sys.executable, "-m", "framework.train", *JOB, f"hydra.run.dir={tmp_path / name}",
+                             *overrides], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kw)
+
+
+def _sync(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framework.sync", *args], env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_training_process_then_sync(tmp_path, new_store):
+    proc = _train(tmp_path, "run", "trainer.epochs=200", "tracking.mode=offline", "trainer.flush_every=4")
+    for line in proc.stdout:
+        if line.startswith("epoch 3/"):
+            proc.kill()
+            break
+    proc.wait(30)
+    uri = new_store()
+    done = _sync(str(tmp_path / "run"), "--uri", uri)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(read_ack(tmp_path / "run", uri)["run_id"])
+    assert run.info.status == "KILLED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "batch/loss")]
+    assert sorted(steps) == list(range(len(steps))) and len(steps) >= 3 * 9  # 0..k, each once, 3 epochs at least
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_sync_process_then_sync_again(tmp_path, new_store):
+    run = synthetic(tmp_path / "run", 20_000).folder
+    uri = new_store()
+    sync = subprocess.Popen([sys.executable, "-m", "framework.sync", str(run), "--uri", uri, "--log-batch"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while read_ack(run, uri)["done"] < 50:  # killed in the middle of its log_batch calls
+        assert sync.poll() is None, "the sync finished before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sync.kill()
+    sync.wait(30)
+    acked = read_ack(run, uri)["done"]
+    assert 0 < acked < len((run / LOG / "journal.jsonl").read_text().splitlines())
+    done = _sync(str(run), "--uri", uri)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = mlflow.MlflowClient(uri)
+    history = points(client, read_ack(run, uri)["run_id"])
+    assert [len(history[k]) for k in KEYS] == [20_001, 20_000, 20_000]
+    assert all(len(set(h)) == len(h) for h in history.values())
+
+
+@pytest.mark.slow
+def test_offline_run_synced_to_a_server_equals_an_online_run(tmp_path, mlflow_server_uri):
+    uri = mlflow_server_uri
+    online = _train(tmp_path, "online", "trainer.epochs=2", f"tracking.uri={uri}")
+    offline = _train(tmp_path, "offline", "trainer.epochs=2", f"tracking.uri={uri}", "tracking.mode=offline")
+    for p in (online, offline):
+        out = p.communicate(timeout=600)[0]
+        assert p.returncode == 0, out
+    assert "python -m framework.sync" in out
+    done = _sync(str(tmp_path / "offline"))  # to the store the run was configured for
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = mlflow.MlflowClient(uri)
+    a, b = (client.get_run(read_ack(tmp_path / n, uri)["run_id"]) for n in ("online", "offline"))
+    assert a.info.status == b.info.status == "FINISHED"
+    timing = {"epoch/seconds", "epoch/samples_per_second"}
+    assert set(a.data.metrics) == set(b.data.metrics) and len(a.data.metrics) > 10
+    for key in set(a.data.metrics) - timing:
+        ha, hb = ([(m.step, m.value) for m in client.get_metric_history(r.info.run_id, key)] for r in (a, b))
+        assert sorted(ha) == sorted(hb), key
+    assert {x.path for x in client.list_artifacts(b.info.run_id)} >= {"weights.npz", "config.yaml", "plots"}
+
+
+@pytest.mark.slow
+def test_store_stopped_mid_run_then_sync_completes_it(tmp_path):
+    port = free_port()
+    with mlflow_server(tmp_path, port) as uri:
+        proc = _train(tmp_path, "run", "trainer.epochs=60", f"tracking.uri={uri}", "tracking.timeout_s=60")
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("epoch 2/"):
+                break  # leaving the block stops the server mid-run
+    out = "".join(lines) + proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out
+    command = f"python -m framework.sync {tmp_path / 'run'} --uri {uri}"
+    assert command in out.strip().splitlines()[-1] or command in out, out[-2000:]
+    with mlflow_server(tmp_path, port):  # the same store again
+        done = _sync(str(tmp_path / "run"), "--uri", uri)
+        assert done.returncode == 0, done.stdout + done.stderr
+        client = mlflow.MlflowClient(uri)
+        run = client.get_run(read_ack(tmp_path / "run", uri)["run_id"])
+        assert run.info.status == "FINISHED"
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == list(range(60))
+        assert len(client.get_metric_history(run.info.run_id, "batch/loss")) == 60 * 9
+
+
+@pytest.mark.slow
+def test_four_jobs_at_once_on_a_fresh_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    procs = [_train(tmp_path, f"job{i}", "trainer.epochs=1", f"tracking.uri={uri}", f"seed={i}") for i in range(4)]
+    for p in procs:
+        out = p.communicate(timeout=600)[0]
+        assert p.returncode == 0, out
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert all(len(client.get_metric_history(r.info.run_id, "batch/loss")) == 9 for r in runs)
+    assert json.loads((tmp_path / "job0" / LOG / "acks" / os.listdir(tmp_path / "job0" / LOG / "acks")[0])
+                      .read_text())["uri"] == uri
