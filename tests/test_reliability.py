@@ -137,7 +137,7 @@ def test_divergence_rules_off_with_null():
     with np.errstate(all="ignore"):
         t.fit()
     assert t.status == "FINISHED" and t.history["train/loss"][0] > 1e4 * t.first_loss
-    with pytest.raises(ConfigError, match=r"trainer.divergence.max_loss must be > 0 or null \(off\), got 0"):
+    with pytest.raises(ConfigError, match=r"trainer.divergence.max_loss=0: must be a number > 0 or null \(null: off\)"):
         build(make_cfg(*SMALL, "trainer.divergence.max_loss=0"))
 
 
