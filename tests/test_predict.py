@@ -108,17 +108,18 @@ def test_a_folder_without_a_model_or_an_unknown_name_is_explained(tmp_path):
         framework.load("nothere")
 
 
-@pytest.mark.slow  # ~35 s on 2 busy cores: a fresh MLflow store, the writer process, mlflow imported here
-def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_path, capsys):
-    pytest.importorskip("mlflow")
+@pytest.mark.slow  # a fresh MLflow store and the sync process
+def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_path, capsys, new_store):
     from framework.runs import main as runs_main
-    from framework.tracking import make_tracker
+    from framework.tracking import Tracking
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cfg = make_cfg("data=iris", "trainer.epochs=3", "tracking.enabled=true", f"tracking.uri={uri}")
-    tracker = make_tracker(cfg)
-    trainer = build(cfg, [tracker])
-    trainer.fit()
+    uri = new_store()
+    cfg = make_cfg("data=iris", "trainer.epochs=3", "tracking.enabled=true", f"tracking.uri={uri}",
+                   f"tracking.dir={tmp_path / 'runs'}")
+    tracker = Tracking(cfg)
+    with tracker.run() as callback:
+        trainer = build(cfg, [callback])
+        trainer.fit()
     model = framework.load(tracker.run_id[:8], uri)
     assert np.allclose(model.predict_proba(raw(trainer)), trainer.predict("test")[1], atol=1e-5)
     with pytest.raises(ConfigError, match="no run id starts with '0123abcd'"):
@@ -131,7 +132,7 @@ def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_
     runs_main(["--parent", tracker.run_id[:8], "--uri", uri])
     assert "1 runs by val/loss" in capsys.readouterr().out
     client.delete_run(child.info.run_id)
-    for parent, message in ((tracker.run_id[:8], f"no runs with parent run {tracker.run_id} in experiment 'default'"),
-                            ("0123abcd", "error: no run id starts with '0123abcd' (experiment 'default')")):
+    for parent, message in ((tracker.run_id[:8], f"no runs with parent run {tracker.run_id} in experiment 'Default'"),
+                            ("0123abcd", "error: no run id starts with '0123abcd' (experiment 'Default')")):
         with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
             runs_main(["--parent", parent, "--uri", uri])

@@ -16,10 +16,11 @@ mlflow = pytest.importorskip("mlflow")
 JOB = ["data=xor", "model.hidden=[8]", "trainer.progress=none", "tracking.experiment=sweep"]
 
 
-def sweep(tmp_path: Path, *overrides: str, uri: str | None = None, code: int = 0) -> tuple[str, Path]:
+def sweep(tmp_path: Path, *overrides: str, uri: str | None = None, code: int = 0,
+          folder: str = "multirun") -> tuple[str, Path]:
     """Run `python -m framework.train -m JOB overrides` in tmp_path (exit status `code`), recording into
-    `uri` (None: a SQLite file in tmp_path); returns (store uri, sweep dir)."""
-    uri, sweep_dir = uri or f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
+    `uri` (None: a SQLite file in tmp_path), the sweep in tmp_path/`folder`; returns (store uri, sweep dir)."""
+    uri, sweep_dir = uri or f"sqlite:///{tmp_path}/mlflow.db", tmp_path / folder
     done = subprocess.run(
         [sys.executable, "-m", "framework.train", "-m", *JOB, *overrides, f"tracking.uri={uri}",
          f"hydra.sweep.dir={sweep_dir}"],
@@ -77,8 +78,9 @@ def test_optuna_study_in_a_database_continues_under_the_same_parent(tmp_path):
     study = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
              "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=lr",
              "optimizer.lr=tag(log,interval(0.001,0.05))", "trainer.epochs=1", "trainer.batch_size=16"]
-    sweep(tmp_path, *study)
-    uri, _ = sweep(tmp_path, *study)  # the same command again: 2 more trials
+    sweep(tmp_path, *study, folder="first")
+    uri, _ = sweep(tmp_path, *study, folder="second")  # the same command again (Hydra's default sweep
+                                                       # folder is a new timestamped one): 2 more trials
     trials = optuna.load_study(study_name="lr", storage=f"sqlite:///{tmp_path}/optuna.db").trials
     assert [t.number for t in trials] == [0, 1, 2, 3] and all(t.state.name == "COMPLETE" for t in trials)
     parent, children = check(uri, f"sqlite:///{tmp_path.resolve()}/optuna.db#lr", 4, ["optimizer.lr"])
@@ -99,8 +101,8 @@ def test_a_job_with_a_bad_config_is_a_failed_child_listed_by_the_parent(tmp_path
     (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
     failed = {r.info.run_name: r for r in runs if r.info.status == "FAILED"}
     assert list(failed) == ["1: optimizer.lr=-1"]
-    assert "optimizer.lr must be > 0" in failed["1: optimizer.lr=-1"].data.tags["failure.reason"]
-    assert parent.data.tags["sweep.failed"].startswith("job 1: ConfigError: optimizer.lr must be > 0")
+    assert "optimizer.lr=-1: must be a number > 0" in failed["1: optimizer.lr=-1"].data.tags["failure.reason"]
+    assert parent.data.tags["sweep.failed"].startswith("job 1: ConfigError: optimizer.lr=-1: must be a number > 0")
     assert parent.data.tags["sweep.runs"] == "2" and parent.info.status == "FINISHED"
 
 
