@@ -196,6 +196,8 @@ def main() -> None:
 
     blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}" for i in threadpool_info())
     print(f"repeats {args.repeats}, {os.cpu_count()} CPUs, BLAS {blas or 'none loaded'}", flush=True)
+    print(f"{'':4}{'what':26}{'baseline':>12} {'[runs]':36}{'contender':>12} {'[runs]':36}{'ratio':>7}  target",
+          flush=True)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         from mlflow import MlflowClient
@@ -203,28 +205,34 @@ def main() -> None:
         template = tmp / "empty.db"
         MlflowClient(f"sqlite:///{template}").search_experiments()
         shutil.copy(template, tmp / "mlflow.db")
-        results = jobs(tmp, args.repeats, only) if only & set("abcd") else {}
+        if only & set("abcd"):
+            show(jobs(tmp, args.repeats, only))
         if "e" in only:
-            results["e"] = ingestion(tmp, args.repeats, args.points, template)
+            show({"e": ingestion(tmp, args.repeats, args.points, template)})
         if "f" in only:
-            results["f"] = server(tmp, args.repeats, args.points, template)
+            show({"f": server(tmp, args.repeats, args.points, template)})
 
+
+ROWS = [("a", "12-job sweep, basic", "off", "on", "s", "ratio <= 1.15"),
+        ("b", "12-job sweep, joblib x2", "off", "on", "s", "ratio <= 1.15"),
+        ("c", "default job", "off", "on", "s", "ratio <= 1.5"),
+        ("d", "training loop", "off", "on", "s", "ratio <= 1.05"),
+        ("e", "SQLite ingestion", "log_batch", "bulk", "points/s", ">= 100k/s, ratio >= 8"),
+        ("f", "mlflow server", "log_batch", "sync", "points/s", "(beside log_batch)")]
+
+
+def show(results: dict) -> None:
+    """Print the table rows of `results` (medians, every run in brackets, contender / baseline)."""
     def fmt(xs):
         return ", ".join(f"{x:.3g}" for x in xs)
 
-    rows = [("a", "12-job sweep, basic", "off", "on", "s", "ratio <= 1.15"),
-            ("b", "12-job sweep, joblib x2", "off", "on", "s", "ratio <= 1.15"),
-            ("c", "default job", "off", "on", "s", "ratio <= 1.5"),
-            ("d", "training loop", "off", "on", "s", "ratio <= 1.05"),
-            ("e", "SQLite ingestion", "log_batch", "bulk", "points/s", ">= 100k/s, ratio >= 8"),
-            ("f", "mlflow server", "log_batch", "sync", "points/s", "(beside log_batch)")]
-    print(f"{'':4}{'what':26}{'baseline':>12} {'[runs]':36}{'contender':>12} {'[runs]':36}{'ratio':>7}  target")
-    for key, what, base, new, unit, target in rows:
+    for key, what, base, new, unit, target in ROWS:
         if key in results:
             r = results[key]
             mb, mn = statistics.median(r[base]), statistics.median(r[new])
             print(f"({key}) {what:26}{mb:>12.4g} [{fmt(r[base])}]".ljust(80) +
-                  f"{mn:>12.4g} [{fmt(r[new])}]".ljust(50) + f"{mn / mb:>7.3f}  {unit}: {base} vs {new}; {target}")
+                  f"{mn:>12.4g} [{fmt(r[new])}]".ljust(50) + f"{mn / mb:>7.3f}  {unit}: {base} vs {new}; {target}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 `End.plots` = {"history": {key: [value per epoch]}, "task": str, "split": str | None (predictions
 in runlog/predictions.npz: y_true, scores), "plugins": {file name: `plugin_curves(...)`}}; `draw`
 writes plots/loss.png, plots/confusion_matrix.png or plots/predictions.png, and plots/<file name>.
-Matplotlib's Agg figures only (no pyplot), imported once per sync process.
+Matplotlib's Agg figures only (no pyplot), imported once per sync process; a plugin picture already
+drawn by this process for the same curves is copied, not drawn again.
 """
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +32,22 @@ def draw(folder: Path, spec: dict) -> None:
         else:
             figures["confusion_matrix.png"] = plot_confusion(y_true, scores, spec["task"], spec["split"])
     for name, fig in figures.items():
-        fig.savefig(out / name, dpi=100, bbox_inches="tight")
+        fig.savefig(out / name, dpi=100)
     for name, curves in spec.get("plugins", {}).items():
-        draw_curves(curves, out / name)
+        key = json.dumps(curves, sort_keys=True)
+        if key not in _drawn or not _drawn[key].exists():  # a sweep's jobs mostly share their plugins
+            _drawn[key] = draw_curves(curves, out / name)
+        elif _drawn[key] != out / name:
+            shutil.copyfile(_drawn[key], out / name)
+
+
+_drawn: dict[str, Path] = {}  # plugin curves -> the PNG this process drew of them
 
 
 def _figure(**kw):
     from matplotlib.figure import Figure
 
-    fig = Figure(**kw)
+    fig = Figure(layout="constrained", **kw)
     return fig, fig.add_subplot()
 
 

@@ -8,10 +8,11 @@ several runs may be in flight (a finished job's artifacts overlap the next job's
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
 exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
-then this process exits.
+then this process exits. It runs at a lower CPU priority (`NICE`) than the training process.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -24,6 +25,7 @@ from .sync import RunSync, Store
 
 POLL_S = 0.1
 RETRY_S = 2.0
+NICE = 10
 
 
 class Follower:
@@ -132,4 +134,5 @@ def send(outbox: Connection, message) -> None:
 
 
 if __name__ == "__main__":
+    os.nice(NICE)  # on a busy machine the training process gets the CPU first
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
