@@ -182,7 +182,7 @@ def test_offline_run_synced_to_a_server_equals_an_online_run(tmp_path, mlflow_se
 def test_store_stopped_mid_run_then_sync_completes_it(tmp_path):
     port = free_port()
     with mlflow_server(tmp_path, port) as uri:
-        proc = _train(tmp_path, "run", "trainer.epochs=60", f"tracking.uri={uri}", "tracking.timeout_s=60")
+        proc = _train(tmp_path, "run", "trainer.epochs=60", f"tracking.uri={uri}", "tracking.timeout_s=10")
         lines = []
         for line in proc.stdout:
             lines.append(line)
