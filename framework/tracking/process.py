@@ -29,7 +29,8 @@ class SyncProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                "MPLBACKEND": "Agg"}
         for var, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
-                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+                           ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):  # a resume's checkpoint download
             env.setdefault(var, value)
         self.process = subprocess.Popen([sys.executable, "-m", "framework.tracking.service", str(requests_r),
                                          str(replies_w)], pass_fds=(requests_r, replies_w), env=env,
