@@ -168,8 +168,7 @@ def _named(reg, name, **changes):
 
 def _config_created(reg, name):
     """Config check for kinds whose arguments need not be attributes: data sets (factories), backends."""
-    small = {"n": min(reg.defaults(name)["n"], 300)} if isinstance(reg.defaults(name).get("n"), int) else {}
-    obj = _named(reg, name, **small)
+    obj = _small(reg, name)
     if isinstance(obj, str):
         return f"skipped: not available with its defaults ({obj})"
     assert obj.name == name, f".name is {obj.name!r}, expected the registered name {name!r}"

@@ -80,12 +80,14 @@ class TrainedModel:
         return np.hstack([1 - p, p]) if p.shape[1] == 1 else p
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (n,) (binary: P(class 1) >= 0.5), or values (n, k) for regression."""
-        if self.task == "regression":
-            return self.scores(X)
-        p = self.predict_proba(X)
-        index = (p[:, 1] >= 0.5).astype(np.int64) if self.task == "binary" else p.argmax(axis=1)
-        return self.classes[index]
+        """Class labels (n,) as `framework.tasks.labels` predicts them, or values (n, k) for regression."""
+        return self.scores(X) if self.task == "regression" else self.labels(self.predict_proba(X))
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """Class labels (n,) from `predict_proba`'s (n, classes) probabilities."""
+        from .tasks import labels
+
+        return self.classes[labels(self.task, proba)]
 
 
 def from_files(weights: Path, config: Path) -> TrainedModel:

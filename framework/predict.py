@@ -40,7 +40,8 @@ def table(model: TrainedModel, X: np.ndarray) -> tuple[list[str], list[list]]:
         values = model.predict(X)
         header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{j}" for j in range(values.shape[1])]
         return header, values.tolist()
-    proba, labels = model.predict_proba(X), model.predict(X)
+    proba = model.predict_proba(X)
+    labels = model.labels(proba)
     header = ["class", *(f"p_{c}" for c in model.classes)]
     return header, [[label, *row] for label, row in zip(labels.tolist(), proba.tolist())]
 

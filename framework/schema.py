@@ -100,7 +100,7 @@ SCHEMA: dict[str, Spec] = {
     "trainer.grad_clip": Spec("float", lo=0, open_lo=True, null=True),
     "trainer.metrics": Spec("strs", null=True, note="null: the task's defaults"),
     "trainer.flush_every": Spec("int", lo=1),
-    "trainer.divergence.factor": Spec("float", lo=1, open_lo=True, null=True, note="null: off"),
+    "trainer.divergence.factor": Spec("float", lo=0, open_lo=True, null=True, note="null: off"),
     "trainer.divergence.max_loss": Spec("float", lo=0, open_lo=True, null=True, note="null: off"),
     "trainer.progress": Spec("str", choices=("auto", "bar", "plain", "none")),
     "trainer.early_stopping.enabled": BOOL,

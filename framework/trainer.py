@@ -281,7 +281,7 @@ class Trainer:
             sq = rec[i, self._col_norms] = be.sq_norms(grads)
         rec[i, self._col_loss] = loss
         if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
-            self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
+            self._finite = math.isfinite(float(loss) + float(be.to_numpy(sq).sum()))
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))

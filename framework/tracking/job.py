@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from .logger import LONG_PARAMS, RunLogger, split_long_params
 from .messages import End, FindCheckpoint, FindFinished, RunStart, Tags
 from .places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
-from .runlog import JOURNAL, LOG, RunLogWriter, decode, now_ms
+from .runlog import JOURNAL, LOG, RunLogWriter, now_ms, read_start
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline")
@@ -203,7 +203,6 @@ def run_name(name: str | None, hc, parent: str | None, task: list[str]) -> str |
         return name
     swept = None
     if parent:
-        with open(Path(parent) / LOG / JOURNAL, encoding="utf-8") as f:
-            swept = decode(f.readline()).tags.get("sweep.keys", "").split()
+        swept = read_start(parent).tags.get("sweep.keys", "").split()
     shown = [o for o in task if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
     return f"{hc.job.num}: {' '.join(shown)}"

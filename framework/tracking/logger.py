@@ -21,12 +21,6 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_
 LONG_PARAMS = "long_params.yaml"
 
 
-def run_weights(trainer) -> dict[str, np.ndarray]:
-    """The arrays saved as the run's `weights.npz` artifact: the parameters by name and the input
-    pipeline (`framework.inference.export`), so the model predicts from raw features."""
-    return export(trainer)
-
-
 def split_long_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(params with over-long values replaced by a pointer, {key: full value} of those)."""
     long = {k: v for k, v in params.items() if len(v) > MAX_PARAM_CHARS}
@@ -82,7 +76,7 @@ class RunLogger(Callback):
         folder = self.log.folder
         (folder / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.overrides)))
-        np.savez(folder / "weights.npz", **run_weights(trainer))
+        np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
         if trainer.last_checkpoint:
             names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder

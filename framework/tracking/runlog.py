@@ -152,11 +152,19 @@ def read_chunk(folder, record: Metrics) -> np.ndarray:
     return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
 
 
-def last_values(folder) -> dict[str, float]:
-    """Each metric's value at its highest step (the run's final metrics)."""
+def read_start(folder) -> RunStart | None:
+    """The run log's first record (its RunStart), read without the rest of the journal."""
+    with open(Path(folder) / LOG / JOURNAL, encoding="utf-8") as f:
+        line = f.readline()
+    return decode(line) if line.endswith("\n") else None
+
+
+def last_values(folder, keys=None) -> dict[str, float]:
+    """Each metric's value (of `keys`, default all) at its highest step (the run's final metrics);
+    chunks holding none of `keys` are not read."""
     out: dict[str, tuple[float, float]] = {}
     for record in read_records(folder):
-        if isinstance(record, Metrics):
+        if isinstance(record, Metrics) and (keys is None or not set(keys).isdisjoint(record.keys)):
             rows = read_chunk(folder, record)
             i = int(np.argmax(rows[:, 0]))
             for j, key in enumerate(record.keys):

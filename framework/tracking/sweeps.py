@@ -70,7 +70,7 @@ class SweepParent:
         if self.online:
             self._wait(jobs)
         metric, mode = self.objective.metric, self.objective.mode
-        scored = [(v, f) for f in jobs for v in [last_values(f).get(metric)] if v is not None and not math.isnan(v)]
+        scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)] if v is not None and not math.isnan(v)]
         best = (min if mode == "min" else max)(scored) if scored else None
         failed = {}
         for report in sorted(self.folder.glob(f"*/{FAILED_FILE}")):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from .places import artifact_location
-from .runlog import LOG, JournalReader, Lock, read_ack, read_chunk, trainer_alive, write_ack
+from .runlog import LOG, JournalReader, Lock, is_complete, read_ack, read_chunk, trainer_alive, write_ack
 from .store import MetricSink, experiment_id, log_params, mlflow_key, open_store, search, set_tags, tag_equals
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ class RunSync:
 
     def done(self) -> bool:
         records = self.journal.read()
-        ended = bool(records) and isinstance(records[-1], (End, SweepEnd))
-        return self.ack["done"] == len(records) and (ended or self.ack.get("status") == "KILLED")
+        return self.ack["done"] == len(records) and (is_complete(records) or self.ack.get("status") == "KILLED")
 
     def step(self, limit: int | None = None) -> bool:
         """Apply the records not yet acknowledged (at most up to record `limit`); mark the run KILLED
@@ -183,20 +182,22 @@ def run_id_of(folder, store: Store, wait_s: float = 10.0) -> str:
 def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = None) -> int:
     """Sync every run log at or under `paths`; returns the number of runs not (yet) complete."""
     from .places import store_uri
-    from .runlog import find_runlogs, read_records
+    from .runlog import find_runlogs, read_start
 
     stores: dict[str, Store] = {}
     seen: dict[Path, RunSync] = {}
     while True:
         pending = 0
         for folder in find_runlogs(paths):
-            records = read_records(folder)
-            if not records:
-                continue
-            target = uri or records[0].uri or store_uri(None)
-            if target not in stores:
-                stores[target] = Store(target, bulk)
-            run = seen.get(folder) or seen.setdefault(folder, RunSync(folder, stores[target]))
+            run = seen.get(folder)
+            if run is None:
+                start = read_start(folder)
+                if start is None:
+                    continue
+                target = uri or start.uri or store_uri(None)
+                if target not in stores:
+                    stores[target] = Store(target, bulk)
+                run = seen[folder] = RunSync(folder, stores[target])
             if run.done():
                 continue
             if not run.lock.acquire(block=False):
