@@ -89,7 +89,7 @@ def test_every_point_param_tag_and_artifact_arrives(uri, store, tmp_path):
     assert run.info.artifact_uri.startswith((store / "mlartifacts" / "test").as_uri())
     files = {a.path for a in client.list_artifacts(tracker.run_id)} | {
         a.path for a in client.list_artifacts(tracker.run_id, "plots")}
-    assert {"config.yaml", "overrides.yaml", "weights.npz", "plots/loss.png", "plots/confusion_matrix.png"} <= files
+    assert {"config.yaml", "overrides.yaml", "weights.npz", "plots/loss.svg", "plots/confusion_matrix.svg"} <= files
     local = Path(client.download_artifacts(tracker.run_id, "weights.npz", str(tmp_path)))
     with np.load(local, allow_pickle=False) as weights:
         for name, value in trainer.model.state_dict().items():
@@ -101,7 +101,7 @@ def test_regression_plots_predictions_and_subsampled_batches(uri):
     trainer, tracker = fit(cfg)
     client = mlflow.MlflowClient(uri)
     assert history(client, tracker.run_id, "batch/loss") == list(range(0, trainer.step, 4))
-    assert "plots/predictions.png" in {a.path for a in client.list_artifacts(tracker.run_id, "plots")}
+    assert "plots/predictions.svg" in {a.path for a in client.list_artifacts(tracker.run_id, "plots")}
 
 
 def test_too_long_param_goes_to_an_artifact(uri, tmp_path):
@@ -144,7 +144,25 @@ def test_divergence_is_failed_with_reason_batch_and_param_tags(uri):
 def test_plugin_plots_are_artifacts(uri):
     _, tracker = fit(small(uri, "activation=tanh"))
     plots = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(tracker.run_id, "plots")}
-    assert {"plots/activation_tanh.png", "plots/activation_identity.png", "plots/loss_cross_entropy.png"} <= plots
+    assert {"plots/activation_tanh.svg", "plots/activation_identity.svg", "plots/loss_cross_entropy.svg"} <= plots
+
+
+def test_plots_are_svg_whose_curves_break_at_non_finite_values():
+    import xml.etree.ElementTree as ET
+
+    from framework.tracking.plots import plot_confusion, plot_loss, plot_predictions
+
+    ns = "{http://www.w3.org/2000/svg}"
+    loss = ET.fromstring(plot_loss({"train/loss": [1.0, 0.5, float("nan"), 0.3, 0.2], "val/loss": [2.0, math.inf]}))
+    lines = [p.get("points").split() for p in loss.iter(f"{ns}polyline")]
+    assert [len(p) for p in lines] == [2, 2, 1]  # train/loss in two pieces around the NaN, val/loss without inf
+    assert {t.text for t in loss.iter(f"{ns}text")} >= {"train/loss", "val/loss", "epoch", "loss"}
+    cm = ET.fromstring(plot_confusion(np.array([0, 1, 1]), np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]]),
+                                      "classification", "test"))
+    digits = [t.text for t in cm.iter(f"{ns}text") if t.text.isdigit()]
+    assert digits == ["1", "0", "1", "1", "0", "0", "1", "1"]  # counts [[1, 0], [1, 1]] by row, then the class ticks
+    pred = ET.fromstring(plot_predictions(np.arange(6.0), np.arange(6.0) + 0.5, "val"))
+    assert len(list(pred.iter(f"{ns}circle"))) == 6 + 1  # the points and the legend's mark
 
 
 def test_unreachable_server_fails_before_training():

@@ -96,7 +96,7 @@ class RunLogger(Callback):
 
 
 def plugin_curves(cfg) -> dict[str, dict]:
-    """{"activation_<name>.png": curves, "loss_<name>.png": curves} of the run's plugins (skipped,
+    """{"activation_<name>.svg": curves, "loss_<name>.svg": curves} of the run's plugins (skipped,
     with a warning, when a plugin cannot be drawn)."""
     import logging
 
@@ -106,7 +106,7 @@ def plugin_curves(cfg) -> dict[str, dict]:
     out = {}
     for kind, node in (("activation", cfg.activation), ("activation", cfg.output_activation), ("loss", cfg.loss)):
         try:
-            out[f"{kind}_{node.name}.png"] = curves(kind, node.name, **kwargs(node))
+            out[f"{kind}_{node.name}.svg"] = curves(kind, node.name, **kwargs(node))
         except Exception as e:  # noqa: BLE001 - the run's record matters more than one picture
             logging.getLogger(__name__).warning("no plot of %s '%s': %s: %s", kind, node.name, type(e).__name__, e)
     return out

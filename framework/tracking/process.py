@@ -26,8 +26,7 @@ class SyncProcess:
     def __init__(self):
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "MPLBACKEND": "Agg"}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         for var, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
                            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
                            ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):  # a resume's checkpoint download

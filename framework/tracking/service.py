@@ -121,8 +121,6 @@ def serve(inbox: Connection, outbox: Connection) -> None:
                 del follows[key]
                 if follower.reply:
                     send(outbox, synced)
-        if message is None and not follows and stores and "matplotlib.figure" not in sys.modules:
-            import matplotlib.figure  # noqa: F401  (for the plots: import it while there is nothing to do)
 
 
 def send(outbox: Connection, message) -> None:
