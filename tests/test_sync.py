@@ -54,6 +54,28 @@ def latest(client, run_id: str) -> dict:
     return {k: "nan" if math.isnan(v) else v for k, v in client.get_run(run_id).data.metrics.items()}
 
 
+def test_run_logs_with_npy_chunks_of_earlier_versions_read_the_same(tmp_path):
+    from dataclasses import replace
+
+    from framework.tracking.messages import Metrics, encode
+    from framework.tracking.runlog import JOURNAL, read_chunk, read_records
+
+    run = synthetic(tmp_path / "run", 150, chunk=64).folder
+    records = read_records(run)
+    rows = [read_chunk(run, r) for r in records if isinstance(r, Metrics)]
+    assert [len(r) for r in rows] == [64, 64, 22, 1] and rows[3].tolist() == [[149, 1_700_000_000_000, -1.0]]
+    old = []
+    for i, r in enumerate(records):  # rewritten as the earlier format: one .npy file per record
+        if isinstance(r, Metrics):
+            np.save(run / LOG / f"{i:06d}.npy", read_chunk(run, r))
+            r = replace(r, offset=None, chunk=f"{i:06d}.npy")
+        old.append(encode(r))
+    (run / LOG / JOURNAL).write_text("".join(old))
+    (run / LOG / "points.f64").unlink()
+    again = [read_chunk(run, r) for r in read_records(run) if isinstance(r, Metrics)]
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(rows, again, strict=True))
+
+
 def test_bulk_insert_and_log_batch_store_the_same(tmp_path, new_store):
     run = synthetic(tmp_path / "run", 300).folder
     a, b = new_store("a.db"), new_store("b.db")

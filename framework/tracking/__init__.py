@@ -1,7 +1,7 @@
 """Tracking: every run recorded in a local run log first, then synced into MLflow by another process.
 
     training process                         sync process (one per launcher process)
-    job.Tracking -> logger.RunLogger  --->  runlog/ (journal + chunks)  --->  service -> sync.RunSync -> store
+    job.Tracking -> logger.RunLogger  --->  runlog/ (journal + points)  --->  service -> sync.RunSync -> store
                                   (Follow / Synced: messages)
 
 - `messages`: the records of the run log and the requests/replies between the two processes.

@@ -1,7 +1,7 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
-Per flush (`trainer.flush_every` batches, and each epoch end) one chunk of per-batch rows, per epoch
-one chunk of epoch metrics; at the end the final metrics, failure tags, the artifact files
+Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
+one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end the final metrics, failure tags, the artifact files
 (config.yaml, overrides.yaml, weights.npz; checkpoint/ when there is one) and the data of the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.

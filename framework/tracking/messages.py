@@ -44,12 +44,14 @@ class Tags:
 
 @dataclass
 class Metrics:
-    """Points in `runlog/<chunk>` (.npy): an (n, 2 + k) float64 array whose row i holds a step, its
-    timestamp (ms; both exact in float64) and the values of `keys` (k of them) at that step."""
+    """`points` points as an (n, 2 + k) float64 array whose row i holds a step, its timestamp (ms; both
+    exact in float64) and the values of `keys` (k of them) at that step: n rows of raw little-endian
+    float64 at byte `offset` of `runlog/points.f64` (run logs of earlier versions: the .npy file `chunk`)."""
 
-    chunk: str
     keys: list[str]
     points: int
+    offset: int | None = None
+    chunk: str | None = None
 
 
 @dataclass

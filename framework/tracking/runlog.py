@@ -4,8 +4,9 @@
       journal.jsonl       one record per line (`framework.tracking.messages`: RunStart, Params, Tags,
                           Metrics, End / SweepEnd), appended in order; a line without its newline is
                           an unfinished write and is ignored
-      chunks/000001.npy   the points of one `Metrics` record: (n, 2 + k) float64 rows (step, timestamp ms,
-                          one value per key), written to a temporary name, then renamed
+      points.f64          the points of every `Metrics` record, appended: (n, 2 + k) rows of raw
+                          little-endian float64 (step, timestamp ms, one value per key) at the record's
+                          byte `offset`, written before the record (bytes no record names are ignored)
       predictions.npz     y_true, scores of the evaluated split, for the plots (optional)
       acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
                           "status": the status set when the run ended without an End (KILLED)}
@@ -31,6 +32,7 @@ from .messages import End, Metrics, RunStart, SweepEnd, decode, encode
 
 LOG = "runlog"
 JOURNAL = "journal.jsonl"
+POINTS = "points.f64"
 
 
 def now_ms() -> int:
@@ -76,18 +78,19 @@ class Lock:
 
 
 class RunLogWriter:
-    """Appends records to `<folder>/runlog`; `add_points` writes a chunk and its `Metrics` record."""
+    """Appends records to `<folder>/runlog`; `add_points` writes points and their `Metrics` record."""
 
     def __init__(self, folder, start: RunStart):
         self.folder = Path(folder)
         self.dir = self.folder / LOG
         if (self.dir / JOURNAL).exists():
             raise FileExistsError(f"{self.dir} already holds a run log; give each run its own folder")
-        (self.dir / "chunks").mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.lock = Lock(self.dir / "train.lock")
         self.lock.acquire()
+        self._points = os.open(self.dir / POINTS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._offset = 0
         self._journal = open(self.dir / JOURNAL, "a", encoding="utf-8")
-        self._chunks = 0
         self.points = 0
         self.closed = False
         self.append(start)
@@ -99,17 +102,15 @@ class RunLogWriter:
         self._journal.flush()
 
     def add_points(self, keys, steps: np.ndarray, values: np.ndarray, timestamp_ms: int) -> None:
-        """Points values[i, j] of keys[j] at steps[i]: (n,) int steps, (n, k) values."""
-        self._chunks += 1
-        name = f"chunks/{self._chunks:06d}.npy"
-        path = self.dir / name
-        tmp = path.with_name(f".{path.name}.tmp.npy")
-        rows = np.empty((len(steps), 2 + values.shape[1]))
+        """Points values[i, j] of keys[j] at steps[i]: (n,) int steps, (n, k) values. One write to
+        points.f64, then the record (the journal is flushed by `flush`)."""
+        rows = np.empty((len(steps), 2 + values.shape[1]), dtype="<f8")
         rows[:, 0], rows[:, 1], rows[:, 2:] = steps, timestamp_ms, values
-        np.save(tmp, rows)
-        os.replace(tmp, path)
+        data = rows.tobytes()
+        os.write(self._points, data)
+        self.append(Metrics(list(keys), int(values.size), self._offset))
+        self._offset += len(data)
         self.points += values.size
-        self.append(Metrics(name, list(keys), int(values.size)))
 
     def close(self, end: End | SweepEnd) -> None:
         """Append the last record, make the journal durable and release the run."""
@@ -117,6 +118,8 @@ class RunLogWriter:
             return
         self.append(end)
         self._journal.flush()
+        os.fsync(self._points)
+        os.close(self._points)
         os.fsync(self._journal.fileno())
         self._journal.close()
         self.closed = True
@@ -149,7 +152,12 @@ def read_records(folder) -> list:
 
 def read_chunk(folder, record: Metrics) -> np.ndarray:
     """The (n, 2 + k) rows of a `Metrics` record: step, timestamp, values."""
-    return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
+    if record.chunk is not None:
+        return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
+    width = 2 + len(record.keys)
+    rows = np.fromfile(Path(folder) / LOG / POINTS, dtype="<f8", count=record.points // max(len(record.keys), 1) * width,
+                       offset=record.offset)
+    return rows.reshape(-1, width)
 
 
 def read_start(folder) -> RunStart | None:
@@ -161,7 +169,7 @@ def read_start(folder) -> RunStart | None:
 
 def last_values(folder, keys=None) -> dict[str, float]:
     """Each metric's value (of `keys`, default all) at its highest step (the run's final metrics);
-    chunks holding none of `keys` are not read."""
+    records holding none of `keys` are not read."""
     out: dict[str, tuple[float, float]] = {}
     for record in read_records(folder):
         if isinstance(record, Metrics) and (keys is None or not set(keys).isdisjoint(record.keys)):
