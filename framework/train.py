@@ -116,9 +116,8 @@ def train(cfg: DictConfig) -> dict:
     written and the run is marked KILLED before `Interrupted` propagates."""
     from .tracking import Tracking
 
-    schema.check(cfg, only="tracking")  # what Tracking reads; build() checks the rest inside the run,
-    tracking = Tracking(cfg)             # so a job with a bad value still gets a FAILED run with the reason
-    done = tracking.finished_run()       # (Tracking checks the store and the run folder before data loads)
+    tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads;
+    done = tracking.finished_run()       # build() checks the rest inside the run (a bad value: a FAILED run)
     if done is not None:
         log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
         final = {k: v for k, v in done.items() if k != "run_id"}
@@ -233,6 +232,9 @@ def main() -> None:
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    from .tracking.process import start_early
+
+    start_early(sys.argv[1:])  # its imports overlap Hydra's composition and the data loading
     register_configs()
     try:
         _hydra_main()

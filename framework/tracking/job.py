@@ -6,11 +6,12 @@
     with tracking.run(resume_run_id=run_id) as callback:   # None when tracking is off
         ... build(cfg, [callback, ...]).fit() ...
 
-`tracking.mode=online` (default): this process's sync process streams the run log into the store
-while the job trains; a single run returns once its run is complete in the store (a sweep job does
-not wait: the sweep's end does). If the store fails, training goes on and the job ends with one line
-naming what is missing and the `python -m framework.sync` command that sends it. `offline`: only the
-run log is written; the job ends with the sync command.
+`tracking.mode=online` (default): this process's sync process (a joblib sweep job: its launcher's)
+streams the run log into the store while the job trains; a single run returns once its run is
+complete in the store (a sweep job does not wait: the sweep's end does). If the store fails,
+training goes on and the job ends with one line naming what is missing and the `python -m
+framework.sync` command that sends it. `offline`: only the run log is written; the job ends with the
+sync command.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from .places import check_store, check_writable, run_folder, store_uri, sweep_fo
 from .runlog import JOURNAL, LOG, RunLogWriter, now_ms, read_start
 
 log = logging.getLogger(__name__)
-MODES = ("online", "offline")
 
 
 def overrides() -> list[str]:
@@ -44,15 +44,19 @@ class Tracking:
     """Tracking of one job as configured by `cfg.tracking` (`enabled` false: every method is a no-op)."""
 
     def __init__(self, cfg):
+        from .. import schema
+        from .process import discard_unused
+
         t = cfg.get("tracking")
+        if t is not None:
+            schema.check(cfg, only="tracking")  # mode, log_every_n_batches, ...: one ConfigError naming the key
         self.cfg, self.enabled = cfg, bool(t is not None and t.enabled)
+        self.online = self.enabled and t.get("mode", "online") == "online"
+        if not self.online:
+            discard_unused()  # started early by `python -m framework.train`, not needed
         if not self.enabled:
             return
         self.settings = t
-        self.mode = t.get("mode", "online")
-        if self.mode not in MODES:
-            raise ConfigError(f"tracking.mode must be one of {', '.join(MODES)}, got '{self.mode}'")
-        self.online = self.mode == "online"
         self.uri = store_uri(t.uri)
         check_store(self.uri, t.experiment, self.online)
         self.folder = run_folder(t).resolve()
@@ -136,9 +140,10 @@ class Tracking:
             callback.artifacts.append(LONG_PARAMS)
         callback.log.flush()
         if self.online:
-            from .process import sync_process
+            from .process import sweep_followed, sync_process
 
-            sync_process().follow(self.folder, self.uri, reply=sid is None)
+            if not (folder and sweep_followed(folder, self.uri)):  # else the sweep launcher's sync process does
+                sync_process().follow(self.folder, self.uri, reply=sid is None)
         return callback
 
     def _finish(self) -> None:

@@ -1,8 +1,9 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
 Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
-one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end the final metrics, failure tags, the artifact files
-(config.yaml, overrides.yaml, weights.npz; checkpoint/ when there is one) and the data of the plots.
+one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end
+the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml, weights.npz;
+checkpoint/ when there is one) and the data of the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
@@ -12,7 +13,6 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..callbacks import BatchRecord, Callback
-from ..errors import ConfigError
 from ..inference import export
 from .messages import End, Params, Tags
 from .runlog import RunLogWriter, now_ms
@@ -33,8 +33,6 @@ class RunLogger(Callback):
     that failed before training)."""
 
     def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool):
-        if every < 1:
-            raise ConfigError(f"tracking.log_every_n_batches must be >= 1, got {every}")
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
         self.plugin_plots = plugin_plots
         self.artifacts: list[str] = []

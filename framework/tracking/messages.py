@@ -105,6 +105,7 @@ class Follow:
     folder: str
     uri: str
     reply: bool = True
+    jobs: bool = False  # a sweep folder: also follow every job's run log that appears under it
 
 
 @dataclass

@@ -152,8 +152,8 @@ class Axes:
     def _marks(self, xs, ys, style: str, color: str) -> list[str]:
         ok = np.isfinite(xs) & np.isfinite(ys)
         if style == "o":
-            return [f'<g fill="{color}" fill-opacity="0.6">'] + [
-                f'<circle cx="{self._x(x):.1f}" cy="{self._y(y):.1f}" r="2"/>' for x, y in zip(xs[ok], ys[ok])] + ["</g>"]
+            dots = [f'<circle cx="{self._x(x):.1f}" cy="{self._y(y):.1f}" r="2"/>' for x, y in zip(xs[ok], ys[ok])]
+            return [f'<g fill="{color}" fill-opacity="0.6">', *dots, "</g>"]
         runs = np.split(np.arange(len(xs)), np.flatnonzero(~ok)) if len(xs) else []
         out = []
         for run in runs:

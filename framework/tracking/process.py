@@ -5,12 +5,17 @@ tracks online and returns the same one afterwards (sweep jobs of the basic launc
 worker's jobs, tests), so `import mlflow`, opening the store and the plotting imports are paid once
 per process. A plain subprocess in its own session (Ctrl-C reaches the trainer only; the run log
 tells the sync process how the run ended), not multiprocessing: fork would copy the trainer's BLAS
-threads and CUDA context, spawn re-imports the user's main module.
+threads and CUDA context, spawn re-imports the user's main module. A sweep's launcher process has
+its sync process follow every job of the sweep folder (`follow_sweep`), so jobs in other processes
+of the same machine (joblib workers) start none (`sweep_followed`); jobs elsewhere (submitit) do.
 """
 from __future__ import annotations
 
+import atexit
 import itertools
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,12 +45,24 @@ class SyncProcess:
         self._in = Connection(replies_r, writable=False)
         self._replies: list = []
         self._ids = itertools.count()
+        self.used = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def send(self, message) -> None:
+        self.used = True
+        self._out.send(message)
+
     def follow(self, folder, uri: str, reply: bool = True) -> None:
-        self._out.send(Follow(str(folder), uri, reply))
+        self.send(Follow(str(folder), uri, reply))
+
+    def follow_sweep(self, folder, uri: str) -> None:
+        """Follow sweep folder `folder`'s parent run log and every job's run log that appears under
+        it; jobs of other processes of this machine see it in the environment (`sweep_followed`)."""
+        self.send(Follow(str(folder), uri, reply=False, jobs=True))
+        os.environ[SWEEP_ENV] = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "folder": str(folder),
+                                            "uri": uri})
 
     def wait_synced(self, folders, timeout: float) -> dict[str, Synced]:
         """The `Synced` replies for `folders` that arrive within `timeout` s (fewer if it exits)."""
@@ -56,7 +73,7 @@ class SyncProcess:
     def ask(self, request_type, timeout: float = 600.0, **fields):
         """Send a `messages.FindFinished` / `FindCheckpoint` and return its answer; RuntimeError with the reason."""
         request = request_type(id=next(self._ids), **fields)
-        self._out.send(request)
+        self.send(request)
         got = self._wait(lambda r: isinstance(r, Answer) and r.id == request.id, 1, timeout)
         if not got:
             raise RuntimeError(f"the sync process gave no answer to {request_type.__name__} within {timeout:.0f} s")
@@ -79,6 +96,21 @@ class SyncProcess:
 
 
 _process: SyncProcess | None = None
+SWEEP_ENV = "FRAMEWORK_SWEEP_SYNC"  # set by a sweep's launcher process whose sync process follows its jobs
+
+
+def sweep_followed(folder, uri: str) -> bool:
+    """Whether another live process of this machine (the launcher of sweep `folder`, e.g. for joblib
+    workers) has its sync process follow every job of that sweep into `uri`."""
+    marker = json.loads(os.environ.get(SWEEP_ENV) or "{}")
+    if marker.get("folder") != str(folder) or marker.get("uri") != uri or marker.get("pid") == os.getpid() \
+            or marker.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(marker["pid"], 0)
+    except OSError:
+        return False
+    return True
 
 
 def sync_process() -> SyncProcess:
@@ -87,4 +119,27 @@ def sync_process() -> SyncProcess:
     if _process is None or not _process.alive():
         _process = SyncProcess()
     return _process
+
+
+QUIET = {"tracking=none", "tracking.enabled=false", "tracking.mode=offline"}
+
+
+def start_early(argv: list[str]) -> None:
+    """`python -m framework.train ARGV`: start the sync process before Hydra composes the config, so
+    its `import mlflow` overlaps the composition, the data loading and the training. Not when ARGV
+    turns tracking off or offline or asks Hydra for something other than a run (`--help`, `--cfg`);
+    one whose job turns out not to track online is ended unused (`discard_unused`, and at exit)."""
+    if any(a.lower() in QUIET or (a.startswith("-") and a not in ("-m", "--multirun")) for a in argv):
+        return
+    sync_process()
+    atexit.register(discard_unused)
+
+
+def discard_unused() -> None:
+    """End this process's sync process if nothing was ever asked of it."""
+    global _process
+    if _process is not None and not _process.used:
+        _process.process.kill()
+        _process.process.wait()
+        _process = None
 

@@ -155,9 +155,8 @@ def read_chunk(folder, record: Metrics) -> np.ndarray:
     if record.chunk is not None:
         return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
     width = 2 + len(record.keys)
-    rows = np.fromfile(Path(folder) / LOG / POINTS, dtype="<f8", count=record.points // max(len(record.keys), 1) * width,
-                       offset=record.offset)
-    return rows.reshape(-1, width)
+    count = record.points // max(len(record.keys), 1) * width
+    return np.fromfile(Path(folder) / LOG / POINTS, dtype="<f8", count=count, offset=record.offset).reshape(-1, width)
 
 
 def read_start(folder) -> RunStart | None:
@@ -202,14 +201,16 @@ def write_ack(folder, ack: dict) -> None:
     write_atomic(path, json.dumps(ack).encode())
 
 
-def find_runlogs(paths) -> list[Path]:
-    """Run folders at or under `paths` (hidden folders skipped), sweep parents before their jobs."""
+def find_runlogs(paths, known: set[str] = frozenset()) -> list[Path]:
+    """Run folders at or under `paths`, sweep parents before their jobs; hidden folders and the
+    folders in `known` (with what is under them) skipped."""
     found = set()
     for top in map(Path, paths):
         for folder, dirs, _ in os.walk(top):
-            if LOG in dirs and (Path(folder) / LOG / JOURNAL).exists():
+            if LOG in dirs and folder not in known and (Path(folder) / LOG / JOURNAL).exists():
                 found.add(Path(folder).resolve())
-            dirs[:] = [d for d in dirs if d != LOG and not d.startswith((".", "__"))]
+            dirs[:] = [d for d in dirs if d != LOG and not d.startswith((".", "__"))
+                       and os.path.join(folder, d) not in known]
     return sorted(found, key=lambda f: (len(f.parts), str(f)))
 
 

@@ -3,7 +3,9 @@
 `python -m framework.tracking.service REQUESTS_FD REPLIES_FD` is started by
 `framework.tracking.process`. It imports mlflow and opens each store once, then serves every job of
 the process that started it (`framework.tracking.messages`: Follow -> Synced; FindFinished,
-FindCheckpoint -> Answer). A followed run log is re-read every `POLL_S` and synced (`RunSync`);
+FindCheckpoint -> Answer), and, for a sweep's launcher (`Follow(jobs=True)`), every job's run log
+that appears in the sweep folder (every `SCAN_S`), so the workers of a parallel launcher on this
+machine need no sync process of their own. A followed run log is re-read every `POLL_S` and synced (`RunSync`);
 several runs may be in flight (a finished job's artifacts overlap the next job's training). A store
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
@@ -20,10 +22,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
-from .runlog import JournalReader, is_complete
+from .runlog import JournalReader, find_runlogs, is_complete
 from .sync import RunSync, Store
 
 POLL_S = 0.1
+SCAN_S = 0.5  # how often a sweep folder is searched for new jobs' run logs
 RETRY_S = 2.0
 NICE = 10
 
@@ -49,7 +52,7 @@ class Follower:
                 stores[self.uri] = Store(self.uri)
             self.run = self.run or RunSync(self.folder, stores[self.uri])
             if not self.locked:  # another process may be syncing this run: wait for it
-                self.locked = self.run.lock.acquire(block=False)
+                self.locked = self.run.claim()
                 if not self.locked:
                     return None
             if self.run.step():
@@ -94,14 +97,15 @@ def answer(request, stores: dict[str, Store]):
 def serve(inbox: Connection, outbox: Connection) -> None:
     stores: dict[str, Store] = {}
     follows: dict[tuple[str, str], Follower] = {}
-    gone = False
+    sweeps: dict[tuple[str, str], set[str]] = {}  # Follow(jobs=True): sweep folder, store -> run logs seen
+    gone, scan_at = False, 0.0
     while not gone or follows:
         message = None
         if gone:
             time.sleep(POLL_S)
         else:
             try:
-                message = inbox.recv() if inbox.poll(POLL_S if follows else 1.0) else None
+                message = inbox.recv() if inbox.poll(POLL_S if follows or sweeps else 1.0) else None
             except EOFError:
                 gone = True
         if isinstance(message, Follow):
@@ -110,6 +114,14 @@ def serve(inbox: Connection, outbox: Connection) -> None:
                 follows[key].reply |= message.reply
             else:
                 follows[key] = Follower(message)
+            if message.jobs:
+                sweeps.setdefault(key, {key[0]})
+        if sweeps and not gone and time.monotonic() >= scan_at:  # jobs of other processes (joblib workers)
+            scan_at = time.monotonic() + SCAN_S
+            for (folder, uri), seen in sweeps.items():
+                for job in map(str, find_runlogs([folder], seen)):
+                    seen.add(job)
+                    follows.setdefault((job, uri), Follower(Follow(job, uri, reply=False)))
         elif isinstance(message, (FindFinished, FindCheckpoint)):
             try:
                 send(outbox, Answer(message.id, answer(message, stores)))

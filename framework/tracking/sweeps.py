@@ -58,7 +58,7 @@ class SweepParent:
         if self.online:
             from .process import sync_process
 
-            sync_process().follow(self.folder, self.uri, reply=False)
+            sync_process().follow_sweep(self.folder, self.uri)
 
     def jobs(self) -> list[Path]:
         return [f for f in find_runlogs([self.folder]) if f != self.folder.resolve()]

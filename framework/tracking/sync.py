@@ -59,6 +59,14 @@ class RunSync:
     def run_id(self) -> str | None:
         return self.ack["run_id"]
 
+    def claim(self, block: bool = False) -> bool:
+        """Take the run log's sync lock (False if another process holds it and not `block`) and read
+        what the store acknowledged so far; while it is held no other process changes that."""
+        if not self.lock.acquire(block):
+            return False
+        self.ack = read_ack(self.folder, self.store.uri)
+        return True
+
     def done(self) -> bool:
         records = self.journal.read()
         return self.ack["done"] == len(records) and (is_complete(records) or self.ack.get("status") == "KILLED")
@@ -66,7 +74,8 @@ class RunSync:
     def step(self, limit: int | None = None) -> bool:
         """Apply the records not yet acknowledged (at most up to record `limit`); mark the run KILLED
         when its journal stops without an End and its training process is gone. Returns done()."""
-        self.ack = read_ack(self.folder, self.store.uri)  # another process may have synced meanwhile
+        if self.lock.fd is None:  # not claimed: another process may have synced meanwhile
+            self.ack = read_ack(self.folder, self.store.uri)
         alive = trainer_alive(self.folder)  # read before the journal: a run that ends in between is not KILLED
         records = self.journal.read()[:limit]
         i = self.ack["done"]
@@ -168,7 +177,7 @@ def run_id_of(folder, store: Store, wait_s: float = 10.0) -> str:
         if ack["run_id"]:
             return ack["run_id"]
         other = RunSync(folder, store)
-        if other.lock.acquire(block=False):
+        if other.claim():
             try:
                 other.step(limit=1)
                 return other.run_id
@@ -200,9 +209,9 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
                 run = seen[folder] = RunSync(folder, stores[target])
             if run.done():
                 continue
-            if not run.lock.acquire(block=False):
+            if not run.claim():
                 print(f"{folder}: another process is syncing it; waiting", flush=True)
-                run.lock.acquire()
+                run.claim(block=True)
             try:
                 done = run.step()
             except Exception as e:  # noqa: BLE001 - one bad run does not stop the others
