@@ -13,6 +13,10 @@ class Activation:
     """`a = f(z)`; `backward` is the vector-Jacobian product `dL/dz` given `dL/da`.
 
     `kinks`: values of z where f is not differentiable (gradient checks keep away from them).
+    `forward_inplace` / `backward_inplace` are optional fast paths the model calls on its own work
+    arrays (nobody else holds them); by default they are `forward` / `backward`. An override may
+    write a over z (then its backward must read only a: the model hands it z = a) and dL/dz over
+    grad_a; the conformance checks hold both to `forward` / `backward`.
     """
 
     name: str = "?"
@@ -23,6 +27,14 @@ class Activation:
 
     def backward(self, xp, z, a, grad_a):
         raise NotImplementedError
+
+    def forward_inplace(self, xp, z):
+        """f(z), free to overwrite z (the model's own buffer)."""
+        return self.forward(xp, z)
+
+    def backward_inplace(self, xp, z, a, grad_a):
+        """dL/dz, free to overwrite grad_a (the model's own buffer)."""
+        return self.backward(xp, z, a, grad_a)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({_kwargs(self)})"
@@ -188,6 +200,10 @@ class Backend:
     def take(self, a, indices, out=None):
         """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
         return self.xp.take(a, indices, axis=0)
+
+    def batch_sum(self, a, out=None):
+        """(n, k) -> (k,): the sum over the batch axis (a bias gradient), into `out` where `writes_out`."""
+        return self.xp.sum(a, axis=0)
 
     def sq_norms(self, arrays, out=None):
         """(len(arrays),) array of sum(g^2) per array g (a step's squared gradient norms); written into

@@ -4,6 +4,7 @@ backends (`provide`), never guessed from type or module names.
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
   on the host with SciPy.
+- `axpy`: y += alpha x in one pass (a BLAS level-1 call) where the backend declares one (optimizers).
 - `namespace_of`: the namespace of an array (for code handed arrays only, like optimizers).
 - `into`: `out[...] = func(*args)` without a temporary. The standard has in-place operators
   (`a += b`) but no `out=` argument; NumPy and CuPy functions take one (declared `writes_out`), which
@@ -28,15 +29,27 @@ def namespace_of(x):
 
 _WRITES_OUT: set = set()   # types of arrays whose namespace's elementwise functions take `out=`
 _ERF: dict = {}             # namespace -> its erf
+_AXPY: dict = {}            # array type -> axpy(y, alpha, x) -> bool
 
 
-def provide(xp, array_type=None, *, writes_out: bool = False, erf=None) -> None:
+def provide(xp, array_type=None, *, writes_out: bool = False, erf=None, axpy=None) -> None:
     """Declare what namespace `xp` (arrays of `array_type`) offers beyond the standard: elementwise
-    functions that take `out=` (`writes_out`), an `erf`. Backends call it for their namespace."""
+    functions that take `out=` (`writes_out`), an `erf`, a BLAS `axpy(y, alpha, x) -> bool` (see
+    `axpy`). Backends call it for their namespace."""
     if writes_out:
         _WRITES_OUT.add(array_type)
     if erf is not None:
         _ERF[xp] = erf
+    if axpy is not None:
+        _AXPY[array_type] = axpy
+
+
+def axpy(y, alpha: float, x) -> bool:
+    """y += alpha * x in place, in one pass without a temporary, by the BLAS axpy declared for y's
+    type; returns False (y untouched) where none is declared or it does not apply (dtype, layout),
+    so the caller computes the update itself."""
+    own = _AXPY.get(type(y))
+    return own is not None and own(y, alpha, x)
 
 
 def into(out, func, *args):

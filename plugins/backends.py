@@ -58,6 +58,7 @@ class NumpyBackend(Backend):
                               f"(library default), got {threads}")
         self.threads = None if threads is None else int(threads)
         self._controller = None
+        _load_axpy()
 
     def asarray(self, x, dtype=None):
         return np.asarray(x, dtype=self.resolve_dtype(dtype))
@@ -70,6 +71,9 @@ class NumpyBackend(Backend):
 
     def take(self, a, indices, out=None):
         return a.take(indices, 0, out)
+
+    def batch_sum(self, a, out=None):
+        return np.add.reduce(a, 0, None, out)  # the ufunc method: np.sum's Python wrapper costs ~3 us
 
     def sq_norms(self, arrays, out=None):
         out = np.empty(len(arrays), arrays[0].dtype) if out is None else out
@@ -93,7 +97,31 @@ def _numpy_erf(z):
     return erf(z).astype(z.dtype, copy=False)
 
 
-special.provide(np, np.ndarray, writes_out=True, erf=_numpy_erf)
+def _numpy_axpy(y, alpha, x) -> bool:
+    """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
+    where it does not apply (another dtype, mixed dtypes, a non-contiguous array)."""
+    blas = _AXPY_BY_DTYPE.get(y.dtype)
+    if blas is None or x.dtype != y.dtype or not (y.flags.c_contiguous and x.flags.c_contiguous):
+        return False
+    flat = y.reshape(-1)  # a view of contiguous y
+    if blas(x.reshape(-1), flat, a=alpha) is not flat:  # f2py updates `flat` in place; never lose an update
+        raise RuntimeError("BLAS axpy did not update its argument in place")
+    return True
+
+
+_AXPY_BY_DTYPE: dict = {}  # filled when the first NumpyBackend is created (importing SciPy's BLAS takes ~0.1 s)
+
+
+def _load_axpy() -> None:
+    """SciPy's BLAS axpy by dtype. SciPy ships its own OpenBLAS, so it is loaded before `limits()`
+    scans the BLAS libraries (both get the thread limit)."""
+    if not _AXPY_BY_DTYPE:
+        from scipy.linalg import blas
+
+        _AXPY_BY_DTYPE.update({np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy})
+
+
+special.provide(np, np.ndarray, writes_out=True, erf=_numpy_erf, axpy=_numpy_axpy)
 
 CUPY_HELP = ("install CuPy for CUDA 12 with `pip install -e '.[gpu]'` (it pins cupy-cuda12x) on a machine "
              "with an NVIDIA GPU and driver, or run on the CPU with `backend=numpy`")
@@ -152,6 +180,9 @@ class CupyBackend(Backend):
 
     def take(self, a, indices, out=None):
         return self._cp.take(a, indices, axis=0, out=out)
+
+    def batch_sum(self, a, out=None):
+        return self._cp.sum(a, axis=0, out=out)
 
     def __repr__(self):
         return f"CupyBackend(dtype={self.dtype}, device={self.device})"

@@ -12,7 +12,7 @@ import math
 
 from framework import Loss
 from framework.registry import losses
-from framework.special import sigmoid
+from framework.special import into, sigmoid
 
 
 def _weighted(xp, per_elem, weight):
@@ -190,10 +190,11 @@ class CrossEntropy(Loss):
     def value_and_grad(self, xp, pred, target, weight=None):
         """Both at the cost of one softmax: with S = Z - max(Z), e = exp(S), s = sum(e),
         L_i = log(s_i) - S_i,t_i and dL/dZ_i = (e_i / s_i - onehot(t_i)) (w_i) / norm."""
-        shifted = pred - xp.max(pred, axis=-1, keepdims=True)
-        grad = xp.exp(shifted)
+        grad = pred - xp.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
+        nll = -self._picked(xp, grad, target)
+        grad = into(grad, xp.exp, grad)
         s = xp.sum(grad, axis=-1, keepdims=True)
-        nll = xp.log(xp.reshape(s, (-1,))) - self._picked(xp, shifted, target)
+        nll += xp.log(xp.reshape(s, (-1,)))
         norm = self._norm(xp, pred, weight)
         grad /= s
         grad -= self._onehot(xp, target, pred)
