@@ -8,6 +8,8 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
+from . import special
+
 
 class Activation:
     """`a = f(z)`; `backward` is the vector-Jacobian product `dL/dz` given `dL/da`.
@@ -158,18 +160,27 @@ class Backend:
 
     Capabilities are declared, never guessed from names or types:
     `host_memory`: arrays live in host memory, so reading a scalar costs no device sync (the trainer
-    then checks every batch for NaN/inf before the update); `writes_out`: `matmul` and `take` write
-    into a preallocated `out` (else they return a new array and the engine keeps no work buffers).
+    then checks every batch for NaN/inf before the update); `writes_out`: `matmul`, `take`,
+    `batch_sum` and the namespace's elementwise functions write into a preallocated `out` (else they
+    return a new array and the engine keeps no work buffers); `erf`: the library's error function
+    (not in the standard); `axpy(y, alpha, x) -> bool`: y += alpha x in one pass (see
+    `framework.special.axpy`). `__init__` records the last three for arrays of `array_type` (the
+    library's array class) in `framework.special`, where plugin code finds them.
     """
 
     name: str = "?"
     xp: Any = None
+    array_type: type | None = None
     device: str = "cpu"
     host_memory: bool = True
     writes_out: bool = False
+    erf: Any = None
+    axpy: Any = None
 
     def __init__(self, dtype: str = "float32"):
         self.dtype = self.resolve_dtype(dtype)
+        if self.array_type is not None:
+            special.provide(self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy)
 
     def resolve_dtype(self, dtype):
         """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""

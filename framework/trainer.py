@@ -273,15 +273,15 @@ class Trainer:
         computed at the flush, for a block of rows at once), clip, and say whether to update: on host
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
-        be, rec, i = self.model.backend, self._rec, self._row
+        be, row = self.model.backend, self._rec[self._row, ...]
         grads = list(self.model.grads.values())
         if be.writes_out:  # straight into the row (a view)
-            sq = be.sq_norms(grads, out=rec[i, self._col_norms])
+            sq = be.sq_norms(grads, out=row[self._col_norms])
         else:
-            sq = rec[i, self._col_norms] = be.sq_norms(grads)
-        rec[i, self._col_loss] = loss
+            sq = row[self._col_norms] = be.sq_norms(grads)
+        row[self._col_loss] = loss
         if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
-            self._finite = math.isfinite(float(loss) + float(be.to_numpy(sq).sum()))
+            self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))
