@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .callbacks import GLOBAL_NORM, LOSS, LR, BatchRecord, Callback, grad_norm_key, record_keys
-from .data import Dataset, Splits
+from .data import Splits
 from .errors import ConfigError, DivergenceError, ShapeError
 from .gradients import clip_by_global_norm
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
 from .step import train_step
-from .tasks import targets_for
+from .tasks import output_size, targets_for
 
 
 @dataclass
@@ -76,17 +76,6 @@ class EpochPosition:
     flushed: int = 0
     losses: list = field(default_factory=list)
     seconds: float = 0.0
-
-
-def output_size(ds: Dataset, loss: Loss) -> int:
-    """Model outputs `loss` needs on data `ds`: one per class for class-index targets (2 for binary),
-    else the target columns (1 for binary: the logit or probability of class 1)."""
-    if loss.targets == "indices":
-        if ds.task == "regression":
-            raise ConfigError(f"loss '{loss.name}' needs class targets but data '{ds.name}' is a regression "
-                              f"task; use loss=mse, mae or huber")
-        return ds.n_classes
-    return ds.n_targets
 
 
 class Trainer:
@@ -157,7 +146,7 @@ class Trainer:
         if ds.n_features != sizes[0]:
             raise ShapeError(f"the data has {ds.n_features} features (X {ds.X.shape}) but the model's input "
                              f"size is {sizes[0]} (sizes {sizes}); set model sizes[0] = {ds.n_features}")
-        expected = output_size(ds, self.loss)
+        expected = output_size(ds, self.loss.targets, self.loss.name)
         if sizes[-1] != expected:
             raise ShapeError(f"the model has {sizes[-1]} outputs (sizes {sizes}) but data '{ds.name}' "
                              f"({self.task}) with loss '{self.loss.name}' needs {expected}")
