@@ -411,6 +411,7 @@ def main(argv=None):
             p.error("--clock cpu measures one thread on the CPU: use it with --device cpu --threads 1")
         CLOCK = time.process_time
     print(f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall time'}")
+    backends.create("numpy")  # loads the backend's BLAS libraries first, so the thread limit covers them all
     limit = header(args.threads if args.device == "cpu" else None)  # noqa: F841 - held for the run
     if args.device == "cpu":
         run(args, "cpu", CPU_CASES, "numpy", np, np.matmul, args.square, lambda: None)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .tasks import TASKS, n_outputs
+from .tasks import TASKS, output_size
 
 __all__ = ["TASKS", "Dataset", "Splits", "split", "standardize", "validate"]
 
@@ -40,8 +40,8 @@ class Dataset:
 
     @property
     def n_targets(self) -> int:
-        """Model outputs this data set needs with value targets (`framework.tasks.n_outputs`)."""
-        return n_outputs(self.task, self.n_classes, self.y)
+        """Model outputs this data set needs with value targets (`framework.tasks.output_size`)."""
+        return output_size(self, "values")
 
     def subset(self, idx) -> Dataset:
         """Rows `idx` (indices or boolean mask) as a new Dataset."""

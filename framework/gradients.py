@@ -2,11 +2,6 @@
 from __future__ import annotations
 
 
-def sq_norms(xp, grads: dict):
-    """(n_params,) array of squared L2 norms, in `grads` order; one stacked array for one transfer."""
-    return xp.stack([sq_norm(xp, g) for g in grads.values()])
-
-
 def sq_norm(xp, g):
     """sum(g^2) as a 0-d array: one dot product of the flattened array (no g*g temporary; on NumPy a
     BLAS dot, ~8x faster than sum(g * g) for a 784x256 weight)."""
@@ -18,8 +13,9 @@ def sq_norm(xp, g):
 
 
 def global_norm(xp, grads: dict):
-    """sqrt(sum over all arrays of sum(g^2)) as a 0-d array."""
-    return xp.sqrt(xp.sum(sq_norms(xp, grads)))
+    """sqrt(sum over all arrays of sum(g^2)) as a 0-d array. (Per-array squared norms in one array,
+    e.g. for a record row: `Backend.sq_norms`.)"""
+    return xp.sqrt(sum(sq_norm(xp, g) for g in grads.values()))
 
 
 def clip_by_global_norm(xp, grads: dict, max_norm: float, total=None):

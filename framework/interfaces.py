@@ -8,11 +8,17 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
+from . import special
+
 
 class Activation:
     """`a = f(z)`; `backward` is the vector-Jacobian product `dL/dz` given `dL/da`.
 
     `kinks`: values of z where f is not differentiable (gradient checks keep away from them).
+    `forward_inplace` / `backward_inplace` are optional fast paths the model calls on its own work
+    arrays (nobody else holds them); by default they are `forward` / `backward`. An override may
+    write a over z (then its backward must read only a: the model hands it z = a) and dL/dz over
+    grad_a; the conformance checks hold both to `forward` / `backward`.
     """
 
     name: str = "?"
@@ -23,6 +29,14 @@ class Activation:
 
     def backward(self, xp, z, a, grad_a):
         raise NotImplementedError
+
+    def forward_inplace(self, xp, z):
+        """f(z), free to overwrite z (the model's own buffer)."""
+        return self.forward(xp, z)
+
+    def backward_inplace(self, xp, z, a, grad_a):
+        """dL/dz, free to overwrite grad_a (the model's own buffer)."""
+        return self.backward(xp, z, a, grad_a)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({_kwargs(self)})"
@@ -146,18 +160,27 @@ class Backend:
 
     Capabilities are declared, never guessed from names or types:
     `host_memory`: arrays live in host memory, so reading a scalar costs no device sync (the trainer
-    then checks every batch for NaN/inf before the update); `writes_out`: `matmul` and `take` write
-    into a preallocated `out` (else they return a new array and the engine keeps no work buffers).
+    then checks every batch for NaN/inf before the update); `writes_out`: `matmul`, `take`,
+    `batch_sum` and the namespace's elementwise functions write into a preallocated `out` (else they
+    return a new array and the engine keeps no work buffers); `erf`: the library's error function
+    (not in the standard); `axpy(y, alpha, x) -> bool`: y += alpha x in one pass (see
+    `framework.special.axpy`). `__init__` records the last three for arrays of `array_type` (the
+    library's array class) in `framework.special`, where plugin code finds them.
     """
 
     name: str = "?"
     xp: Any = None
+    array_type: type | None = None
     device: str = "cpu"
     host_memory: bool = True
     writes_out: bool = False
+    erf: Any = None
+    axpy: Any = None
 
     def __init__(self, dtype: str = "float32"):
         self.dtype = self.resolve_dtype(dtype)
+        if self.array_type is not None:
+            special.provide(self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy)
 
     def resolve_dtype(self, dtype):
         """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""
@@ -188,6 +211,10 @@ class Backend:
     def take(self, a, indices, out=None):
         """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
         return self.xp.take(a, indices, axis=0)
+
+    def batch_sum(self, a, out=None):
+        """(n, k) -> (k,): the sum over the batch axis (a bias gradient), into `out` where `writes_out`."""
+        return self.xp.sum(a, axis=0)
 
     def sq_norms(self, arrays, out=None):
         """(len(arrays),) array of sum(g^2) per array g (a step's squared gradient norms); written into

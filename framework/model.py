@@ -51,10 +51,9 @@ class MLP:
             self.params[f"layers.{l}.b"] = self.backend.asarray(np.zeros(n_out), self.dtype)
         xp = self.backend.xp
         self.grads: dict = {k: xp.zeros_like(v) for k, v in self.params.items()}
-        self._keys = [(f"layers.{l}.W", f"layers.{l}.b") for l in range(self.num_layers)]
+        self._layers = [(f"layers.{l}.W", f"layers.{l}.b", f) for l, f in enumerate(self.activations)]
         self._cache: list = []
-        self._buffers: dict = {}
-        self._use_out = self.backend.writes_out  # work buffers only help where matmul writes into `out`
+        self._work: dict = {}  # batch size -> work arrays (`_buffers`)
 
     @property
     def num_layers(self) -> int:
@@ -64,21 +63,23 @@ class MLP:
     def num_params(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.params.values())
 
-    def _buffer(self, kind: str, l: int, n: int):
-        """Preallocated (n, sizes[l + 1]) work array `kind` ("Z" or "dA") of layer l for batch size n,
-        reused by every batch of that size; None where the backend's matmul cannot write into it."""
-        if not self._use_out:
-            return None
-        key = (kind, l, n)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = self.backend.xp.zeros((n, self.sizes[l + 1]), dtype=self.dtype)
-        return buf
+    def _buffers(self, n: int) -> tuple[list, list]:
+        """Preallocated work arrays for batch size n, reused by every batch of that size: Z[l]
+        (n, sizes[l + 1]) for the hidden layers (None for the output layer: the caller keeps the
+        output) and dA[l] (the gradient of hidden layer l's output); all None where the backend's
+        matmul cannot write into `out`."""
+        bufs = self._work.get(n)
+        if bufs is None:
+            xp, hidden = self.backend.xp, self.sizes[1:-1]
+            make = (lambda m: xp.zeros((n, m), dtype=self.dtype)) if self.backend.writes_out else (lambda m: None)
+            bufs = self._work[n] = ([make(m) for m in hidden] + [None], [make(m) for m in hidden])
+        return bufs
 
     def forward(self, X):
         """X (batch, sizes[0]) -> output (batch, sizes[-1]); caches (A_{l-1}, Z_l, A_l) for backward.
 
-        Hidden layers' Z_l live in preallocated buffers; the output is a fresh array (the caller keeps it).
+        Hidden layers' Z_l live in preallocated buffers and their activations may overwrite them
+        (`Activation.forward_inplace`); the output is a fresh array (the caller keeps it).
         """
         be = self.backend
         X = be.asarray(X, self.dtype)
@@ -87,42 +88,47 @@ class MLP:
                 f"model input must be (batch, {self.sizes[0]}), got {tuple(X.shape)}: "
                 f"the data has {X.shape[-1] if X.ndim else 0} features but model sizes are {self.sizes}"
             )
-        n, last = X.shape[0], self.num_layers - 1
-        A, cache = X, []
-        for l, f in enumerate(self.activations):
-            kW, kb = self._keys[l]
-            Z = be.matmul(A, self.params[kW].T, out=None if l == last else self._buffer("Z", l, n))
-            Z += self.params[kb]
-            A_next = f.forward(be.xp, Z)
+        xp, params, matmul = be.xp, self.params, be.matmul
+        A, cache = X, self._cache
+        cache.clear()
+        for (kW, kb, f), buf in zip(self._layers, self._buffers(X.shape[0])[0]):
+            Z = matmul(A, params[kW].T, out=buf)
+            Z += params[kb]
+            A_next = f.forward_inplace(xp, Z)
             cache.append((A, Z, A_next))
             A = A_next
-        self._cache = cache
         return A
 
     def backward(self, grad_out, *, input_grad: bool = True):
         """grad_out = dL/dA_L (batch, sizes[-1]) -> fills `grads`, returns dL/dX (batch, sizes[0]).
 
         `input_grad=False` skips the product dL/dX = dZ_1 @ W_1 (a training step does not need it; it
-        costs a third of the first layer's backward work) and returns None.
+        costs a third of the first layer's backward work) and returns None. grad_out is not modified;
+        the hidden layers' dA_l are the model's own buffers, which `Activation.backward_inplace` may
+        overwrite.
         """
-        if not self._cache:
+        cache = self._cache
+        if not cache:
             raise RuntimeError("MLP.backward called before forward")
-        be, xp = self.backend, self.backend.xp
-        A_out = self._cache[-1][2]
-        if tuple(grad_out.shape) != tuple(A_out.shape):
-            raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(A_out.shape)}")
-        n = A_out.shape[0]
-        dA = grad_out
-        for l in range(self.num_layers - 1, -1, -1):
-            A_prev, Z, A = self._cache[l]
-            dZ = self.activations[l].backward(xp, Z, A, dA)
-            kW, kb = self._keys[l]
-            self.grads[kW] = be.matmul(dZ.T, A_prev, out=self.grads[kW])
-            self.grads[kb] = xp.sum(dZ, axis=0)
+        be, xp, params, grads = self.backend, self.backend.xp, self.params, self.grads
+        A_prev, Z, A = cache[-1]
+        if tuple(grad_out.shape) != tuple(A.shape):
+            raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(A.shape)}")
+        dA_bufs, l = self._buffers(A.shape[0])[1], len(cache) - 1
+        kW, kb, f = self._layers[l]
+        dZ = f.backward(xp, Z, A, grad_out)  # grad_out is the caller's: never overwritten
+        while True:
+            grads[kW] = be.matmul(dZ.T, A_prev, out=grads[kW])
+            grads[kb] = be.batch_sum(dZ, out=grads[kb])
             if l == 0 and not input_grad:
                 return None
-            dA = be.matmul(dZ, self.params[kW], out=None if l == 0 else self._buffer("dA", l - 1, n))
-        return dA
+            dA = be.matmul(dZ, params[kW], out=dA_bufs[l - 1] if l else None)
+            if l == 0:
+                return dA
+            l -= 1
+            A_prev, Z, A = cache[l]
+            kW, kb, f = self._layers[l]
+            dZ = f.backward_inplace(xp, Z, A, dA)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Host copies of the parameters."""

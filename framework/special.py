@@ -1,12 +1,14 @@
-"""Functions the Array API standard lacks, with what each array library provides declared by the
-backends (`provide`), never guessed from type or module names.
+"""Functions the Array API standard lacks, with what each array library provides declared by its
+backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide` per array type), never
+guessed from type or module names.
 
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
   on the host with SciPy.
+- `axpy`: y += alpha x in one pass (a BLAS level-1 call) where the backend declares one (optimizers).
 - `namespace_of`: the namespace of an array (for code handed arrays only, like optimizers).
 - `into`: `out[...] = func(*args)` without a temporary. The standard has in-place operators
-  (`a += b`) but no `out=` argument; NumPy and CuPy functions take one (declared `writes_out`), which
+  (`a += b`) but no `out=` argument; NumPy and CuPy functions take one (`Backend.writes_out`), which
   saves an allocation and a pass over memory on the hot path (optimizer updates). Other libraries
   compute, then copy.
 """
@@ -26,17 +28,28 @@ def namespace_of(x):
         return array_namespace(x)
 
 
-_WRITES_OUT: set = set()   # types of arrays whose namespace's elementwise functions take `out=`
-_ERF: dict = {}             # namespace -> its erf
+_WRITES_OUT: set = set()   # array types whose namespace's elementwise functions take `out=`
+_ERF: dict = {}             # array type -> its library's erf
+_AXPY: dict = {}            # array type -> axpy(y, alpha, x) -> bool
 
 
-def provide(xp, array_type=None, *, writes_out: bool = False, erf=None) -> None:
-    """Declare what namespace `xp` (arrays of `array_type`) offers beyond the standard: elementwise
-    functions that take `out=` (`writes_out`), an `erf`. Backends call it for their namespace."""
+def provide(array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
+    """Record what the library of `array_type` offers beyond the standard. Called only by
+    `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
     if writes_out:
         _WRITES_OUT.add(array_type)
     if erf is not None:
-        _ERF[xp] = erf
+        _ERF[array_type] = erf
+    if axpy is not None:
+        _AXPY[array_type] = axpy
+
+
+def axpy(y, alpha: float, x) -> bool:
+    """y += alpha * x in place, in one pass without a temporary, by the BLAS axpy declared for y's
+    type; returns False (y untouched) where none is declared or it does not apply (dtype, layout),
+    so the caller computes the update itself."""
+    own = _AXPY.get(type(y))
+    return own is not None and own(y, alpha, x)
 
 
 def into(out, func, *args):
@@ -64,7 +77,7 @@ def sigmoid(xp, z):
 
 def erf(xp, z):
     """Gauss error function, elementwise, same shape and dtype as `z`."""
-    own = _ERF.get(xp)
+    own = _ERF.get(type(z))
     if own is not None:
         return own(z)
     from scipy.special import erf as host_erf  # no declared erf: compute on the host

@@ -30,11 +30,18 @@ def default_metrics(task: str) -> list[str]:
     return list(DEFAULT_METRICS[task])
 
 
-def n_outputs(task: str, n_classes: int | None, y) -> int:
-    """Model outputs a task needs with value targets: C (softmax), 1 (binary: a sigmoid or logit), or k."""
-    if task == "regression":
-        return y.shape[1]
-    return 1 if task == "binary" else n_classes
+def output_size(ds, targets: str = "values", loss: str = "?") -> int:
+    """Model outputs data set `ds` needs when loss `loss` (a name, for the error) is fed `targets`:
+    "indices": one per class (2 for binary); "values": C (one-hot), 1 for binary (a logit or
+    P(class 1)), k for regression."""
+    if targets == "indices":
+        if ds.task == "regression":
+            raise ConfigError(f"loss '{loss}' needs class targets but data '{ds.name}' is a regression "
+                              f"task; use loss=mse, mae or huber")
+        return ds.n_classes
+    if ds.task == "regression":
+        return ds.y.shape[1]
+    return 1 if ds.task == "binary" else ds.n_classes
 
 
 def positive_scores(scores: np.ndarray) -> np.ndarray:

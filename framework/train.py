@@ -25,7 +25,8 @@ from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import KINDS, datasets
 from .tracking.sweeps import FAILED_FILE
-from .trainer import Divergence, EarlyStopping, Interrupted, Trainer, output_size
+from .tasks import output_size
+from .trainer import Divergence, EarlyStopping, Interrupted, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     if t.batch_size is not None and t.batch_size > n:
         log.warning("trainer.batch_size=%d is larger than the %d training rows: every update uses all of them "
                     "(full-batch gradient descent, as with trainer.batch_size=null)", t.batch_size, n)
-    model = MLP([splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss)], activation=act,
+    model = MLP([splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss.targets, loss.name)], activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
                 seed=cfg.seed)
     es = t.early_stopping

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .callbacks import GLOBAL_NORM, LOSS, LR, BatchRecord, Callback, grad_norm_key, record_keys
-from .data import Dataset, Splits
+from .data import Splits
 from .errors import ConfigError, DivergenceError, ShapeError
 from .gradients import clip_by_global_norm
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
 from .step import train_step
-from .tasks import targets_for
+from .tasks import output_size, targets_for
 
 
 @dataclass
@@ -76,17 +76,6 @@ class EpochPosition:
     flushed: int = 0
     losses: list = field(default_factory=list)
     seconds: float = 0.0
-
-
-def output_size(ds: Dataset, loss: Loss) -> int:
-    """Model outputs `loss` needs on data `ds`: one per class for class-index targets (2 for binary),
-    else the target columns (1 for binary: the logit or probability of class 1)."""
-    if loss.targets == "indices":
-        if ds.task == "regression":
-            raise ConfigError(f"loss '{loss.name}' needs class targets but data '{ds.name}' is a regression "
-                              f"task; use loss=mse, mae or huber")
-        return ds.n_classes
-    return ds.n_targets
 
 
 class Trainer:
@@ -157,7 +146,7 @@ class Trainer:
         if ds.n_features != sizes[0]:
             raise ShapeError(f"the data has {ds.n_features} features (X {ds.X.shape}) but the model's input "
                              f"size is {sizes[0]} (sizes {sizes}); set model sizes[0] = {ds.n_features}")
-        expected = output_size(ds, self.loss)
+        expected = output_size(ds, self.loss.targets, self.loss.name)
         if sizes[-1] != expected:
             raise ShapeError(f"the model has {sizes[-1]} outputs (sizes {sizes}) but data '{ds.name}' "
                              f"({self.task}) with loss '{self.loss.name}' needs {expected}")
@@ -273,15 +262,15 @@ class Trainer:
         computed at the flush, for a block of rows at once), clip, and say whether to update: on host
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
-        be, rec, i = self.model.backend, self._rec, self._row
+        be, row = self.model.backend, self._rec[self._row, ...]
         grads = list(self.model.grads.values())
         if be.writes_out:  # straight into the row (a view)
-            sq = be.sq_norms(grads, out=rec[i, self._col_norms])
+            sq = be.sq_norms(grads, out=row[self._col_norms])
         else:
-            sq = rec[i, self._col_norms] = be.sq_norms(grads)
-        rec[i, self._col_loss] = loss
+            sq = row[self._col_norms] = be.sq_norms(grads)
+        row[self._col_loss] = loss
         if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
-            self._finite = math.isfinite(float(loss) + float(be.to_numpy(sq).sum()))
+            self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))

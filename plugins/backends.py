@@ -16,7 +16,7 @@ import importlib
 
 import numpy as np
 
-from framework import Backend, special
+from framework import Backend
 from framework.errors import ConfigError
 from framework.launchers import auto_threads
 from framework.registry import backends
@@ -39,18 +39,19 @@ class NumpyBackend(Backend):
     into `out` (a preallocated buffer) so the training step allocates nothing for its matrix products
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
     None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
-    `framework.launchers.auto_threads`). Small MLPs' GEMMs gain nothing from more threads, and an extra
+    `framework.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
+    pass; SciPy's BLAS is a second library that the thread limit covers too). Small MLPs' GEMMs gain nothing from more threads, and an extra
     thread that has to wake up on a core shared with another process (the MLflow writer) slows every
     product down.
     """
 
     xp = np
+    array_type = np.ndarray
     device = "cpu"
     host_memory = True
     writes_out = True
 
     def __init__(self, dtype: str = "float32", threads: int | str | None = None):
-        super().__init__(dtype)
         if threads == "auto":
             threads = auto_threads()
         if threads is not None and (not str(threads).isdigit() or int(threads) < 1):
@@ -58,6 +59,9 @@ class NumpyBackend(Backend):
                               f"(library default), got {threads}")
         self.threads = None if threads is None else int(threads)
         self._controller = None
+        _load_axpy()
+        self.erf, self.axpy = _numpy_erf, _numpy_axpy
+        super().__init__(dtype)
 
     def asarray(self, x, dtype=None):
         return np.asarray(x, dtype=self.resolve_dtype(dtype))
@@ -70,6 +74,9 @@ class NumpyBackend(Backend):
 
     def take(self, a, indices, out=None):
         return a.take(indices, 0, out)
+
+    def batch_sum(self, a, out=None):
+        return np.add.reduce(a, 0, None, out)  # the ufunc method: np.sum's Python wrapper costs ~3 us
 
     def sq_norms(self, arrays, out=None):
         out = np.empty(len(arrays), arrays[0].dtype) if out is None else out
@@ -93,7 +100,29 @@ def _numpy_erf(z):
     return erf(z).astype(z.dtype, copy=False)
 
 
-special.provide(np, np.ndarray, writes_out=True, erf=_numpy_erf)
+def _numpy_axpy(y, alpha, x) -> bool:
+    """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
+    where it does not apply (another dtype, mixed dtypes, a non-contiguous array)."""
+    blas = _AXPY_BY_DTYPE.get(y.dtype)
+    if blas is None or x.dtype != y.dtype or not (y.flags.c_contiguous and x.flags.c_contiguous):
+        return False
+    flat = y.reshape(-1)  # a view of contiguous y
+    if blas(x.reshape(-1), flat, a=alpha) is not flat:  # f2py updates `flat` in place; never lose an update
+        raise RuntimeError("BLAS axpy did not update its argument in place")
+    return True
+
+
+_AXPY_BY_DTYPE: dict = {}  # filled when the first NumpyBackend is created (importing SciPy's BLAS takes ~0.1 s)
+
+
+def _load_axpy() -> None:
+    """SciPy's BLAS axpy by dtype. SciPy ships its own OpenBLAS, so it is loaded before `limits()`
+    scans the BLAS libraries (both get the thread limit)."""
+    if not _AXPY_BY_DTYPE:
+        from scipy.linalg import blas
+
+        _AXPY_BY_DTYPE.update({np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy})
+
 
 CUPY_HELP = ("install CuPy for CUDA 12 with `pip install -e '.[gpu]'` (it pins cupy-cuda12x) on a machine "
              "with an NVIDIA GPU and driver, or run on the CPU with `backend=numpy`")
@@ -129,8 +158,7 @@ class CupyBackend(Backend):
         self.xp = _compat_namespace(cupy.empty(0)) or cupy
         from cupyx.scipy.special import erf
 
-        for xp in {cupy, self.xp}:
-            special.provide(xp, cupy.ndarray, writes_out=True, erf=erf)
+        self.array_type, self.erf = cupy.ndarray, erf
         super().__init__(dtype)
 
     def asarray(self, x, dtype=None):
@@ -152,6 +180,9 @@ class CupyBackend(Backend):
 
     def take(self, a, indices, out=None):
         return self._cp.take(a, indices, axis=0, out=out)
+
+    def batch_sum(self, a, out=None):
+        return self._cp.sum(a, axis=0, out=out)
 
     def __repr__(self):
         return f"CupyBackend(dtype={self.dtype}, device={self.device})"
@@ -175,12 +206,14 @@ class ArrayAPIBackend(Backend):
         self.namespace = namespace
         self.xp = _namespace(module, namespace)
         self.device = _device(self.xp, device)
-        super().__init__(dtype)
-        self.host_memory = _in_host_memory(self.xp, self.device)
+        probe = self.xp.zeros(1, device=self.device)
+        self.array_type = type(probe)
+        self.host_memory = _in_host_memory(probe)
         if namespace == "torch":
             import torch
 
-            special.provide(self.xp, erf=torch.special.erf)
+            self.erf = torch.special.erf
+        super().__init__(dtype)
 
     def asarray(self, x, dtype=None):
         dtype = self.resolve_dtype(dtype)
@@ -261,10 +294,10 @@ def _device(xp, device):
     raise ConfigError(f"backend=array_api: device {device!r} is not one of {list(info().devices())}")
 
 
-def _in_host_memory(xp, device) -> bool:
-    """Whether arrays of `xp` on `device` are host memory: NumPy can view one through DLPack."""
+def _in_host_memory(array) -> bool:
+    """Whether `array` is in host memory: NumPy can view it through DLPack."""
     try:
-        np.from_dlpack(xp.zeros(1, device=device))
+        np.from_dlpack(array)
         return True
     except Exception:  # noqa: BLE001 - BufferError, RuntimeError, TypeError: device memory
         return False

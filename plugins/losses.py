@@ -12,7 +12,7 @@ import math
 
 from framework import Loss
 from framework.registry import losses
-from framework.special import sigmoid
+from framework.special import into, sigmoid
 
 
 def _weighted(xp, per_elem, weight):
@@ -153,19 +153,23 @@ class CrossEntropy(Loss):
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
     def _onehot(self, xp, target, like):
-        classes = self._arange(xp, like.shape[-1], target.dtype)
-        return xp.astype(xp.reshape(target, (-1, 1)) == classes, like.dtype)
+        t = self._indices(xp, target)
+        return xp.astype(t[:, None] == self._arange(xp, like.shape[-1], t.dtype), like.dtype)
 
     def _norm(self, xp, pred, weight):
         return pred.shape[0] if weight is None else xp.sum(weight)
+
+    def _indices(self, xp, target):
+        """target as (batch,) int64 (row * C + t below must not overflow a narrow integer type)."""
+        if target.ndim != 1:
+            target = xp.reshape(target, (-1,))
+        return target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
 
     def _picked(self, xp, logp, target):
         """logp[i, t_i] for every row i, by one `take` from the flattened array (as the one-hot sum, but
         without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
-        t = xp.reshape(target, (-1,))
-        if t.dtype != xp.int64:  # row * C + t must not overflow a narrow integer type
-            t = xp.astype(t, xp.int64)
+        t = self._indices(xp, target)
         return xp.take(xp.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
 
     def _arange(self, xp, n, dtype, step=1):
@@ -190,10 +194,12 @@ class CrossEntropy(Loss):
     def value_and_grad(self, xp, pred, target, weight=None):
         """Both at the cost of one softmax: with S = Z - max(Z), e = exp(S), s = sum(e),
         L_i = log(s_i) - S_i,t_i and dL/dZ_i = (e_i / s_i - onehot(t_i)) (w_i) / norm."""
-        shifted = pred - xp.max(pred, axis=-1, keepdims=True)
-        grad = xp.exp(shifted)
+        grad = pred - xp.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
+        picked = self._picked(xp, grad, target)
+        grad = into(grad, xp.exp, grad)
         s = xp.sum(grad, axis=-1, keepdims=True)
-        nll = xp.log(xp.reshape(s, (-1,))) - self._picked(xp, shifted, target)
+        nll = xp.log(s[:, 0])
+        nll -= picked
         norm = self._norm(xp, pred, weight)
         grad /= s
         grad -= self._onehot(xp, target, pred)
