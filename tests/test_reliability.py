@@ -37,12 +37,17 @@ class Records(Callback):
         self.status = status
 
 
-@pytest.mark.parametrize("stop_step", [5, 21, 22])  # mid-epoch, last batch of an epoch, first of the next
-def test_interrupt_then_resume_is_bit_identical(tmp_path, stop_step):
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """The reference run of the interrupt tests (they only read it): its config and trainer after fit."""
     cfg = make_cfg(*SMALL, "optimizer=adam", "scheduler=cosine")
     ref = build(cfg)
-    ref_final = ref.fit()
+    return cfg, ref, ref.fit()
 
+
+@pytest.mark.parametrize("stop_step", [5, 21, 22])  # mid-epoch, last batch of an epoch, first of the next
+def test_interrupt_then_resume_is_bit_identical(tmp_path, stop_step, uninterrupted):
+    cfg, ref, ref_final = uninterrupted
     rec = Records()
     t = build(cfg, [StopAt(stop_step), Checkpointer(tmp_path / "ck"), rec])
     with pytest.raises(Interrupted):
@@ -181,16 +186,24 @@ def test_nan_in_user_csv_names_row_and_column(tmp_path):
         build(make_cfg("data=file", f"data.path={f}", "loss=mse"))
 
 
+def test_a_single_runs_framework_error_is_one_line_and_exit_1(capsys):
+    from framework.train import failed_job
+
+    with pytest.raises(SystemExit) as e:  # outside a Hydra multirun, as a single run's job
+        failed_job(make_cfg(), ConfigError("trainer.epochs=abc: must be an integer >= 0"))
+    assert e.value.code == 1
+    assert capsys.readouterr().err == "error: trainer.epochs=abc: must be an integer >= 0\n"
+
+
 @pytest.mark.slow  # a fresh `python -m framework.train` process through Hydra: ~3 s
-def test_single_run_config_error_exits_1_without_traceback(tmp_path):
+def test_single_run_config_error_exits_1_with_one_line(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "framework.train", "tracking.enabled=false", "optimizer.lr=-1",
+    out = subprocess.run([sys.executable, "-m", "framework.train", "tracking=none", "trainer.epochs=abc",
                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1: must be a number > 0"
-    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: trainer.epochs=abc: must be an integer >= 0"]  # no traceback
 
 
 def test_resume_with_early_stopping_restores_the_same_best_weights(tmp_path):

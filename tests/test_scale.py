@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-import subprocess
-import sys
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -15,7 +13,7 @@ from omegaconf import OmegaConf
 from framework import ConfigError, launchers
 from framework.tracking import sweep_id
 from plugins.backends import NumpyBackend
-from tests.helpers import ray_head
+from tests.helpers import compose_all, ray_head
 from tests.test_sweep import check, sweep
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
@@ -79,10 +77,7 @@ def test_a_stored_study_is_the_sweep_identity(tmp_path):
 
 @needs_submitit
 def test_slurm_launcher_config_is_ready():
-    done = subprocess.run([sys.executable, "-m", "framework.train", "hydra/launcher=slurm", "--cfg", "hydra",
-                           "-p", "hydra.launcher"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    cfg = OmegaConf.create(done.stdout)
+    cfg = compose_all("hydra/launcher=slurm", hydra=True).hydra.launcher  # what `--cfg hydra` prints
     assert cfg._target_.endswith("SlurmLauncher")
     assert {"partition", "timeout_min", "cpus_per_task", "array_parallelism"} <= set(cfg)
     assert cfg.timeout_min > 0 and cfg.cpus_per_task >= 1 and cfg.array_parallelism >= 1
@@ -109,14 +104,9 @@ def test_ray_sweep_on_a_local_head(tmp_path):
 
 
 def test_hparams_search_preset_is_a_stored_optuna_search_of_the_mnist1d_mlp():
-    from hydra import compose, initialize_config_dir
-
-    from framework.config import CONF_DIR, register_configs
     from hydra_plugins.framework_optuna import distribution
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["+hparams_search=mnist1d_optuna"], return_hydra_config=True)
+    cfg = compose_all("+hparams_search=mnist1d_optuna", hydra=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.framework_optuna.OptunaSweeper" and cfg.hydra.mode == RunMode.MULTIRUN
     assert sweeper.storage and sweeper.study_name and cfg.data.name == "mnist1d"

@@ -2,8 +2,6 @@
 config (and of every registered option of every group) gets one line naming key, value and what is
 accepted."""
 import logging
-import subprocess
-import sys
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -106,10 +104,3 @@ def test_batch_larger_than_the_training_set_is_reported(caplog):
     assert t.steps_per_epoch == 1
     assert ("trainer.batch_size=100000 is larger than the 1257 training rows: every update uses all of them "
             "(full-batch gradient descent, as with trainer.batch_size=null)") in caplog.text
-
-
-def test_command_line_type_error_is_one_line_without_traceback(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "framework.train", "tracking=none", "trainer.epochs=abc",
-                          f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == ["error: trainer.epochs=abc: must be an integer >= 0"]
