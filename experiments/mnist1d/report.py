@@ -274,6 +274,12 @@ def write(parts: dict[str, Part], out: Path, uri: str, experiment: str) -> Path:
              "generated locally: the paper's 4000 training and 1000 test rows (`data=mnist1d`, `data.test=own`). "
              "Paper: Greydanus 2020, *Scaling Down Deep Learning*; its numbers are the only ones typed in.", "",
              "## Test accuracy: ours beside the paper's", "", *paper_table(parts), "",
+             "Where our paper rows differ from the paper's code (greydanus/mnist1d, `notebooks/models.py`, "
+             "`train.py`): its MLP adds the second layer's output to its input (`h + relu(W2 h)`), ours is the "
+             "plain 40-100-100-10 MLP (its `MLPBase` default width is 100, its training arguments name 256); it "
+             "steps through the training rows in order, we shuffle each epoch (6000 updates either way); it "
+             "initializes as PyTorch does (U(±1/sqrt(fan_in))), we use Xavier (logistic regression) and He (MLP) "
+             "uniform; it reads the published data file, we regenerate the data from the same arguments.", "",
              "## Model selection (the sweep)", "", *sweep_section(parts), "",
              "## Activations", "", *activation_section(parts, out), "",
              "## Where the gradients vanish: gradient norm per layer at depths 2, 4, 8", "", *grad_section(parts, out), ""]
