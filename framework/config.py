@@ -1,5 +1,5 @@
 """Hydra config: every registered plugin becomes an option of its group, every preset in
-experiments/ becomes `+experiment=NAME`.
+experiments/ (or a folder below it) becomes `+experiment=NAME`.
 
 A registry entry without a YAML file in conf/<group>/ is stored in Hydra's ConfigStore as a node
 `{name: <name>, <kwarg>: <default>, ...}` built from its constructor's signature, so
@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import ConfigError
 from .registry import ALL, activations, metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,20 @@ def register_configs() -> None:
         for name in registry.names():
             if not (CONF_DIR / group / f"{name}.yaml").exists():
                 cs.store(group=group, name=name, node=node_for(registry, name))
-    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
-        cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+    for name, path in experiment_presets().items():
+        cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
+
+
+def experiment_presets() -> dict[str, Path]:
+    """{NAME: path} of every `*.yaml` in experiments/ and its subfolders (`experiments/mnist1d/x.yaml` is
+    `+experiment=x`); two files with one name are a ConfigError naming both."""
+    presets: dict[str, Path] = {}
+    for path in sorted(EXPERIMENTS_DIR.rglob("*.yaml")):
+        if path.stem in presets:
+            raise ConfigError(f"two experiment presets are named '{path.stem}': {presets[path.stem]} and {path}; "
+                              "rename one (+experiment=NAME takes the file name without its folder)")
+        presets[path.stem] = path
+    return dict(sorted(presets.items()))
 
 
 def hydra_config():

@@ -21,7 +21,8 @@ __all__ = ["TASKS", "Dataset", "Splits", "split", "standardize", "validate"]
 @dataclass
 class Dataset:
     """`X` (n, features) float64; `y` (n,) int64 classes or (n, k) float64 regression values;
-    `classes` (n_classes,): the label of each class index as the source names it (None: 0..C-1)."""
+    `classes` (n_classes,): the label of each class index as the source names it (None: 0..C-1);
+    `test_rows` (m,): indices of the rows the source fixes as its test part (None: `split` draws one)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -30,6 +31,7 @@ class Dataset:
     name: str
     feature_names: list[str] | None = None
     classes: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -44,8 +46,8 @@ class Dataset:
         return output_size(self, "values")
 
     def subset(self, idx) -> Dataset:
-        """Rows `idx` (indices or boolean mask) as a new Dataset."""
-        return replace(self, X=self.X[idx], y=self.y[idx])
+        """Rows `idx` (indices or boolean mask) as a new Dataset (with no fixed test rows)."""
+        return replace(self, X=self.X[idx], y=self.y[idx], test_rows=None)
 
 
 @dataclass
@@ -63,6 +65,8 @@ def split(ds: Dataset, val_fraction: float = 0.15, test_fraction: float = 0.15,
           seed: int = 0, stratify: bool = True) -> Splits:
     """Seeded split; `ceil(fraction * n)` rows each for test and val, the rest for train.
 
+    A data set with its own test part (`ds.test_rows`, e.g. mnist1d's) keeps it: `test_fraction` is not
+    used and val is `ceil(val_fraction * n_train)` rows carved from the source's training rows.
     With `stratify` (classification/binary) every class is spread over the parts in proportion
     (within one row per class). A fraction of 0 gives `None` for that part. Rows keep their order.
     """
@@ -73,9 +77,13 @@ def split(ds: Dataset, val_fraction: float = 0.15, test_fraction: float = 0.15,
     order = np.random.default_rng(seed).permutation(n)
     if stratify and ds.task != "regression":
         order = order[np.argsort(ds.y[order], kind="stable")]  # grouped by class, random within
-    is_test = _spread(n, test_fraction)
+    if ds.test_rows is None:
+        is_test = _spread(n, test_fraction)
+        val_share = val_fraction * n / max(n - int(is_test.sum()), 1)  # val_fraction counts all n rows
+    else:
+        is_test, val_share = np.isin(order, ds.test_rows), val_fraction
     rest = order[~is_test]
-    is_val = _spread(len(rest), val_fraction * n / max(len(rest), 1))
+    is_val = _spread(len(rest), val_share)
     train, val, test = np.sort(rest[~is_val]), np.sort(rest[is_val]), np.sort(order[is_test])
     if len(train) == 0:
         raise ConfigError(
@@ -83,7 +91,7 @@ def split(ds: Dataset, val_fraction: float = 0.15, test_fraction: float = 0.15,
             f"val_fraction={val_fraction}, test_fraction={test_fraction}"
         )
     return Splits(ds.subset(train), ds.subset(val) if val_fraction else None,
-                  ds.subset(test) if test_fraction else None)
+                  ds.subset(test) if len(test) else None)
 
 
 def _spread(m: int, fraction: float) -> np.ndarray:
@@ -123,6 +131,10 @@ def validate(ds: Dataset) -> None:
         if len(bad):
             raise ConfigError(f"data set '{ds.name}': {label} has a non-finite value "
                               f"{a[tuple(bad[0])]} at {_where(bad[0], names)}")
+    rows = ds.test_rows
+    if rows is not None and (np.asarray(rows).ndim != 1 or len(rows) == 0 or min(rows) < 0 or max(rows) >= len(X)):
+        raise ConfigError(f"data set '{ds.name}': test_rows must be a non-empty list of row indices in "
+                          f"0..{len(X) - 1}")
     if ds.task == "regression":
         if y.ndim != 2:
             raise ConfigError(f"data set '{ds.name}': regression y must be 2-D (n, k); got shape {y.shape}")

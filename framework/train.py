@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from . import check_plugins, discovery, schema
 from .checkpoint import Checkpointer, restore_checkpoint
-from .config import CONF_DIR, EXPERIMENTS_DIR, GROUPS, hydra_config, kwargs, register_configs
+from .config import CONF_DIR, GROUPS, experiment_presets, hydra_config, kwargs, register_configs
 from .data import Splits, split, standardize, validate
 from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
@@ -186,7 +186,7 @@ def _check_command_line(argv: list[str]) -> None:
     for o in overrides:
         group = o.key_or_group
         if (group in GROUPS or group == "experiment") and not isinstance(o.value(), Glob):
-            known = GROUPS[group].names() if group in GROUPS else sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+            known = GROUPS[group].names() if group in GROUPS else list(experiment_presets())
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
                     raise UnknownNameError(GROUPS[group].kind if group in GROUPS else "experiment", str(value), known)
@@ -230,13 +230,13 @@ def penalty(cfg: DictConfig) -> float:
 def main() -> None:
     try:
         _check_command_line(sys.argv[1:])
+        register_configs()
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     from .tracking.process import start_early
 
     start_early(sys.argv[1:])  # its imports overlap Hydra's composition and the data loading
-    register_configs()
     try:
         _hydra_main()
     except KeyboardInterrupt as e:

@@ -130,21 +130,34 @@ def diabetes() -> Dataset:
     return _bunch(load_diabetes(), "diabetes", "regression")
 
 
+MNIST1D_TESTS = ("own", "drop", "split")
+
+
 @datasets.register("mnist1d")
-def mnist1d(n: int = 4000, seed: int = 0) -> Dataset:
+def mnist1d(n: int = 5000, seed: int = 42, test: str = "own") -> Dataset:
     """MNIST-1D (Greydanus 2020) generated locally: X (10 * (n // 10), 40) signals, 10 balanced classes.
 
-    Generation takes ~2 s for n=4000, so the arrays are cached per (n, seed) within the process.
+    The defaults are the `mnist1d` package's (`get_dataset_args`: 5000 samples, seed 42, 80% train), i.e.
+    the paper's split: 4000 training rows, then its 1000 test rows (`x_test`). `test` picks what becomes
+    of those test rows: "own" (default) makes them the test split (`split.test_fraction` is not used; val
+    is carved from the training rows by `split.val_fraction`); "drop" leaves them out, so a model search
+    never touches them (with `split.test_fraction=0`); "split" lets `split.*` split all n rows.
+    Generation takes ~2 s for n=5000, so the arrays are cached per (n, seed) within the process.
     """
     if n < 10:
         raise ConfigError(f"mnist1d needs n >= 10 (n // 10 samples per class); got {n}")
-    X, y = _mnist1d_arrays(n, seed)
-    return Dataset(X.copy(), y.copy(), "classification", 10, "mnist1d", [f"t{i}" for i in range(X.shape[1])])
+    if test not in MNIST1D_TESTS:
+        raise ConfigError(f"data.test must be one of {', '.join(MNIST1D_TESTS)}; got {test!r}")
+    X, y, n_train = _mnist1d_arrays(n, seed)
+    rows = slice(0, n_train) if test == "drop" else slice(None)
+    return Dataset(X[rows].copy(), y[rows].copy(), "classification", 10, "mnist1d",
+                   [f"t{i}" for i in range(X.shape[1])], test_rows=np.arange(n_train, len(X)) if test == "own" else None)
 
 
 @functools.lru_cache(maxsize=4)
-def _mnist1d_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`mnist1d.data.make_dataset` (never its download path), train and test parts merged.
+def _mnist1d_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(X, y, n_train): `mnist1d.data.make_dataset` (never its download path), its train part (the first
+    n_train rows) and test part concatenated.
 
     It reseeds the global `numpy.random` and `random` generators; their state is restored afterwards.
     """
@@ -159,7 +172,7 @@ def _mnist1d_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         np.random.set_state(np_state)
         random.setstate(py_state)
     X = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
-    return X, np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return X, np.concatenate([data["y"], data["y_test"]]).astype(np.int64), len(data["x"])
 
 
 @datasets.register("file")

@@ -128,6 +128,27 @@ def test_mnist1d_generation_is_seeded_cached_and_restores_global_rng():
         datasets.create("mnist1d", n=5)
 
 
+
+def test_mnist1d_test_split_is_the_packages_own():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    assert (datasets.defaults("mnist1d")["n"], datasets.defaults("mnist1d")["seed"]) == (args.num_samples, args.seed)
+    args.num_samples, args.seed = 200, 42
+    ref = make_dataset(args)  # 160 train, 40 test
+    s = split(load("mnist1d", seed=42), val_fraction=0.15, test_fraction=0.3, seed=1)  # test_fraction unused
+    np.testing.assert_array_equal(s.test.X, ref["x_test"])
+    np.testing.assert_array_equal(s.test.y, ref["y_test"])
+    assert (len(s.train), len(s.val)) == (136, 24)  # val: ceil(0.15 * 160) of the package's training rows
+    train_rows = {r.tobytes() for r in ref["x"]}
+    assert all(r.tobytes() in train_rows for r in np.concatenate([s.train.X, s.val.X]))
+    assert split(load("mnist1d", seed=42, test="split"), 0.15, 0.3).test.X.shape == (60, 40)  # all 200 rows
+    dropped = split(load("mnist1d", seed=42, test="drop"), 0.15, 0.0)
+    assert (len(dropped.train), len(dropped.val)) == (136, 24)
+    assert dropped.test is None and not {r.tobytes() for r in ref["x_test"]} & {r.tobytes() for r in dropped.train.X}
+    with pytest.raises(ConfigError, match="data.test must be one of own, drop, split; got 'none'"):
+        datasets.create("mnist1d", n=20, test="none")
+
 # --- Dataset, split, standardize ------------------------------------------------------------------
 
 def test_dataset_properties_and_subset():
@@ -176,6 +197,18 @@ def test_split_zero_fraction_and_errors():
     with pytest.raises(ConfigError, match="no training rows"):
         split(toy(n=4), val_fraction=0.5, test_fraction=0.5)
 
+
+
+def test_split_keeps_a_sources_test_rows():
+    ds = toy()
+    ds.test_rows = np.arange(80, 100)
+    s = split(ds, val_fraction=0.25, test_fraction=0.0, seed=2)
+    np.testing.assert_array_equal(s.test.X[:, 0], np.arange(80, 100))
+    assert (len(s.train), len(s.val), s.train.test_rows) == (60, 20, None)  # val: ceil(0.25 * 80)
+    assert split(ds, val_fraction=0.0).val is None
+    ds.test_rows = np.array([100])
+    with pytest.raises(ConfigError, match=r"test_rows must be a non-empty list of row indices in 0..99"):
+        validate(ds)
 
 def test_standardize_uses_train_statistics():
     ds = toy(n=50)

@@ -7,19 +7,33 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework import Callback
-from framework.config import EXPERIMENTS_DIR, GROUPS
+from framework.config import GROUPS, experiment_presets
 from framework.errors import ConfigError, ShapeError
 from framework.registry import schedulers
 from framework.train import build, train
 from tests.helpers import QUIET, compose_all, make_cfg
 
-PRESETS = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+PRESETS = list(experiment_presets())
 
 
 def test_required_presets_exist():
     assert {"seed_worked_example", "views_regression", "sigmoid_fit", "logistic_regression", "digits_mlp",
-            "mnist1d_mlp", "mnist1d_logreg"} <= set(PRESETS)
+            "mnist1d_mlp", "mnist1d_logreg", "mnist1d_mlp_best"} <= set(PRESETS)
 
+
+
+def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_path, monkeypatch):
+    import framework.config as config
+
+    assert {config.experiment_presets()[f"mnist1d_{n}"].parent.name for n in ("logreg", "mlp", "mlp_best")} == {"mnist1d"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "top.yaml").write_text("{}")
+    (tmp_path / "a" / "deep.yaml").write_text("{}")
+    monkeypatch.setattr(config, "EXPERIMENTS_DIR", tmp_path)
+    assert list(config.experiment_presets()) == ["deep", "top"]
+    (tmp_path / "a" / "top.yaml").write_text("{}")
+    with pytest.raises(ConfigError, match="two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"):
+        config.experiment_presets()
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_composes_and_trains_briefly(name):
