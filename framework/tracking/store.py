@@ -173,19 +173,21 @@ class MetricSink:
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
         columns = ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]
-        rows, newest = [], {}
+        parts: dict[str, list[np.ndarray]] = {}
         for keys, chunk in chunks:
-            keys = [mlflow_key(k) for k in keys]
-            steps, stamps, values = chunk[:, 0].astype(np.int64), chunk[:, 1].astype(np.int64), chunk[:, 2:]
-            is_nan = np.isnan(values)
-            stored = np.where(is_nan, 0.0, np.clip(values, -_MAX_FLOAT, _MAX_FLOAT))
             for j, key in enumerate(keys):
-                rows += zip([key] * len(steps), stored[:, j].tolist(), stamps.tolist(), steps.tolist(),
-                            is_nan[:, j].tolist(), [run_id] * len(steps))
-                i = np.lexsort((stored[:, j], stamps, steps))[-1]  # newest by (step, timestamp, value)
-                new = (int(steps[i]), int(stamps[i]), float(stored[i, j]), bool(is_nan[i, j]))
-                if key not in newest or new[:3] > newest[key][:3]:
-                    newest[key] = new
+                parts.setdefault(mlflow_key(key), []).append(chunk[:, [0, 1, 2 + j]])
+        rows, newest = [], {}
+        for key in sorted(parts):  # key by key in (step, timestamp) order: the indexes grow at their ends
+            block = np.concatenate(parts[key])
+            is_nan = np.isnan(block[:, 2])
+            stored = np.where(is_nan, 0.0, np.clip(block[:, 2], -_MAX_FLOAT, _MAX_FLOAT))
+            steps, stamps = block[:, 0].astype(np.int64), block[:, 1].astype(np.int64)
+            order = np.lexsort((stored, stamps, steps))  # the last is the newest by (step, timestamp, value)
+            steps, stamps, stored, is_nan = steps[order], stamps[order], stored[order], is_nan[order]
+            n = len(steps)
+            rows += zip([key] * n, stored.tolist(), stamps.tolist(), steps.tolist(), is_nan.tolist(), [run_id] * n)
+            newest[key] = (int(steps[-1]), int(stamps[-1]), float(stored[-1]), bool(is_nan[-1]))
         with self._store.ManagedSessionMaker(read_only=False) as session:
             dialect = session.bind.dialect
             compiled = _insert_ignoring_duplicates(dialect.name, SqlMetric.__table__).compile(
