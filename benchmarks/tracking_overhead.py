@@ -173,11 +173,10 @@ def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, li
                 break
             except Exception:  # noqa: BLE001 - still starting
                 time.sleep(0.1)
-        synthetic_runlog(tmp / "f-run", points)
         out = {"sync": [], "log_batch": []}
-        for _ in range(repeats):
-            shutil.rmtree(tmp / "f-run" / "runlog" / "acks", ignore_errors=True)
-            out["sync"].append(sync_rate(tmp / "f-run", uri, None))
+        for r in range(repeats):  # a new run log (a new run) each time: a re-sync would send duplicates
+            synthetic_runlog(tmp / f"f-run-{r}", points)
+            out["sync"].append(sync_rate(tmp / f"f-run-{r}", uri, None))
             out["log_batch"].append(log_batch_rate(uri, points))
         return out
     finally:

@@ -24,7 +24,7 @@ from .errors import ConfigError, FrameworkError, UnknownNameError
 from .model import MLP
 from .progress import make_progress, print_metrics
 from .registry import KINDS, datasets
-from .tracking.sweeps import FAILED_FILE
+from .sweep_report import FAILED_FILE
 from .tasks import output_size
 from .trainer import Divergence, EarlyStopping, Interrupted, Trainer
 

@@ -83,7 +83,7 @@ class Tracking:
 
     def resume_source(self, resume) -> tuple[Path | None, str | None]:
         """`trainer.resume` as (checkpoint folder, store run id to continue): a folder as it is, else
-        a tracked run's id, whose checkpoint artifact is fetched."""
+        a tracked run's id (or a unique prefix of it), whose checkpoint artifact is fetched."""
         if not resume:
             return None, None
         folder = Path(str(resume)).expanduser()
@@ -95,7 +95,8 @@ class Tracking:
         from .process import sync_process
 
         try:
-            return Path(sync_process().ask(FindCheckpoint, uri=self.uri, run_id=str(resume))), str(resume)
+            found = sync_process().ask(FindCheckpoint, uri=self.uri, run_id=str(resume))
+            return Path(found["folder"]), found["run_id"]
         except RuntimeError as e:
             raise ConfigError(f"trainer.resume={resume}: not a checkpoint folder, and no checkpoint of such a "
                               f"run in {self.uri} ({str(e).strip().splitlines()[-1]})") from None

@@ -131,7 +131,8 @@ class FindFinished:
 
 @dataclass
 class FindCheckpoint:
-    """Answer the local folder of run `run_id`'s `checkpoint` artifact."""
+    """Answer {"folder": the local copy of the `checkpoint` artifact, "run_id": the full id} of the run
+    whose id is, or starts with, `run_id`."""
 
     id: int
     uri: str

@@ -90,8 +90,11 @@ def answer(request, stores: dict[str, Store]):
         return {**runs[0].data.metrics, "run_id": runs[0].info.run_id} if runs else None
     from mlflow.artifacts import download_artifacts
 
-    client.get_run(request.run_id)  # a clear error for an unknown id
-    return download_artifacts(run_id=request.run_id, artifact_path="checkpoint", tracking_uri=request.uri)
+    from .runs import resolve_run_id
+
+    run_id = resolve_run_id(client, request.run_id, [e.experiment_id for e in client.search_experiments()])
+    return {"folder": download_artifacts(run_id=run_id, artifact_path="checkpoint", tracking_uri=request.uri),
+            "run_id": run_id}
 
 
 def serve(inbox: Connection, outbox: Connection) -> None:

@@ -10,7 +10,6 @@ sends the parent and its jobs later.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
@@ -18,13 +17,13 @@ from pathlib import Path
 
 from ..config import flatten
 from ..errors import ConfigError
+from ..sweep_report import failed_jobs
 from .job import source_tags
 from .messages import RunStart, SweepEnd
 from .places import check_store, store_uri, sweep_folder, sweep_id
 from .runlog import JOURNAL, LOG, RunLogWriter, find_runlogs, last_values, now_ms
 
 log = logging.getLogger(__name__)
-FAILED_FILE = "FAILED.json"  # a failed sweep job's report in its folder (written by framework.train)
 
 
 class SweepParent:
@@ -72,10 +71,7 @@ class SweepParent:
         metric, mode = self.objective.metric, self.objective.mode
         scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)] if v is not None and not math.isnan(v)]
         best = (min if mode == "min" else max)(scored) if scored else None
-        failed = {}
-        for report in sorted(self.folder.glob(f"*/{FAILED_FILE}")):
-            r = json.loads(report.read_text())
-            failed[str(r["job"])] = r["error"].splitlines()[0]
+        failed = {str(r["job"]): r["error"].splitlines()[0] for r in failed_jobs(self.folder)}
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
                                 mode))
         if self.online:

@@ -27,7 +27,7 @@ from .runlog import LOG, JournalReader, Lock, is_complete, read_ack, read_chunk,
 from .store import MetricSink, experiment_id, log_params, mlflow_key, open_store, search, set_tags, tag_equals
 
 log = logging.getLogger(__name__)
-GROUP_POINTS = {True: 200_000, False: 10_000}  # points per acknowledged group: bulk (one transaction), log_batch
+GROUP_POINTS = {True: 200_000, False: 20_000}  # points per acknowledged group: bulk (one transaction), log_batch
 
 
 class Store:
