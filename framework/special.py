@@ -1,6 +1,6 @@
 """Functions the Array API standard lacks, with what each array library provides declared by its
-backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide` per array type), never
-guessed from type or module names.
+backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide`), never guessed from type
+or module names.
 
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
@@ -29,17 +29,17 @@ def namespace_of(x):
 
 
 _WRITES_OUT: set = set()   # array types whose namespace's elementwise functions take `out=`
-_ERF: dict = {}             # array type -> its library's erf
+_ERF: dict = {}             # namespace -> its library's erf
 _AXPY: dict = {}            # array type -> axpy(y, alpha, x) -> bool
 
 
-def provide(array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
-    """Record what the library of `array_type` offers beyond the standard. Called only by
-    `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
+def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
+    """Record what namespace `xp` with arrays of `array_type` offers beyond the standard. Called only
+    by `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
     if writes_out:
         _WRITES_OUT.add(array_type)
     if erf is not None:
-        _ERF[array_type] = erf
+        _ERF[xp] = erf
     if axpy is not None:
         _AXPY[array_type] = axpy
 
@@ -77,7 +77,7 @@ def sigmoid(xp, z):
 
 def erf(xp, z):
     """Gauss error function, elementwise, same shape and dtype as `z`."""
-    own = _ERF.get(type(z))
+    own = _ERF.get(xp)
     if own is not None:
         return own(z)
     from scipy.special import erf as host_erf  # no declared erf: compute on the host

@@ -102,13 +102,17 @@ def _numpy_erf(z):
 
 def _numpy_axpy(y, alpha, x) -> bool:
     """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
-    where it does not apply (another dtype, mixed dtypes, a non-contiguous array)."""
+    where it does not apply (another dtype, mixed dtypes, a y that cannot be flattened without a copy)."""
     blas = _AXPY_BY_DTYPE.get(y.dtype)
-    if blas is None or x.dtype != y.dtype or not (y.flags.c_contiguous and x.flags.c_contiguous):
+    if blas is None or x.dtype != y.dtype:
         return False
-    flat = y.reshape(-1)  # a view of contiguous y
-    if blas(x.reshape(-1), flat, a=alpha) is not flat:  # f2py updates `flat` in place; never lose an update
-        raise RuntimeError("BLAS axpy did not update its argument in place")
+    try:
+        flat = y.reshape(-1, copy=False)  # a view of y, or ValueError
+    except ValueError:
+        return False
+    done = blas(x.reshape(-1), flat, a=alpha)
+    if done is not flat:  # f2py computed into a copy (a strided view): write it back
+        flat[...] = done
     return True
 
 

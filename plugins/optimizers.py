@@ -31,12 +31,12 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        xp = _namespace(params)
-        plain = not (self.weight_decay or self.momentum)
+        plain, xp = not (self.weight_decay or self.momentum), None
         for name, p in params.items():
             g = grads[name]
             if plain and axpy(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
                 continue
+            xp = xp or _namespace(params)
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
