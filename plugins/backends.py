@@ -79,7 +79,7 @@ class NumpyBackend(Backend):
         return np.add.reduce(a, 0, None, out)  # the ufunc method: np.sum's Python wrapper costs ~3 us
 
     def sq_norms(self, arrays, out=None):
-        out = np.empty(len(arrays), arrays[0].dtype) if out is None else out
+        out = np.empty(len(arrays), next(iter(arrays)).dtype) if out is None else out
         for j, g in enumerate(arrays):
             out[j] = np.vdot(g, g)  # a BLAS dot of the flattened array: no g*g temporary (~8x faster on 784x256)
         return out

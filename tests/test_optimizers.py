@@ -107,7 +107,8 @@ def test_sgd_one_pass_update_where_it_applies(dtype):
     strided[:, ::2], transposed[...] = p, p.T
     applies = dtype != np.float16
     assert special.axpy(p.copy(), -0.1, g) == applies == special.axpy(strided.copy()[:, ::2], -0.1, g)
-    assert not special.axpy(transposed.copy().T, -0.1, g) and not special.axpy(p.astype(np.float64), -0.1, g.astype(np.float32))
+    assert not special.axpy(transposed.copy().T, -0.1, g)
+    assert not special.axpy(p.astype(np.float64), -0.1, g.astype(np.float32))
     want = p.astype(np.float64) - 0.1 * g.astype(np.float64)
     tol = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-14}[dtype]
     for params in ({"w": p.copy()}, {"w": strided[:, ::2]}, {"w": transposed.T}):
