@@ -209,7 +209,8 @@ class Backend:
         return self.xp.matmul(a, b)
 
     def take(self, a, indices, out=None):
-        """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
+        """Rows `indices` (each in -n..n-1) of `a` (`xp.take(a, indices, axis=0)`), into `out` where
+        `writes_out`."""
         return self.xp.take(a, indices, axis=0)
 
     def batch_sum(self, a, out=None):

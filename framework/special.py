@@ -47,9 +47,18 @@ def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None) ->
 def axpy(y, alpha: float, x) -> bool:
     """y += alpha * x in place, in one pass without a temporary, by the BLAS axpy declared for y's
     type; returns False (y untouched) where none is declared or it does not apply (dtype, layout),
-    so the caller computes the update itself."""
-    own = _AXPY.get(type(y))
-    return own is not None and own(y, alpha, x)
+    so the caller computes the update itself. (`axpy_for(y)` looks the function up once.)"""
+    return axpy_for(y)(y, alpha, x)
+
+
+def _no_axpy(y, alpha, x) -> bool:
+    return False
+
+
+def axpy_for(array):
+    """The declared `axpy(y, alpha, x) -> bool` for arrays of `array`'s type; one that always returns
+    False (nothing declared) otherwise."""
+    return _AXPY.get(type(array), _no_axpy)
 
 
 def into(out, func, *args):
