@@ -21,6 +21,8 @@ in float64) except `array_api`. The checks per kind:
     decrease      optimizers: 100 steps on f(p) = p^T diag(1, 10) p / 2 lower f
     state_dict    optimizers: load_state_dict(state_dict()) continues exactly like the original
     fused         losses: value_and_grad equals (forward, backward)
+    inplace       activations: forward_inplace / backward_inplace (on copies the model owns) equal
+                  forward / backward, float32 and float64, also when forward_inplace wrote a over z
     seeded        initializers, data sets: the same seed gives the same values, another seed others
     variance      initializers: the sample variance of a (400, 300) draw is within 3% of `variance`
     lr            schedulers: lr over a run is finite and >= 0; warm-up ramps as (t + 1) / warmup_steps
@@ -29,7 +31,7 @@ in float64) except `array_api`. The checks per kind:
     tasks         metrics: a finite float for each task they declare; a perfect prediction scores at
                   least as well as a random one
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
-                  sq_norms, synchronize, limits) against NumPy, and the declared capabilities
+                  batch_sum, sq_norms, synchronize, limits) against NumPy, and the declared capabilities
                   (`host_memory`, `writes_out`) hold; a backend that cannot be created here is skipped
                   with its message
 """
@@ -224,6 +226,23 @@ def _act_no_mutation(reg, name):
         _unchanged("a (by backward)", a0, a)
         _unchanged("grad_a (by backward)", g0, g)
     return "z, a, grad_a"
+
+
+def _act_inplace(reg, name):
+    act = reg.create(name)
+    for dtype in FLOATS:
+        z, g = _normal((5, 4), dtype), _normal((5, 4), dtype, seed=1)
+        a = act.forward(np, z)
+        grad = act.backward(np, z, a, g)
+        z_own, g_own = z.copy(), g.copy()  # the model's buffers: the fast paths may overwrite them
+        a_own = act.forward_inplace(np, z_own)
+        assert np.allclose(a_own, a, rtol=1e-6, atol=0), "forward_inplace differs from forward"
+        got = act.backward_inplace(np, z_own, a_own, g_own)
+        assert np.allclose(got, grad, rtol=1e-6, atol=1e-30), (
+            "backward_inplace differs from backward (if forward_inplace writes a over z, backward must "
+            "read only a)")
+        _expect(got, z.shape, dtype, "backward_inplace")
+    return "float32, float64"
 
 
 def _act_array_api(reg, name):
@@ -577,6 +596,12 @@ def _backend_methods(reg, name):
     assert np.array_equal(be.to_numpy(taken), host["A"][[3, 0, 3]]), "take differs from NumPy's"
     if be.writes_out:
         assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), "writes_out is declared but take left `out` unwritten"
+    sums = be.asarray(np.zeros(4, np.float32))
+    got = be.batch_sum(dev["A"], out=sums if be.writes_out else None)
+    assert np.allclose(be.to_numpy(got), host["A"].sum(axis=0), rtol=1e-5), "batch_sum differs from sum(axis=0)"
+    if be.writes_out:
+        assert np.allclose(be.to_numpy(sums), host["A"].sum(axis=0), rtol=1e-5), (
+            "writes_out is declared but batch_sum left `out` unwritten")
     sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
     assert np.allclose(sq, [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)], rtol=1e-5), "sq_norms differs from sum(g^2)"
     be.synchronize()
@@ -593,7 +618,8 @@ def _backend_methods(reg, name):
 
 CHECKS: dict[str, dict[str, Callable[[Registry, str], str]]] = {
     "activation": {"config": _config, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
-                   "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "array_api": _act_array_api},
+                   "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "inplace": _act_inplace,
+                   "array_api": _act_array_api},
     "loss": {"config": _config, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
              "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "fused": _loss_fused,
              "array_api": _loss_array_api},

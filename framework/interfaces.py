@@ -164,8 +164,8 @@ class Backend:
     `batch_sum` and the namespace's elementwise functions write into a preallocated `out` (else they
     return a new array and the engine keeps no work buffers); `erf`: the library's error function
     (not in the standard); `axpy(y, alpha, x) -> bool`: y += alpha x in one pass (see
-    `framework.special.axpy`). `__init__` records the last three for arrays of `array_type` (the
-    library's array class) in `framework.special`, where plugin code finds them.
+    `framework.special.axpy`). `__init__` records the last three for `xp` and its arrays of
+    `array_type` (the library's array class) in `framework.special`, where plugin code finds them.
     """
 
     name: str = "?"
@@ -180,7 +180,7 @@ class Backend:
     def __init__(self, dtype: str = "float32"):
         self.dtype = self.resolve_dtype(dtype)
         if self.array_type is not None:
-            special.provide(self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy)
+            special.provide(self.xp, self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy)
 
     def resolve_dtype(self, dtype):
         """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""
@@ -209,7 +209,8 @@ class Backend:
         return self.xp.matmul(a, b)
 
     def take(self, a, indices, out=None):
-        """Rows `indices` of `a` (`xp.take(a, indices, axis=0)`), into `out` where `writes_out`."""
+        """Rows `indices` (each in -n..n-1) of `a` (`xp.take(a, indices, axis=0)`), into `out` where
+        `writes_out`."""
         return self.xp.take(a, indices, axis=0)
 
     def batch_sum(self, a, out=None):

@@ -1,6 +1,6 @@
 """Functions the Array API standard lacks, with what each array library provides declared by its
-backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide` per array type), never
-guessed from type or module names.
+backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide`), never guessed from type
+or module names.
 
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
@@ -29,17 +29,17 @@ def namespace_of(x):
 
 
 _WRITES_OUT: set = set()   # array types whose namespace's elementwise functions take `out=`
-_ERF: dict = {}             # array type -> its library's erf
+_ERF: dict = {}             # namespace -> its library's erf
 _AXPY: dict = {}            # array type -> axpy(y, alpha, x) -> bool
 
 
-def provide(array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
-    """Record what the library of `array_type` offers beyond the standard. Called only by
-    `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
+def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
+    """Record what namespace `xp` with arrays of `array_type` offers beyond the standard. Called only
+    by `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
     if writes_out:
         _WRITES_OUT.add(array_type)
     if erf is not None:
-        _ERF[array_type] = erf
+        _ERF[xp] = erf
     if axpy is not None:
         _AXPY[array_type] = axpy
 
@@ -47,9 +47,18 @@ def provide(array_type, *, writes_out: bool = False, erf=None, axpy=None) -> Non
 def axpy(y, alpha: float, x) -> bool:
     """y += alpha * x in place, in one pass without a temporary, by the BLAS axpy declared for y's
     type; returns False (y untouched) where none is declared or it does not apply (dtype, layout),
-    so the caller computes the update itself."""
-    own = _AXPY.get(type(y))
-    return own is not None and own(y, alpha, x)
+    so the caller computes the update itself. (`axpy_for(y)` looks the function up once.)"""
+    return axpy_for(y)(y, alpha, x)
+
+
+def _no_axpy(y, alpha, x) -> bool:
+    return False
+
+
+def axpy_for(array):
+    """The declared `axpy(y, alpha, x) -> bool` for arrays of `array`'s type; one that always returns
+    False (nothing declared) otherwise."""
+    return _AXPY.get(type(array), _no_axpy)
 
 
 def into(out, func, *args):
@@ -77,7 +86,7 @@ def sigmoid(xp, z):
 
 def erf(xp, z):
     """Gauss error function, elementwise, same shape and dtype as `z`."""
-    own = _ERF.get(type(z))
+    own = _ERF.get(xp)
     if own is not None:
         return own(z)
     from scipy.special import erf as host_erf  # no declared erf: compute on the host

@@ -67,7 +67,8 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     if t.batch_size is not None and t.batch_size > n:
         log.warning("trainer.batch_size=%d is larger than the %d training rows: every update uses all of them "
                     "(full-batch gradient descent, as with trainer.batch_size=null)", t.batch_size, n)
-    model = MLP([splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss.targets, loss.name)], activation=act,
+    sizes = [splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss.targets, loss.name)]
+    model = MLP(sizes, activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
                 seed=cfg.seed)
     es = t.early_stopping

@@ -200,23 +200,24 @@ class Trainer:
     def _run_epoch(self) -> None:
         be = self.model.backend
         if self.position is None:
-            self.position = EpochPosition(rng_state=copy.deepcopy(self.rng.bit_generator.state))
+            self.position = EpochPosition(rng_state=self.rng.bit_generator.state)  # the getter makes a new dict
         else:  # resumed inside an epoch: replay its shuffle
             self.rng.bit_generator.state = copy.deepcopy(self.position.rng_state)
         pos = self.position
         X, T = self._device["train"]
         n, bs = X.shape[0], self.batch_size
         order = be.asarray(self.rng.permutation(n), be.xp.int64) if self.shuffle else None
+        model, loss, opt, sched = self.model, self.loss, self.optimizer, self.scheduler
+        inspect, lrs = self._inspect, self._lrs
         start = time.perf_counter()
         try:
             for i in range(pos.batch, self.steps_per_epoch):
                 Xb, Tb = self._batch(X, T, order, i * bs, min((i + 1) * bs, n))
-                lr = self.base_lr if self.scheduler is None else self.scheduler.lr(
-                    self.base_lr, self.step, self.steps_per_epoch, self.total_steps)
-                self.optimizer.lr = self._lrs[i] = lr
+                lr = self.base_lr if sched is None else sched.lr(self.base_lr, self.step, self.steps_per_epoch,
+                                                                 self.total_steps)
+                opt.lr = lrs[i] = lr
                 self._row = i
-                self.batch_loss = train_step(self.model, self.loss, self.optimizer, Xb, Tb,
-                                             before_update=self._inspect)
+                self.batch_loss = train_step(model, loss, opt, Xb, Tb, before_update=inspect)
                 self.step += 1
                 pos.batch = i + 1
                 for cb in self.callbacks:
@@ -263,7 +264,7 @@ class Trainer:
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
         be, row = self.model.backend, self._rec[self._row, ...]
-        grads = list(self.model.grads.values())
+        grads = self.model.grads.values()
         if be.writes_out:  # straight into the row (a view)
             sq = be.sq_norms(grads, out=row[self._col_norms])
         else:

@@ -152,9 +152,14 @@ class CrossEntropy(Loss):
         shifted = z - xp.max(z, axis=-1, keepdims=True)
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
-    def _onehot(self, xp, target, like):
-        t = self._indices(xp, target)
-        return xp.astype(t[:, None] == self._arange(xp, like.shape[-1], t.dtype), like.dtype)
+    def _onehot(self, xp, t, like):
+        """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
+        c = like.shape[-1]
+        cache = self.__dict__.setdefault("_eyes", {})
+        key = (xp, c, like.dtype)
+        if key not in cache:
+            cache[key] = xp.eye(c, dtype=like.dtype)
+        return xp.take(cache[key], t, axis=0)
 
     def _norm(self, xp, pred, weight):
         return pred.shape[0] if weight is None else xp.sum(weight)
@@ -165,14 +170,13 @@ class CrossEntropy(Loss):
             target = xp.reshape(target, (-1,))
         return target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
 
-    def _picked(self, xp, logp, target):
-        """logp[i, t_i] for every row i, by one `take` from the flattened array (as the one-hot sum, but
-        without a (batch, C) product and a short-axis reduction)."""
+    def _picked(self, xp, logp, t):
+        """logp[i, t_i] for every row i (t: int64 (batch,)), by one `take` from the flattened array (as
+        the one-hot sum, but without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
-        t = self._indices(xp, target)
         return xp.take(xp.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
 
-    def _arange(self, xp, n, dtype, step=1):
+    def _arange(self, xp, n, dtype, step):
         """xp.arange(0, n * step, step) of `dtype`, made once per (namespace, n, step, dtype): every
         batch of a run has the same shape."""
         cache = self.__dict__.setdefault("_aranges", {})
@@ -182,27 +186,28 @@ class CrossEntropy(Loss):
         return cache[key]
 
     def forward(self, xp, pred, target, weight=None):
-        nll = -self._picked(xp, self._logsoftmax(xp, pred), target)
+        nll = -self._picked(xp, self._logsoftmax(xp, pred), self._indices(xp, target))
         if weight is not None:
             nll = nll * weight
         return xp.sum(nll) / self._norm(xp, pred, weight)
 
     def backward(self, xp, pred, target, weight=None):
-        grad = xp.exp(self._logsoftmax(xp, pred)) - self._onehot(xp, target, pred)
+        grad = xp.exp(self._logsoftmax(xp, pred)) - self._onehot(xp, self._indices(xp, target), pred)
         return _weighted(xp, grad, weight) / self._norm(xp, pred, weight)
 
     def value_and_grad(self, xp, pred, target, weight=None):
         """Both at the cost of one softmax: with S = Z - max(Z), e = exp(S), s = sum(e),
         L_i = log(s_i) - S_i,t_i and dL/dZ_i = (e_i / s_i - onehot(t_i)) (w_i) / norm."""
         grad = pred - xp.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
-        picked = self._picked(xp, grad, target)
+        t = self._indices(xp, target)
+        picked = self._picked(xp, grad, t)
         grad = into(grad, xp.exp, grad)
         s = xp.sum(grad, axis=-1, keepdims=True)
         nll = xp.log(s[:, 0])
         nll -= picked
         norm = self._norm(xp, pred, weight)
         grad /= s
-        grad -= self._onehot(xp, target, pred)
+        grad -= self._onehot(xp, t, pred)
         if weight is not None:
             nll, grad = nll * weight, _weighted(xp, grad, weight)
         grad /= norm

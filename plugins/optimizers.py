@@ -4,9 +4,9 @@ Notation per parameter p with gradient g at step t (1-based), learning rate lr.
 
 The updates are written with in-place operators on the parameter, its state and two preallocated work
 arrays per parameter (`_work`, not part of `state_dict`), so a step allocates nothing; `into` writes a
-result into a work array (NumPy/CuPy: `out=`); `axpy` applies p -= lr d in one BLAS pass where the
-backend declares one (NumPy). Only Array-API operations are used, so every backend
-runs the same code and gets the same numbers.
+result into a work array (NumPy/CuPy: `out=`); plain SGD applies p -= lr g in one BLAS pass where the
+backend declares an `axpy` (NumPy). Only Array-API operations are used, so every backend runs the
+same code and gets the same numbers.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import math
 
 from framework import Optimizer
 from framework.registry import optimizers
-from framework.special import axpy, into, namespace_of as _xp
+from framework.special import axpy_for, into, namespace_of as _xp
 
 
 @optimizers.register("sgd")
@@ -31,12 +31,13 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        xp = _namespace(params)
-        plain = not (self.weight_decay or self.momentum)
+        plain, xp, fast = not (self.weight_decay or self.momentum), None, None
         for name, p in params.items():
             g = grads[name]
-            if plain and axpy(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
+            fast = fast or axpy_for(p)  # all parameters live on one backend
+            if plain and fast(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
                 continue
+            xp = xp or _namespace(params)
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
@@ -51,7 +52,7 @@ class SGD(Optimizer):
                     g = b
                 else:
                     g = buf
-            if not axpy(p, -self.lr, g):
+            if not fast(p, -self.lr, g):
                 p -= into(b, xp.multiply, g, self.lr)
 
 

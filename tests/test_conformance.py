@@ -134,6 +134,20 @@ class LowerIsBetter(metrics.get("accuracy")):
     higher_is_better = False
 
 
+class OverwritesZ(ElementwiseActivation):
+    """Writes a over z in its fast path, but its derivative reads z."""
+
+    def forward(self, xp, z):
+        return xp.tanh(z)
+
+    def forward_inplace(self, xp, z):
+        z[...] = xp.tanh(z)
+        return z
+
+    def derivative(self, xp, z, a):
+        return 1 - xp.tanh(z) ** 2
+
+
 class ClaimsOut(backends.get("array_api")):
     writes_out = True
 
@@ -152,6 +166,7 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("activation", Warns, "dtype_shape", "RuntimeWarning: precision lost"),
     ("activation", ForgetsArgument, "config", "attributes {'slope': '<missing>'} do not reproduce"),
     ("activation", RequiredArgument, "config", "constructor arguments ['slope'] have no default"),
+    ("activation", OverwritesZ, "inplace", "backward_inplace differs from backward"),
     ("loss", IgnoresWeight, "weight", "sample 0 has weight 0 but gradient"),
     ("optimizer", Ascends, "decrease", "f(p) = p^T diag(1, 10) p / 2 went from 24.5 to"),
     ("optimizer", Rebinds, "dtype_shape", "step replaced params['w']"),

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from framework import special
 from framework.gradients import clip_by_global_norm, global_norm
-from framework.registry import optimizers
+from framework.registry import backends, optimizers
 
 CONFIGS = {
     "sgd": [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)],
@@ -30,6 +31,7 @@ def test_matches_torch_optimizer(name, kw):
     torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
     cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
            "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name]
+    backends.create("numpy")  # declares NumPy's BLAS axpy: plain SGD's one-pass update is the one checked
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(4, 3))
     ours = {"w": w0.copy()}
@@ -91,3 +93,25 @@ def test_clip_by_global_norm_matches_torch_rule():
     unchanged = {"a": np.array([0.3, 0.4])}
     clip_by_global_norm(np, unchanged, max_norm=1.0)
     np.testing.assert_array_equal(unchanged["a"], [0.3, 0.4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_sgd_one_pass_update_where_it_applies(dtype):
+    """special.axpy (the NumPy backend's BLAS axpy) runs plain SGD's p -= lr g on float32/64 arrays that
+    flatten without a copy (also a strided view) and declines elsewhere (float16, a transposed view,
+    mixed dtypes); every path gives p - lr g and leaves the rest of a viewed array alone."""
+    backends.create("numpy")
+    rng = np.random.default_rng(3)
+    p, g = rng.normal(size=(6, 8)).astype(dtype), rng.normal(size=(6, 8)).astype(dtype)
+    strided, transposed = np.zeros((6, 16), dtype), np.zeros((8, 6), dtype)
+    strided[:, ::2], transposed[...] = p, p.T
+    applies = dtype != np.float16
+    assert special.axpy(p.copy(), -0.1, g) == applies == special.axpy(strided.copy()[:, ::2], -0.1, g)
+    assert not special.axpy(transposed.copy().T, -0.1, g)
+    assert not special.axpy(p.astype(np.float64), -0.1, g.astype(np.float32))
+    want = p.astype(np.float64) - 0.1 * g.astype(np.float64)
+    tol = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-14}[dtype]
+    for params in ({"w": p.copy()}, {"w": strided[:, ::2]}, {"w": transposed.T}):
+        optimizers.create("sgd", lr=0.1).step(params, {"w": g})
+        np.testing.assert_allclose(params["w"].astype(np.float64), want, rtol=tol, atol=tol)
+    assert not strided[:, 1::2].any()
