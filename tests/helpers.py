@@ -49,7 +49,7 @@ def make_cfg(*overrides: str):
     Hydra composes the defaults list of the group choices (~0.2 s), then applies the value overrides
     (`a.b=v`, `+k=v`) to the result. Here the first step runs once per set of group choices and the
     second is Hydra's own code on a copy, so the result is that of `compose_all(*QUIET, *overrides)`
-    (`tests/test_train.py::test_make_cfg_equals_one_full_compose`).
+    (`tests/test_helpers.py`).
     """
     register()
     parsed = OverridesParser.create().parse_overrides([*QUIET, *overrides])
