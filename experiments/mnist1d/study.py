@@ -30,6 +30,11 @@ PARTS: dict[str, list[str]] = {
     "sweep": ["+hparams_search=mnist1d_optuna"],
     # the winner, trained on all 4000 rows and tested once per seed
     "best_mlp": ["+experiment=mnist1d_mlp_best", SEEDS, "tracking.log_every_n_batches=10"],
+    # the winner was picked on one seed; around it, 3 seeds per config on the validation rows
+    "robust": ["+experiment=mnist1d_mlp_best", "data.test=drop", "split.val_fraction=0.15", "split.test_fraction=0",
+               "activation=relu,silu", "scheduler=constant,cosine", "seed=0,1,2", "tracking.log_every_n_batches=10"],
+    # the best mean of `robust`, trained on all 4000 rows and tested once per seed
+    "robust_mlp": ["+experiment=mnist1d_mlp_robust", SEEDS, "tracking.log_every_n_batches=10"],
     # the paper's MLP with each activation: 30 epochs, validation curves on 600 of the training rows
     "activations": ["+experiment=mnist1d_mlp", f"activation={ACTIVATIONS}", SEEDS, "trainer.epochs=30",
                     "split.val_fraction=0.15", "tracking.log_every_n_batches=10"],
