@@ -165,6 +165,39 @@ def test_plots_are_svg_whose_curves_break_at_non_finite_values():
     assert len(list(pred.iter(f"{ns}circle"))) == 6 + 1  # the points and the legend's mark
 
 
+def test_sync_process_started_early_only_when_it_may_be_needed_and_ended_unused(monkeypatch):
+    from framework.tracking import process
+
+    monkeypatch.setattr(process, "_process", None)
+    for argv in (["tracking=none"], ["tracking.mode=offline", "seed=1"], ["--cfg", "job"], ["TRACKING.ENABLED=false"]):
+        process.start_early(argv)
+        assert process._process is None, argv
+    process.start_early(["-m", "seed=1,2"])
+    started = process._process.process
+    process.discard_unused()  # what Tracking does when the job turns out not to track online
+    assert started.poll() is not None and process._process is None
+
+
+def test_a_sweep_job_leaves_its_run_log_to_the_launchers_sync_process_on_the_same_machine(monkeypatch):
+    import json
+    import socket
+
+    from framework.tracking.process import SWEEP_ENV, sweep_followed
+
+    def launcher(**changes):
+        marker = {"host": socket.gethostname(), "pid": os.getppid(), "folder": "/s", "uri": "sqlite:////x.db",
+                  **changes}
+        monkeypatch.setenv(SWEEP_ENV, json.dumps(marker))
+
+    launcher()
+    assert sweep_followed("/s", "sqlite:////x.db")  # a joblib worker of a live launcher
+    assert not sweep_followed("/other", "sqlite:////x.db") and not sweep_followed("/s", "http://h:5000")
+    gone = 2 ** 22 + 12345  # above Linux's largest pid
+    for changes in ({"pid": os.getpid()}, {"host": "elsewhere"}, {"pid": gone}):  # basic launcher, submitit, ended
+        launcher(**changes)
+        assert not sweep_followed("/s", "sqlite:////x.db"), changes
+
+
 def test_unreachable_server_fails_before_training():
     port = free_port()
     with pytest.raises(ConfigError, match=f"tracking server http://127.0.0.1:{port} is unreachable.*mode=offline"):
