@@ -30,10 +30,13 @@ def mlflow_server_uri(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory):
-    """An MLflow SQLite file with its tables created once (that takes seconds): tests copy it."""
-    mlflow = pytest.importorskip("mlflow")
+    """An MLflow SQLite file with its tables created once (that takes seconds): tests copy it. Its Default
+    experiment keeps artifacts beside it (MLflow's default, ./mlruns, would be the project folder)."""
+    pytest.importorskip("mlflow")
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     path = tmp_path_factory.mktemp("template") / "empty.db"
-    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    SqlAlchemyStore(f"sqlite:///{path}", (path.parent / "mlruns").as_uri())
     return path
 
 

@@ -91,7 +91,9 @@ def mlflow_server(tmp_path: Path, port: int | None = None):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),
          "--workers", "1"],  # 4 by default: each imports mlflow, which is slow on a busy 2-core machine
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # no job runner: its ~8 Huey worker processes (GenAI jobs, periodic tasks) would each import mlflow
+        env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:

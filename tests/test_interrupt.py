@@ -8,6 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from framework.inference import export
+from framework.train import build
+from tests.helpers import make_cfg
+
 pytestmark = pytest.mark.slow
 SPE = 40  # digits: 1257 training rows in batches of 32
 ARGS = ["model.hidden=[1024,1024]", "trainer.epochs=12", "trainer.progress=plain", "seed=3"]
@@ -52,12 +56,12 @@ def test_sigterm_then_resume_by_run_id(tmp_path):
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "batch/loss")]
     assert steps == list(range(12 * SPE)), "the resumed run continues the same curve, no gap, no repeat"
 
-    reference = _start(tmp_path, "reference", "tracking.enabled=false")
-    assert reference.wait(timeout=300) == 0
-    with np.load(tmp_path / "resumed" / "checkpoint" / "weights.npz") as a, \
-            np.load(tmp_path / "reference" / "checkpoint" / "weights.npz") as b:
-        assert set(a.files) == set(b.files)
-        for k in a.files:
-            assert a[k].tobytes() == b[k].tobytes(), k
+    reference = build(make_cfg(*ARGS))  # the uninterrupted run: in this process (no second CLI run needed)
+    reference.fit()
+    expected = export(reference)  # what a checkpoint's weights.npz holds
+    with np.load(tmp_path / "resumed" / "checkpoint" / "weights.npz") as a:
+        assert set(a.files) == set(expected)
+        for k, v in expected.items():
+            assert a[k].tobytes() == np.asarray(v).tobytes(), k
     print(f"\ninterrupted at step {stopped_at}; points before resume {stopped_at}, after {12 * SPE}; "
           f"weights bit-identical to the uninterrupted run")
