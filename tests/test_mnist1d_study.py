@@ -62,6 +62,7 @@ def test_report_reads_the_study_back_from_mlflow(tmp_path):
     assert text.index("| `relu` | 66.0 ± 1.4 %") < text.index("| `sigmoid` | 51.0 ± 1.4 %")  # best first
     assert "| `sigmoid` | 0.04 / 0.04 |  |  |" in text  # first layer 0.2^2 of the output layer's; depths 4, 8 not run
     assert "(vanishing): sigmoid at depth 2. At or above 0.1 at every depth: relu." in text
+    assert "The part `depth_xavier` has not been run." in text
     for png in ("accuracy_per_activation.png", "activation_curves.png", "grad_norm_per_layer.png"):
         assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
 
