@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from experiments.mnist1d import report, study
 
@@ -33,6 +34,8 @@ def make_store(tmp_path) -> str:
     part("sweep", "+hparams_search=mnist1d_optuna", "activation optimizer.lr",
          [({"activation.name": act, "optimizer.lr": lr}, {"val/accuracy": v})
           for act, lr, v in (("relu", "0.01", 0.6), ("gelu", "0.001", 0.7))])
+    part("robust", "+experiment=mnist1d_mlp_best activation=relu,silu seed=0", "activation seed",
+         [({"activation.name": act}, {"val/accuracy": v}) for act, v in (("relu", 0.7), ("silu", 0.75))])
     part("activations", "+experiment=mnist1d_mlp activation=relu,sigmoid seed=0,1", "activation seed",
          [({"activation.name": act}, {"test/accuracy": acc, "val/accuracy": [0.3, acc], "train/loss": [2.0, 1.0]})
           for act, acc in (("sigmoid", 0.5), ("relu", 0.65), ("sigmoid", 0.52), ("relu", 0.67))])
@@ -44,6 +47,7 @@ def make_store(tmp_path) -> str:
     return uri
 
 
+@pytest.mark.slow  # ~6 s unloaded: an MLflow SQLite store and three figures
 def test_report_reads_the_study_back_from_mlflow(tmp_path):
     uri = make_store(tmp_path)
     report.main(["--uri", uri, "--out", str(tmp_path / "out")])
@@ -54,9 +58,11 @@ def test_report_reads_the_study_back_from_mlflow(tmp_path):
     assert "| 2 min 05 s (2 runs) |" in text  # the parent's duration
     assert "`python -m framework.train -m +experiment=mnist1d_mlp activation=relu,sigmoid 'model.hidden=[100,100]'`" in text
     assert "| 70.0 % | gelu | 0.001 |" in text and "has the best trial's values" in text
+    assert "| silu | 75.0 % | 1 |\n| relu | 70.0 % | 1 |" in text and "(activation=silu) is the preset" in text
     assert text.index("| `relu` | 66.0 ± 1.4 %") < text.index("| `sigmoid` | 51.0 ± 1.4 %")  # best first
     assert "| `sigmoid` | 0.04 / 0.04 |  |  |" in text  # first layer 0.2^2 of the output layer's; depths 4, 8 not run
     assert "(vanishing): sigmoid at depth 2. At or above 0.1 at every depth: relu." in text
+    assert "The part `depth_xavier` has not been run." in text
     for png in ("accuracy_per_activation.png", "activation_curves.png", "grad_norm_per_layer.png"):
         assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
 

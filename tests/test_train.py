@@ -17,14 +17,15 @@ PRESETS = list(experiment_presets())
 
 def test_required_presets_exist():
     assert {"seed_worked_example", "views_regression", "sigmoid_fit", "logistic_regression", "digits_mlp",
-            "mnist1d_mlp", "mnist1d_logreg", "mnist1d_mlp_best"} <= set(PRESETS)
+            "mnist1d_mlp", "mnist1d_logreg", "mnist1d_mlp_best", "mnist1d_mlp_robust"} <= set(PRESETS)
 
 
 
 def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_path, monkeypatch):
     import framework.config as config
 
-    assert {config.experiment_presets()[f"mnist1d_{n}"].parent.name for n in ("logreg", "mlp", "mlp_best")} == {"mnist1d"}
+    presets = config.experiment_presets()
+    assert {presets[f"mnist1d_{n}"].parent.name for n in ("logreg", "mlp", "mlp_best", "mlp_robust")} == {"mnist1d"}
     (tmp_path / "a").mkdir()
     (tmp_path / "top.yaml").write_text("{}")
     (tmp_path / "a" / "deep.yaml").write_text("{}")

@@ -42,6 +42,10 @@ PARTS: dict[str, list[str]] = {
     "depth": ["+experiment=mnist1d_mlp", f"activation={DEPTH_ACTIVATIONS}",
               "model.hidden=" + ",".join(str(h).replace(" ", "") for h in DEPTHS.values()), "seed=0",
               "trainer.epochs=20"],
+    # the same for the saturating activations under Xavier initialization (gain 1, their classical one)
+    "depth_xavier": ["+experiment=mnist1d_mlp", "initializer=xavier_uniform", "activation=sigmoid,tanh",
+                     "model.hidden=" + ",".join(str(h).replace(" ", "") for h in DEPTHS.values()), "seed=0",
+                     "trainer.epochs=20"],
 }
 
 
