@@ -1,9 +1,9 @@
 """The sync process as the training (or launcher) process sees it: started once, reused by every job.
 
 `sync_process()` starts `python -m framework.tracking.service` the first time a job of this process
-tracks online and returns the same one afterwards (sweep jobs of the basic launcher, each joblib
-worker's jobs, tests), so `import mlflow`, opening the store and the plotting imports are paid once
-per process. A plain subprocess in its own session (Ctrl-C reaches the trainer only; the run log
+tracks online (`python -m framework.train`: before Hydra composes, `start_early`) and returns the same
+one afterwards (sweep jobs of the basic launcher, tests), so `import mlflow` and opening the store are
+paid once per process. A plain subprocess in its own session (Ctrl-C reaches the trainer only; the run log
 tells the sync process how the run ended), not multiprocessing: fork would copy the trainer's BLAS
 threads and CUDA context, spawn re-imports the user's main module. A sweep's launcher process has
 its sync process follow every job of the sweep folder (`follow_sweep`), so jobs in other processes
