@@ -35,6 +35,7 @@ def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_pat
     with pytest.raises(ConfigError, match="two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"):
         config.experiment_presets()
 
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_composes_and_trains_briefly(name):
     small = ["data.n=300"] if "mnist1d" in name else []
