@@ -238,3 +238,28 @@ def test_four_jobs_at_once_on_a_fresh_store(tmp_path):
     assert all(len(client.get_metric_history(r.info.run_id, "batch/loss")) == 9 for r in runs)
     assert json.loads((tmp_path / "job0" / LOG / "acks" / os.listdir(tmp_path / "job0" / LOG / "acks")[0])
                       .read_text())["uri"] == uri
+
+
+def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_store, tmp_path, monkeypatch):
+    """FindFinished arriving when a sweep-folder scan is due is answered (it once fell into the scan's
+    `elif` and was dropped: the asking job waited for its timeout)."""
+    import threading
+    from multiprocessing import Pipe
+
+    from framework.tracking import service
+    from framework.tracking.messages import Answer, FindFinished, Follow
+
+    monkeypatch.setattr(service, "SCAN_S", 0.0)  # a scan is due at every pass
+    uri, sweep = new_store(), tmp_path / "sweep"
+    sweep.mkdir()
+    to_service, inbox = Pipe()
+    outbox, from_service = Pipe()
+    server = threading.Thread(target=service.serve, args=(inbox, outbox), daemon=True)
+    server.start()
+    to_service.send(Follow(str(sweep), uri, reply=False, jobs=True))
+    time.sleep(0.3)  # the Follow is taken and the sweep is being scanned
+    to_service.send(FindFinished(7, uri, "no-such-experiment", "0" * 16))
+    assert from_service.poll(30), "the question was not answered"
+    assert from_service.recv() == Answer(7, None)
+    to_service.close()
+    server.join(10)

@@ -119,17 +119,17 @@ def serve(inbox: Connection, outbox: Connection) -> None:
                 follows[key] = Follower(message)
             if message.jobs:
                 sweeps.setdefault(key, {key[0]})
+        elif isinstance(message, (FindFinished, FindCheckpoint)):
+            try:
+                send(outbox, Answer(message.id, answer(message, stores)))
+            except Exception as e:  # noqa: BLE001 - reported to the asking job
+                send(outbox, Answer(message.id, error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
         if sweeps and not gone and time.monotonic() >= scan_at:  # jobs of other processes (joblib workers)
             scan_at = time.monotonic() + SCAN_S
             for (folder, uri), seen in sweeps.items():
                 for job in map(str, find_runlogs([folder], seen)):
                     seen.add(job)
                     follows.setdefault((job, uri), Follower(Follow(job, uri, reply=False)))
-        elif isinstance(message, (FindFinished, FindCheckpoint)):
-            try:
-                send(outbox, Answer(message.id, answer(message, stores)))
-            except Exception as e:  # noqa: BLE001 - reported to the asking job
-                send(outbox, Answer(message.id, error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
         for key, follower in list(follows.items()):
             synced = follower.advance(stores, gone)
             if synced is not None:
