@@ -31,13 +31,12 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        plain, xp, fast = not (self.weight_decay or self.momentum), None, None
+        plain, xp = not (self.weight_decay or self.momentum), _namespace(params)
+        fast = axpy_for(next(iter(params.values()), None))  # all parameters live on one backend
         for name, p in params.items():
             g = grads[name]
-            fast = fast or axpy_for(p)  # all parameters live on one backend
             if plain and fast(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
                 continue
-            xp = xp or _namespace(params)
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)

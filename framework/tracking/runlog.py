@@ -106,10 +106,11 @@ class RunLogWriter:
         points.f64, then the record (the journal is flushed by `flush`)."""
         rows = np.empty((len(steps), 2 + values.shape[1]), dtype="<f8")
         rows[:, 0], rows[:, 1], rows[:, 2:] = steps, timestamp_ms, values
-        data = rows.tobytes()
-        os.write(self._points, data)
+        written = os.write(self._points, rows)  # the array's own buffer: no copy
+        if written != rows.nbytes:
+            raise OSError(f"short write to {LOG}/points.f64: {written} of {rows.nbytes} bytes")
         self.append(Metrics(list(keys), int(values.size), self._offset))
-        self._offset += len(data)
+        self._offset += rows.nbytes
         self.points += values.size
 
     def close(self, end: End | SweepEnd) -> None:
