@@ -92,12 +92,22 @@ def create(group: str, node: DictConfig):
         raise ConfigError(f"{group}={node.name}: {e}") from None
 
 
+_PASSED: set = set()  # (kind, name, class) whose checks passed in this process: a sweep's jobs check once
+
+
 def check_user_plugins(used: dict[str, list[str]]) -> None:
     """Run the conformance checks (`python -m framework.check_plugins NAME`) on every used plugin that is
-    not built in; ConfigError with the checker's lines if one fails."""
-    failed = [f"{kind} '{name}' {message}" for kind, names in used.items() for name in dict.fromkeys(names)
-              if KINDS[kind].get(name).__module__.split(".")[0] != "plugins"
-              for message in check_plugins.check(kind, name)]
+    not built in (once per process and plugin class); ConfigError with the checker's lines if one fails."""
+    failed = []
+    for kind, names in used.items():
+        for name in dict.fromkeys(names):
+            key = (kind, name, KINDS[kind].get(name))
+            if key[2].__module__.split(".")[0] == "plugins" or key in _PASSED:
+                continue
+            messages = check_plugins.check(kind, name)
+            failed += [f"{kind} '{name}' {message}" for message in messages]
+            if not messages:
+                _PASSED.add(key)
     if failed:
         names = " ".join(dict.fromkeys(f.split("'")[1] for f in failed))
         raise ConfigError(f"{len(failed)} conformance check(s) failed (python -m framework.check_plugins {names}), "

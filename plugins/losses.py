@@ -148,6 +148,10 @@ class CrossEntropy(Loss):
     targets = "indices"
     expects_logits = True
 
+    def __init__(self):
+        self._eyes: dict = {}      # (namespace, C, dtype) -> identity matrix (one-hot rows by `take`)
+        self._aranges: dict = {}   # (namespace, n, step, dtype) -> arange(0, n * step, step)
+
     def _logsoftmax(self, xp, z):
         shifted = z - xp.max(z, axis=-1, keepdims=True)
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
@@ -155,7 +159,7 @@ class CrossEntropy(Loss):
     def _onehot(self, xp, t, like):
         """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
         c = like.shape[-1]
-        cache = self.__dict__.setdefault("_eyes", {})
+        cache = self._eyes
         key = (xp, c, like.dtype)
         if key not in cache:
             cache[key] = xp.eye(c, dtype=like.dtype)
@@ -179,7 +183,7 @@ class CrossEntropy(Loss):
     def _arange(self, xp, n, dtype, step):
         """xp.arange(0, n * step, step) of `dtype`, made once per (namespace, n, step, dtype): every
         batch of a run has the same shape."""
-        cache = self.__dict__.setdefault("_aranges", {})
+        cache = self._aranges
         key = (xp, n, step, dtype)
         if key not in cache:
             cache[key] = xp.arange(0, n * step, step, dtype=dtype)

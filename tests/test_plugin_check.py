@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from framework import discovery
+import framework.train as train_module
+from framework import check_plugins, discovery
 from framework.errors import ConfigError
 from framework.train import build, check_user_plugins
 from tests.helpers import make_cfg
@@ -49,6 +50,17 @@ def test_a_wrong_derivative_stops_the_run_with_the_checkers_message(tmp_path, na
 def test_a_correct_user_plugin_is_checked_in_well_under_a_second(tmp_path):
     paths = user_activation(tmp_path / "mine", "my_tanh", "1 - a * a")
     build(make_cfg(*SMALL, paths, "activation=my_tanh"))
+    train_module._PASSED.clear()  # build() checked it already: time a fresh check
     start = time.perf_counter()
     check_user_plugins({"activation": ["my_tanh", "identity"], "loss": ["cross_entropy"], "optimizer": ["adam"]})
     assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_passing_user_plugin_is_checked_once_per_process(tmp_path, monkeypatch):
+    paths = user_activation(tmp_path / "mine", "my_tanh2", "1 - a * a")
+    build(make_cfg(*SMALL, paths, "activation=my_tanh2"))  # checked here (and passed)
+    calls = []
+    monkeypatch.setattr(check_plugins, "check", lambda kind, name: calls.append(name) or [])
+    build(make_cfg(*SMALL, paths, "activation=my_tanh2"))  # the next job of a sweep in this process
+    assert calls == []
