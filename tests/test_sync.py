@@ -263,3 +263,11 @@ def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_
     assert from_service.recv() == Answer(7, None)
     to_service.close()
     server.join(10)
+
+
+def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path / "..")  # MLflow's own default root, ./mlruns, would land here
+    db = tmp_path / "new.db"
+    client = store.open_store(f"sqlite:///{db}")
+    assert client.get_experiment("0").artifact_location == (tmp_path / "mlartifacts" / "0").as_uri()
+    assert not (tmp_path.parent / "mlruns").exists()

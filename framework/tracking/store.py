@@ -72,12 +72,18 @@ def sqlite_path(uri: str) -> Path | None:
 
 def open_store(uri: str) -> Client:
     """A client of `uri` with its store opened: a SQLite store is created or migrated (which
-    `MlflowClient(uri)` does at once) under a file lock `<db>.lock`."""
+    `MlflowClient(uri)` does at once) under a file lock `<db>.lock`. A new SQLite store is created
+    with its artifact root in `mlartifacts/` beside the file, so MLflow's `Default` experiment keeps its
+    artifacts there too (MLflow's own default, `./mlruns`, is relative to the working directory)."""
     db = sqlite_path(uri)
     if db is None:
         return Client(uri)
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not db.exists() or db.stat().st_size == 0:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(uri, (db.parent / "mlartifacts").as_uri())
         return Client(uri)
 
 
