@@ -70,18 +70,20 @@ def pct(values: np.ndarray) -> str:
 
 def load_parts(client, experiment: str) -> dict[str, Part]:
     """{part: Part} for every part of `PARTS` that has a parent run in `experiment` (the latest one)."""
-    from framework.tracking.store import search, tag_equals
+    from framework.tracking.store import search
 
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"error: no experiment '{experiment}' in {client.uri}: run python -m experiments.mnist1d.study "
                          f"first, or name the store with --uri")
-    ids = [exp.experiment_id]
-    parents = sorted(search(client, ids, tag_equals("sweep.role", "parent")), key=lambda r: r.info.start_time)
+    runs = search(client, [exp.experiment_id])  # one query; parents and children told apart by their tags
+    parents = sorted((r for r in runs if r.data.tags.get("sweep.role") == "parent"), key=lambda r: r.info.start_time)
     parts = {r.info.run_name: Part(r.info.run_name, r, client) for r in parents if r.info.run_name in PARTS}
-    for part in parts.values():
-        children = search(client, ids, tag_equals("mlflow.parentRunId", part.parent.info.run_id))
-        part.children = sorted((r for r in children if r.info.status == "FINISHED"), key=lambda r: r.info.start_time)
+    by_id = {part.parent.info.run_id: part for part in parts.values()}
+    for r in sorted(runs, key=lambda r: r.info.start_time):
+        part = by_id.get(r.data.tags.get("mlflow.parentRunId"))
+        if part is not None and r.info.status == "FINISHED":
+            part.children.append(r)
     return parts
 
 
@@ -127,13 +129,26 @@ def paper_table(parts: dict[str, Part]) -> list[str]:
                    rows), "", *checks]
 
 
+def sweep_objective(p: Part) -> tuple[str, int]:
+    """(metric, sort sign) of a sweep: its parent records `best/<metric>`, the best job's value, and
+    `sweep.best_run_id`; the sign (-1: higher is better) is the one that puts that job first."""
+    keys = [k for k in p.parent.data.metrics if k.startswith("best/")]
+    if len(keys) != 1:
+        raise SystemExit(f"error: the sweep's parent run {p.parent.info.run_id} records {keys or 'no best/<metric>'}; "
+                         f"expected one: was the sweep run with an objective (study part 'sweep')?")
+    objective = keys[0].removeprefix("best/")
+    best = p.parent.data.metrics[keys[0]]
+    values = p.values(objective)
+    return objective, (-1 if len(values) == 0 or best >= values.max() else 1)
+
+
 def sweep_section(parts: dict[str, Part]) -> list[str]:
     p = parts.get("sweep")
     if p is None:
         return ["The sweep has not been run."]
     keys = p.parent.data.tags.get("sweep.keys", "").split()
-    objective = "val/accuracy"
-    trials = sorted((r for r in p.children if objective in r.data.metrics), key=lambda r: -r.data.metrics[objective])
+    objective, sign = sweep_objective(p)
+    trials = sorted((r for r in p.children if objective in r.data.metrics), key=lambda r: sign * r.data.metrics[objective])
     lines = [f"Optuna (TPE, seeded) over {', '.join(f'`{k}`' for k in keys)}: {len(trials)} finished trials, each "
              f"scored by `{objective}` on 600 validation rows carved from the 4000 training rows (the test rows "
              f"are not loaded: `data.test=drop`). Command: `{p.command}`; wall time {p.wall}. The five best:", ""]

@@ -20,6 +20,7 @@ Written instead of hydra-optuna-sweeper 1.3.0 (pins Optuna 2.10.1, whose databas
 SQLAlchemy 2); the two cannot be installed together: both provide `hydra/sweeper=optuna`.
 """
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -59,6 +60,7 @@ if find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
                 "`pip uninstall hydra-optuna-sweeper`")
 
 
+@functools.cache
 def _optuna():
     """The optuna module; ImportError naming the fix if it is missing or older than 4."""
     try:
