@@ -107,16 +107,14 @@ def experiment_id(client: Client, name: str, artifact_location: str | None) -> s
     raise MlflowException(f"could not create or find experiment '{name}'")
 
 
-def log_params(client: Client, run_id: str, params: dict[str, str]) -> None:
-    items = [Param(mlflow_key(k), v) for k, v in params.items()]
-    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, params=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
-
-
-def set_tags(client: Client, run_id: str, tags: dict) -> None:
-    items = [RunTag(mlflow_key(k), str(v)) for k, v in tags.items()]
-    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
+def log_params_tags(client: Client, run_id: str, params: dict | None = None, tags: dict | None = None) -> None:
+    """Params and tags of a run in as few `log_batch` calls (transactions) as MLflow's limits allow
+    (<= `MAX_PARAMS_TAGS_PER_BATCH` of each per call)."""
+    items = [Param(mlflow_key(k), v) for k, v in (params or {}).items()]
+    labels = [RunTag(mlflow_key(k), str(v)) for k, v in (tags or {}).items()]
+    step = MAX_PARAMS_TAGS_PER_BATCH
+    for i in range(0, max(len(items), len(labels)), step):
+        client.log_batch(run_id, params=items[i:i + step], tags=labels[i:i + step])
 
 
 def search(client: Client, experiment_ids: list[str], filter_string: str = "") -> list:
