@@ -284,3 +284,15 @@ def test_settings_records_and_metrics_are_grouped_into_one_transaction_each():
     assert group(records, 3, 10) == [records[3]]
     assert group(records, 4, 10) == records[4:6]  # up to 10 points
     assert group(records, 7, 10) == [records[7]]
+
+
+def test_the_sync_process_syncs_without_the_imports_it_skips(tmp_path, new_store):
+    from framework.tracking.service import SKIPPED_IMPORTS
+
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    code = ("import sys; sys.modules.update(dict.fromkeys(sys.argv[3].split(','))); "
+            "from framework.tracking.sync import sync_paths; sys.exit(sync_paths([sys.argv[1]], sys.argv[2]))")
+    done = subprocess.run([sys.executable, "-c", code, str(run), uri, ",".join(SKIPPED_IMPORTS)], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(mlflow.MlflowClient(uri).get_metric_history(read_ack(run, uri)["run_id"], "batch/loss")) == 71
