@@ -50,12 +50,12 @@ def plot_loss(history: dict) -> str:
 
 
 def plot_curves(curves: dict) -> str:
-    """A plugin's `plugin_curves`: f, its derivative (dashed) and f's numeric slope (dotted), y = 0 in grey."""
-    x, value, grad = (np.asarray(curves[k], float) for k in ("x", "value", "grad"))
-    labels = curves["labels"]
-    series = [(labels[1], x, value, "-"), (labels[2], x, grad, "--"),
-              ("numeric slope of " + labels[1], x, np.gradient(value, x), ":")]
-    return Axes(series, curves["title"], labels[0], "", hline=0.0).svg()
+    """A plugin's `plugin_curves` as `framework.plugin_plots.picture` says: f, its derivative (dashed),
+    f's numeric slope (dotted), y = 0 in grey."""
+    from ..plugin_plots import picture
+
+    drawn = picture(curves)
+    return Axes(drawn["series"], drawn["title"], drawn["xlabel"], "", hline=drawn["hline"]).svg()
 
 
 def plot_predictions(y_true, scores, split: str) -> str:
