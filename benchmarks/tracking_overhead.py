@@ -18,7 +18,6 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -154,34 +153,18 @@ def ingestion(tmp: Path, repeats: int, points: int, template: Path) -> dict[str,
 
 
 def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, list[float]]:
-    """(f): framework.sync of an offline run log vs raw log_batch, through one `mlflow server`."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    shutil.copy(template, tmp / "server.db")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp}/server.db", "--artifacts-destination",
-                             str(tmp / "art")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        from mlflow import MlflowClient
+    """(f): framework.sync of an offline run log vs raw log_batch, through one `mlflow server` (4 workers:
+    the sync sends `IN_FLIGHT` calls at once)."""
+    from tests.helpers import mlflow_server
 
-        for _ in range(1200):
-            try:
-                MlflowClient(uri).search_experiments()
-                break
-            except Exception:  # noqa: BLE001 - still starting
-                time.sleep(0.1)
+    shutil.copy(template, tmp / "server.db")
+    with mlflow_server(tmp, workers=4) as uri:
         out = {"sync": [], "log_batch": []}
         for r in range(repeats):  # a new run log (a new run) each time: a re-sync would send duplicates
             synthetic_runlog(tmp / f"f-run-{r}", points)
             out["sync"].append(sync_rate(tmp / f"f-run-{r}", uri, None))
             out["log_batch"].append(log_batch_rate(uri, points))
         return out
-    finally:
-        os.killpg(proc.pid, 9)
-        proc.wait()
 
 
 def main() -> None:

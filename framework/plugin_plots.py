@@ -5,7 +5,8 @@
 Curves come from the plugin's own forward/backward (NumPy, float64); the dotted numeric slope of the
 curve lies on the dashed derivative unless the derivative is wrong. Drawn on a bare Agg figure: no
 pyplot, no global backend switch. `plugin_curves` (NumPy only) and `draw_curves` (matplotlib) split
-the work, so a training process can hand the curves to the process that draws and uploads them.
+the work, so a training process can hand the curves to the process that draws and uploads them;
+`picture` says what is drawn, for this PNG and the sync process's SVG alike.
 """
 from __future__ import annotations
 
@@ -38,19 +39,28 @@ def plugin_curves(kind: str, name: str, **config) -> dict:
             "title": f"{kind} '{name}'" + (f" ({args})" if args else "")}
 
 
+def picture(curves: dict) -> dict:
+    """What a plugin's picture draws, for both renderers (`draw_curves` here, PNG; the sync process's
+    `framework.tracking.plots.plot_curves`, SVG): {"series": [(label, x, y, style)] for f ("-"), its
+    derivative ("--") and f's numeric slope (":"), "title", "xlabel", "hline": y of the grey line}."""
+    x, value, grad = (np.asarray(curves[k], float) for k in ("x", "value", "grad"))
+    labels = curves["labels"]
+    series = [(labels[1], x, value, "-"), (labels[2], x, grad, "--"),
+              ("numeric slope of " + labels[1], x, np.gradient(value, x), ":")]
+    return {"series": series, "title": curves["title"], "xlabel": labels[0], "hline": 0.0}
+
+
 def draw_curves(curves: dict, path) -> Path:
     """The PNG of `plugin_curves`' output at `path`."""
     from matplotlib.figure import Figure
 
-    x, value, grad = (np.asarray(curves[k]) for k in ("x", "value", "grad"))
-    labels = curves["labels"]
+    drawn = picture(curves)
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(x, value, label=labels[1])
-    ax.plot(x, grad, "--", label=labels[2])
-    ax.plot(x, np.gradient(value, x), ":", color="0.3", label="numeric slope of " + labels[1])
-    ax.axhline(0, color="0.8", lw=0.8)
-    ax.set(xlabel=labels[0], title=curves["title"])
+    for label, x, y, style in drawn["series"]:
+        ax.plot(x, y, style, label=label, color="0.3" if style == ":" else None)
+    ax.axhline(drawn["hline"], color="0.8", lw=0.8)
+    ax.set(xlabel=drawn["xlabel"], title=drawn["title"])
     ax.legend()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -193,10 +193,11 @@ def show(value) -> str:
     return str(value)
 
 
-def check(cfg: DictConfig, only: str = "") -> None:
+def check(cfg: DictConfig, only: str = "", skip: str | None = None) -> None:
     """Raise ConfigError (one line: key=value: what is accepted) for the first value that does not
-    fit its Spec (of the keys under `only`, else all); convert ints to floats where a plugin argument is
-    a number. Loads `plugins.paths` first, since their plugins' signatures declare their fields."""
+    fit its Spec (of the keys under `only`, else all, less those under `skip`); convert ints to floats
+    where a plugin argument is a number. Loads `plugins.paths` first, since their plugins' signatures
+    declare their fields."""
     from .discovery import load_paths
 
     plugins = cfg.get("plugins")
@@ -206,7 +207,7 @@ def check(cfg: DictConfig, only: str = "") -> None:
                 _check_value(cfg, f"plugins.{key}", SCHEMA[f"plugins.{key}"])
         load_paths(list(plugins.paths))
     for key, spec in leaf_specs(cfg).items():
-        if spec is not None and key.startswith(only):
+        if spec is not None and key.startswith(only) and not (skip and key.startswith(skip)):
             _check_value(cfg, key, spec)
     _check_float16(cfg)
 

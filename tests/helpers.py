@@ -81,19 +81,22 @@ def _wait(ready, process: subprocess.Popen, what: str, timeout: float = 120.0) -
 
 
 @contextmanager
-def mlflow_server(tmp_path: Path, port: int | None = None):
-    """`mlflow server` on 127.0.0.1:`port` (default: a free one; SQLite backend and artifacts in
-    tmp_path, so a second server on the same folder serves the same store); yields its URI, stops it after."""
+def mlflow_server(tmp_path: Path, port: int | None = None, workers: int = 1):
+    """`mlflow server` on 127.0.0.1:`port` (default: a free one; SQLite backend `tmp_path/server.db`, a
+    copy of an empty store there skips MLflow's migrations, and artifacts in tmp_path, so a second server
+    on the same folder serves the same store) with `workers` workers (MLflow's default is 4: each imports
+    mlflow, slow on a busy 2-core machine); yields its URI, stops it (and its workers) after. Tests and
+    benchmarks/tracking_overhead.py use it."""
     import mlflow
 
     port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),
-         "--workers", "1"],  # 4 by default: each imports mlflow, which is slow on a busy 2-core machine
+         "--workers", str(workers)],
         # no job runner: its ~8 Huey worker processes (GenAI jobs, periodic tasks) would each import mlflow
         env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -107,7 +110,7 @@ def mlflow_server(tmp_path: Path, port: int | None = None):
         _wait(answers, server, "mlflow server")
         yield uri
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers
         server.wait(30)
 
 

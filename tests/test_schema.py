@@ -104,3 +104,10 @@ def test_batch_larger_than_the_training_set_is_reported(caplog):
     assert t.steps_per_epoch == 1
     assert ("trainer.batch_size=100000 is larger than the 1257 training rows: every update uses all of them "
             "(full-batch gradient descent, as with trainer.batch_size=null)") in caplog.text
+
+
+def test_tracking_values_are_checked_by_tracking_once_not_again_by_build():
+    cfg = make_cfg("tracking.mode=nope")
+    schema.check(cfg, skip="tracking")  # what build() checks
+    with pytest.raises(ConfigError, match=r"^tracking.mode=nope: must be"):
+        schema.check(cfg, only="tracking")  # what Tracking checks, before the data loads

@@ -86,6 +86,7 @@ def test_bulk_insert_and_log_batch_store_the_same(tmp_path, new_store):
     assert len(points(ca, ra)["batch/loss"]) == 301 and latest(ca, ra) == latest(cb, rb)
     assert latest(ca, ra)["batch/loss"] == points(ca, ra)["batch/loss"][-1][2]  # newest (step, timestamp)
     assert ca.get_run(ra).data.params == {"p": "1"} and ca.get_run(ra).info.status == "FINISHED"
+    assert ca.get_run(ra).data.tags["t"] == "x" and ca.get_run(ra).data.tags["runlog.id"]
 
 
 @pytest.mark.parametrize("bulk", [True, False])
@@ -95,8 +96,8 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     sync_paths([run], uri, bulk=bulk)
     client = mlflow.MlflowClient(uri)
     first = points(client, read_ack(run, uri)["run_id"])
-    for ack in ({"uri": uri, "run_id": None, "done": 0},  # killed before its first acknowledgement
-                {**read_ack(run, uri), "done": 2}):       # killed after the first chunk
+    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0},  # killed between creating the run and
+                {**read_ack(run, uri), "done": 2}):                  # acknowledging it; after the first chunk
         write_ack(run, ack)
         assert sync_paths([run], uri, bulk=bulk) == 0
     (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
@@ -271,3 +272,27 @@ def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(tm
     client = store.open_store(f"sqlite:///{db}")
     assert client.get_experiment("0").artifact_location == (tmp_path / "mlartifacts" / "0").as_uri()
     assert not (tmp_path.parent / "mlruns").exists()
+
+
+def test_settings_records_and_metrics_are_grouped_into_one_transaction_each():
+    from framework.tracking.messages import Metrics, Params, Tags
+    from framework.tracking.sync import group
+
+    records = [RunStart("id", "e", 0, params={"a": "1"}), Params({"b": "2"}), Tags({"t": "x"}), Params({"a": "1"}),
+               Metrics(["k"], 5, 0), Metrics(["k"], 5, 56), Metrics(["k"], 5, 112), End("FINISHED", 1), Tags({})]
+    assert group(records, 0, 10) == records[:3]  # a param logged again starts a new group
+    assert group(records, 3, 10) == [records[3]]
+    assert group(records, 4, 10) == records[4:6]  # up to 10 points
+    assert group(records, 7, 10) == [records[7]]
+
+
+def test_the_sync_process_syncs_without_the_imports_it_skips(tmp_path, new_store):
+    from framework.tracking.service import SKIPPED_IMPORTS
+
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    code = ("import sys; sys.modules.update(dict.fromkeys(sys.argv[3].split(','))); "
+            "from framework.tracking.sync import sync_paths; sys.exit(sync_paths([sys.argv[1]], sys.argv[2]))")
+    done = subprocess.run([sys.executable, "-c", code, str(run), uri, ",".join(SKIPPED_IMPORTS)], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(mlflow.MlflowClient(uri).get_metric_history(read_ack(run, uri)["run_id"], "batch/loss")) == 71

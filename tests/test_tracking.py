@@ -165,6 +165,23 @@ def test_plots_are_svg_whose_curves_break_at_non_finite_values():
     assert len(list(pred.iter(f"{ns}circle"))) == 6 + 1  # the points and the legend's mark
 
 
+def test_plugin_pictures_draw_one_definition_of_their_lines_in_svg_and_png(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from framework.plugin_plots import draw_curves, picture, plugin_curves
+    from framework.tracking.plots import plot_curves
+
+    curves = plugin_curves("activation", "tanh")
+    drawn = picture(curves)
+    (_, x, f, _), (_, _, grad, _), (_, _, slope, _) = drawn["series"]
+    assert np.abs(slope - grad)[1:-1].max() < 1e-3 and np.allclose(f, np.tanh(x))  # the slope lies on f'
+    svg = ET.fromstring(plot_curves(curves))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(list(svg.iter(f"{ns}polyline"))) == 3
+    assert {t.text for t in svg.iter(f"{ns}text")} >= {label for label, *_ in drawn["series"]} | {drawn["title"]}
+    assert draw_curves(curves, tmp_path / "tanh.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_sync_process_started_early_only_when_it_may_be_needed_and_ended_unused(monkeypatch):
     from framework.tracking import process
 
@@ -189,11 +206,12 @@ def test_a_sweep_job_leaves_its_run_log_to_the_launchers_sync_process_on_the_sam
                   **changes}
         monkeypatch.setenv(SWEEP_ENV, json.dumps(marker))
 
-    launcher()
-    assert sweep_followed("/s", "sqlite:////x.db")  # a joblib worker of a live launcher
+    for changes in ({}, {"pid": os.getpid()}):  # a joblib worker of a live launcher; the basic launcher's job
+        launcher(**changes)
+        assert sweep_followed("/s", "sqlite:////x.db"), changes
     assert not sweep_followed("/other", "sqlite:////x.db") and not sweep_followed("/s", "http://h:5000")
     gone = 2 ** 22 + 12345  # above Linux's largest pid
-    for changes in ({"pid": os.getpid()}, {"host": "elsewhere"}, {"pid": gone}):  # basic launcher, submitit, ended
+    for changes in ({"host": "elsewhere"}, {"pid": gone}):  # submitit on another node, an ended launcher
         launcher(**changes)
         assert not sweep_followed("/s", "sqlite:////x.db"), changes
 

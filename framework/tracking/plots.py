@@ -50,12 +50,12 @@ def plot_loss(history: dict) -> str:
 
 
 def plot_curves(curves: dict) -> str:
-    """A plugin's `plugin_curves`: f, its derivative (dashed) and f's numeric slope (dotted), y = 0 in grey."""
-    x, value, grad = (np.asarray(curves[k], float) for k in ("x", "value", "grad"))
-    labels = curves["labels"]
-    series = [(labels[1], x, value, "-"), (labels[2], x, grad, "--"),
-              ("numeric slope of " + labels[1], x, np.gradient(value, x), ":")]
-    return Axes(series, curves["title"], labels[0], "", hline=0.0).svg()
+    """A plugin's `plugin_curves` as `framework.plugin_plots.picture` says: f, its derivative (dashed),
+    f's numeric slope (dotted), y = 0 in grey."""
+    from ..plugin_plots import picture
+
+    drawn = picture(curves)
+    return Axes(drawn["series"], drawn["title"], drawn["xlabel"], "", hline=drawn["hline"]).svg()
 
 
 def plot_predictions(y_true, scores, split: str) -> str:
@@ -141,25 +141,27 @@ class Axes:
         parts += self._legend()
         return _svg(self.width, self.height, parts)
 
-    def _x(self, v: float) -> float:
+    def _x(self, v):  # a number or an array
         lo, hi = self.xlim
         return self.box[0] + (v - lo) / (hi - lo) * (self.box[2] - self.box[0])
 
-    def _y(self, v: float) -> float:
+    def _y(self, v):
         lo, hi = self.ylim
         return self.box[3] - (v - lo) / (hi - lo) * (self.box[3] - self.box[1])
 
     def _marks(self, xs, ys, style: str, color: str) -> list[str]:
         ok = np.isfinite(xs) & np.isfinite(ys)
         if style == "o":
-            dots = [f'<circle cx="{self._x(x):.1f}" cy="{self._y(y):.1f}" r="2"/>' for x, y in zip(xs[ok], ys[ok])]
+            dots = [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2"/>' for x, y in zip(self._x(xs[ok]).tolist(),
+                                                                                self._y(ys[ok]).tolist())]
             return [f'<g fill="{color}" fill-opacity="0.6">', *dots, "</g>"]
         runs = np.split(np.arange(len(xs)), np.flatnonzero(~ok)) if len(xs) else []
+        px, py = self._x(xs).tolist(), self._y(ys).tolist()  # every point at once (NaN where not finite)
         out = []
         for run in runs:
             run = run[ok[run]]
             if len(run):
-                points = " ".join(f"{self._x(xs[i]):.1f},{self._y(ys[i]):.1f}" for i in run)
+                points = " ".join([f"{px[i]:.1f},{py[i]:.1f}" for i in run.tolist()])
                 out.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.6"'
                            f'{DASH[style]}/>')
         return out

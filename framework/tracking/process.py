@@ -6,8 +6,9 @@ one afterwards (sweep jobs of the basic launcher, tests), so `import mlflow` and
 paid once per process. A plain subprocess in its own session (Ctrl-C reaches the trainer only; the run log
 tells the sync process how the run ended), not multiprocessing: fork would copy the trainer's BLAS
 threads and CUDA context, spawn re-imports the user's main module. A sweep's launcher process has
-its sync process follow every job of the sweep folder (`follow_sweep`), so jobs in other processes
-of the same machine (joblib workers) start none (`sweep_followed`); jobs elsewhere (submitit) do.
+its sync process follow every job of the sweep folder (`follow_sweep`), so jobs on the same machine (in
+the launcher's process or in joblib workers) leave their run logs to it (`sweep_followed`); jobs
+elsewhere (submitit) start their own.
 """
 from __future__ import annotations
 
@@ -100,11 +101,11 @@ SWEEP_ENV = "FRAMEWORK_SWEEP_SYNC"  # set by a sweep's launcher process whose sy
 
 
 def sweep_followed(folder, uri: str) -> bool:
-    """Whether another live process of this machine (the launcher of sweep `folder`, e.g. for joblib
-    workers) has its sync process follow every job of that sweep into `uri`."""
+    """Whether a live process of this machine (the launcher of sweep `folder`: this process for the basic
+    launcher, the parent of joblib workers) has its sync process follow every job of that sweep into `uri`
+    (its sweep-folder scan finds the job's run log)."""
     marker = json.loads(os.environ.get(SWEEP_ENV) or "{}")
-    if marker.get("folder") != str(folder) or marker.get("uri") != uri or marker.get("pid") == os.getpid() \
-            or marker.get("host") != socket.gethostname():
+    if marker.get("folder") != str(folder) or marker.get("uri") != uri or marker.get("host") != socket.gethostname():
         return False
     try:
         os.kill(marker["pid"], 0)

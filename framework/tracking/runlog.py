@@ -9,7 +9,9 @@
                           byte `offset`, written before the record (bytes no record names are ignored)
       predictions.npz     y_true, scores of the evaluated split, for the plots (optional)
       acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
-                          "status": the status set when the run ended without an End (KILLED)}
+                          "status": the status set when the run ended without an End (KILLED),
+                          "creating": a sync was creating the run (written before it asks the store;
+                          a later sync then looks the run up by its `runlog.id` tag first)}
       train.lock          held (flock) by the training process while the run is open
       sync.lock           held (flock) by the process syncing this run log
 No pickle anywhere: JSON and `.npz` read with `allow_pickle=False`. A run is the run log's folder;

@@ -10,7 +10,8 @@ several runs may be in flight (a finished job's artifacts overlap the next job's
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
 exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
-then this process exits. It runs at a lower CPU priority (`NICE`) than the training process.
+then this process exits. It runs at a lower CPU priority (`NICE`) than the training process and skips optional imports it has no
+use for (`SKIPPED_IMPORTS`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ from pathlib import Path
 
 from .messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
 from .runlog import JournalReader, find_runlogs, is_complete
-from .sync import RunSync, Store
+
+# Optional imports of mlflow's dependencies this process never uses, made to fail at once (ImportError: the
+# importer falls back): mako (alembic's templates) highlights tracebacks with pygments if it imports, ~0.5 s
+# CPU of each start (tests/test_sync.py syncs without them).
+SKIPPED_IMPORTS = ("pygments",)
+if __name__ == "__main__":
+    for _name in SKIPPED_IMPORTS:
+        sys.modules.setdefault(_name, None)
+from .sync import RunSync, Store  # noqa: E402
 
 POLL_S = 0.1
 SCAN_S = 0.5  # how often a sweep folder is searched for new jobs' run logs

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import random
 import re
@@ -107,16 +108,14 @@ def experiment_id(client: Client, name: str, artifact_location: str | None) -> s
     raise MlflowException(f"could not create or find experiment '{name}'")
 
 
-def log_params(client: Client, run_id: str, params: dict[str, str]) -> None:
-    items = [Param(mlflow_key(k), v) for k, v in params.items()]
-    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, params=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
-
-
-def set_tags(client: Client, run_id: str, tags: dict) -> None:
-    items = [RunTag(mlflow_key(k), str(v)) for k, v in tags.items()]
-    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
+def log_params_tags(client: Client, run_id: str, params: dict | None = None, tags: dict | None = None) -> None:
+    """Params and tags of a run in as few `log_batch` calls (transactions) as MLflow's limits allow
+    (<= `MAX_PARAMS_TAGS_PER_BATCH` of each per call)."""
+    items = [Param(mlflow_key(k), v) for k, v in (params or {}).items()]
+    labels = [RunTag(mlflow_key(k), str(v)) for k, v in (tags or {}).items()]
+    step = MAX_PARAMS_TAGS_PER_BATCH
+    for i in range(0, max(len(items), len(labels)), step):
+        client.log_batch(run_id, params=items[i:i + step], tags=labels[i:i + step])
 
 
 def search(client: Client, experiment_ids: list[str], filter_string: str = "") -> list:
@@ -175,7 +174,8 @@ class MetricSink:
         """One transaction: every point into `metrics` (existing ones skipped), the newest
         (step, timestamp, value) per key into `latest_metrics`, values sanitized as MLflow does
         (NaN -> 0 with is_nan, +-inf -> +-max float). The INSERT is compiled from `SqlMetric`'s
-        table and run as one executemany (no ORM object per point)."""
+        table and run as one DBAPI executemany of rows made column by column from numpy (no ORM object,
+        no list of row tuples)."""
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
         columns = ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]
@@ -183,7 +183,7 @@ class MetricSink:
         for keys, chunk in chunks:
             for j, key in enumerate(keys):
                 parts.setdefault(mlflow_key(key), []).append(chunk[:, [0, 1, 2 + j]])
-        rows, newest = [], {}
+        columns_of, newest = [], {}
         for key in sorted(parts):  # key by key in (step, timestamp) order: the indexes grow at their ends
             block = np.concatenate(parts[key])
             is_nan = np.isnan(block[:, 2])
@@ -191,19 +191,22 @@ class MetricSink:
             steps, stamps = block[:, 0].astype(np.int64), block[:, 1].astype(np.int64)
             order = np.lexsort((stored, stamps, steps))  # the last is the newest by (step, timestamp, value)
             steps, stamps, stored, is_nan = steps[order], stamps[order], stored[order], is_nan[order]
-            n = len(steps)
-            rows += zip([key] * n, stored.tolist(), stamps.tolist(), steps.tolist(), is_nan.tolist(), [run_id] * n)
             newest[key] = (int(steps[-1]), int(stamps[-1]), float(stored[-1]), bool(is_nan[-1]))
+            columns_of.append({"key": itertools.repeat(key), "value": stored.tolist(), "timestamp": stamps.tolist(),
+                               "step": steps.tolist(), "is_nan": is_nan.tolist(), "run_uuid": itertools.repeat(run_id)})
         with self._store.ManagedSessionMaker(read_only=False) as session:
             dialect = session.bind.dialect
             compiled = _insert_ignoring_duplicates(dialect.name, SqlMetric.__table__).compile(
                 dialect=dialect, column_keys=columns)
+            names = compiled.positiontup if compiled.positional else columns
+            rows = itertools.chain.from_iterable(zip(*(c[name] for name in names)) for c in columns_of)
             if not compiled.positional:
-                rows = [dict(zip(columns, r)) for r in rows]
-            else:
-                order = [columns.index(c) for c in compiled.positiontup]
-                rows = [tuple(r[o] for o in order) for r in rows] if order != list(range(len(columns))) else rows
-            session.connection().exec_driver_sql(str(compiled), rows)
+                rows = (dict(zip(columns, r)) for r in rows)
+            cursor = session.connection().connection.cursor()  # the DBAPI's, in the session's transaction
+            try:
+                cursor.executemany(str(compiled), rows)
+            finally:
+                cursor.close()
             old = {m.key: m for m in session.query(SqlLatestMetric).filter(
                 SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(newest)))}
             for key, (step, stamp, value, nan) in newest.items():

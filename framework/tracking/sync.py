@@ -15,6 +15,7 @@ until it ends, and new run logs are picked up until Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from .places import artifact_location
 from .runlog import LOG, JournalReader, Lock, is_complete, read_ack, read_chunk, trainer_alive, write_ack
-from .store import MetricSink, experiment_id, log_params, mlflow_key, open_store, search, set_tags, tag_equals
+from .store import MetricSink, experiment_id, log_params_tags, mlflow_key, open_store, search, tag_equals
 
 log = logging.getLogger(__name__)
 GROUP_POINTS = {True: 200_000, False: 20_000}  # points per acknowledged group: bulk (one transaction), log_batch
@@ -43,6 +44,25 @@ class Store:
         if name not in self._experiments:
             self._experiments[name] = experiment_id(self.client, name, artifact_location(self.uri, name))
         return self._experiments[name]
+
+
+def group(records: list, i: int, max_points: int) -> list:
+    """The records applied together from `records[i]` on (one store transaction, one acknowledgement):
+    consecutive Metrics up to `max_points` points; a RunStart, Params or Tags and the Params / Tags right
+    after it (params keys distinct); otherwise the record alone."""
+    first, batch = records[i], [records[i]]
+    points, params = getattr(first, "points", 0), set(getattr(first, "params", ()))
+    for r in itertools.islice(records, i + 1, None):
+        if isinstance(first, Metrics):
+            if not isinstance(r, Metrics) or points >= max_points:
+                break
+        elif not isinstance(first, (RunStart, Params, Tags)) or not isinstance(r, (Params, Tags)) \
+                or params & set(getattr(r, "params", ())):
+            break
+        batch.append(r)
+        points += getattr(r, "points", 0)
+        params |= set(getattr(r, "params", ()))
+    return batch
 
 
 class RunSync:
@@ -80,15 +100,14 @@ class RunSync:
         records = self.journal.read()[:limit]
         i = self.ack["done"]
         while i < len(records):
-            batch = [records[i]]
-            if isinstance(records[i], Metrics):
-                while (i + len(batch) < len(records) and isinstance(records[i + len(batch)], Metrics)
-                       and sum(r.points for r in batch) < GROUP_POINTS[self.store.sink.bulk]):
-                    batch.append(records[i + len(batch)])
+            batch = group(records, i, GROUP_POINTS[self.store.sink.bulk])
+            if isinstance(batch[0], Metrics):
                 self.store.sink.add(self.run_id, [(r.keys, read_chunk(self.folder, r)) for r in batch])
                 self.points += sum(r.points for r in batch)
+            elif isinstance(batch[0], (RunStart, Params, Tags)):
+                self._settings(batch)
             else:
-                self._apply(records[i])
+                self._apply(batch[0])
             i += len(batch)
             self._acknowledge(done=i)
         if limit is None and not alive and not self.done():
@@ -100,15 +119,22 @@ class RunSync:
         self.ack.update(changes)
         write_ack(self.folder, self.ack)
 
+    def _settings(self, batch: list) -> None:
+        """A RunStart (the run created) and/or the Params and Tags records after it (keys distinct): their
+        params and tags in one `log_batch` (one transaction) where MLflow's limits allow."""
+        params, tags = {}, {}
+        if isinstance(batch[0], RunStart):
+            run_id, params = self._start(batch[0])
+            self._acknowledge(run_id=run_id)
+        for record in batch[1:] if isinstance(batch[0], RunStart) else batch:
+            params.update(getattr(record, "params", {}))
+            tags.update(getattr(record, "tags", {}))
+        if params or tags:
+            log_params_tags(self.store.client, self.run_id, params, tags)
+
     def _apply(self, record) -> None:
         client = self.store.client
-        if isinstance(record, RunStart):
-            self._acknowledge(run_id=self._start(record))
-        elif isinstance(record, Params):
-            log_params(client, self.run_id, record.params)
-        elif isinstance(record, Tags):
-            set_tags(client, self.run_id, record.tags)
-        elif isinstance(record, End):
+        if isinstance(record, End):
             if record.plots is not None:
                 from .plots import draw
 
@@ -128,31 +154,32 @@ class RunSync:
                 best = run_id_of(record.best, self.store)
                 tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                 client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
-            set_tags(client, self.run_id, tags)
+            log_params_tags(client, self.run_id, tags=tags)
             client.set_terminated(self.run_id, record.status, record.end_ms)
 
-    def _start(self, r: RunStart) -> str:
+    def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:
+        """The store run of `r` (created, reopened or found) and the params still to log to it."""
         client = self.store.client
         if r.resume_run_id:  # a resumed checkpoint continues its run
             client.update_run(r.resume_run_id, "RUNNING")
-            set_tags(client, r.resume_run_id, {**r.tags, "resumed": "true"})
-            return r.resume_run_id
+            log_params_tags(client, r.resume_run_id, tags={**r.tags, "resumed": "true"})
+            return r.resume_run_id, {}
         exp = self.store.experiment(r.experiment)
         if r.role == "sweep":  # a continued Optuna study (same sweep.id) reopens its parent: new jobs join it
             found = search(client, [exp], f"{tag_equals('sweep.role', 'parent')} and "
                                           f"{tag_equals('sweep.id', r.tags['sweep.id'])}")
             if found:
                 client.update_run(found[0].info.run_id, "RUNNING")
-                return found[0].info.run_id
-        found = search(client, [exp], tag_equals("runlog.id", r.runlog_id))
-        if found:  # created by a sync that was stopped before it could acknowledge
-            return found[0].info.run_id
+                return found[0].info.run_id, {}
+        if self.ack.get("creating"):  # a sync stopped between creating the run and acknowledging it
+            found = search(client, [exp], tag_equals("runlog.id", r.runlog_id))
+            if found:
+                return found[0].info.run_id, r.params
         tags = {**r.tags, "runlog.id": r.runlog_id}
         if r.parent:
             tags["mlflow.parentRunId"] = run_id_of(r.parent, self.store)
-        run_id = client.create_run(exp, start_time=r.start_ms, tags=tags, run_name=r.run_name).info.run_id
-        log_params(client, run_id, r.params)
-        return run_id
+        self._acknowledge(creating=True)  # before the run exists: a later sync then looks for it first
+        return client.create_run(exp, start_time=r.start_ms, tags=tags, run_name=r.run_name).info.run_id, r.params
 
     def _upload(self, artifacts: list[str]) -> None:
         client = self.store.client
