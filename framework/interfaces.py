@@ -43,13 +43,23 @@ class Activation:
 
 
 class ElementwiseActivation(Activation):
-    """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`."""
+    """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`.
+
+    The in-place backward multiplies the model's dL/da buffer by f'(z) where `backward` is this
+    class's product; a subclass that writes its own `backward` gets that one called instead.
+    """
 
     def derivative(self, xp, z, a):
         raise NotImplementedError
 
     def backward(self, xp, z, a, grad_a):
         return grad_a * self.derivative(xp, z, a)
+
+    def backward_inplace(self, xp, z, a, grad_a):
+        if type(self).backward is not ElementwiseActivation.backward:  # the subclass's own vector-Jacobian product
+            return self.backward(xp, z, a, grad_a)
+        grad_a *= self.derivative(xp, z, a)
+        return grad_a
 
 
 class Loss:
