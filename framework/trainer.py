@@ -128,7 +128,7 @@ class Trainer:
         self._rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=model.dtype)
         self._lrs = np.zeros(self.steps_per_epoch)
         self._batch_buffers: dict[int, tuple] = {}
-        self._row, self._finite = 0, True
+        self._finite = True
 
     # ---- set-up -------------------------------------------------------------------------------
     @staticmethod
@@ -211,12 +211,11 @@ class Trainer:
         inspect, lrs = self._inspect, self._lrs
         start = time.perf_counter()
         try:
-            for i in range(pos.batch, self.steps_per_epoch):
+            for i in range(pos.batch, self.steps_per_epoch):  # pos.batch == i until the update (`_inspect`'s row)
                 Xb, Tb = self._batch(X, T, order, i * bs, min((i + 1) * bs, n))
                 lr = self.base_lr if sched is None else sched.lr(self.base_lr, self.step, self.steps_per_epoch,
                                                                  self.total_steps)
                 opt.lr = lrs[i] = lr
-                self._row = i
                 self.batch_loss = train_step(model, loss, opt, Xb, Tb, before_update=inspect)
                 self.step += 1
                 pos.batch = i + 1
@@ -263,7 +262,7 @@ class Trainer:
         computed at the flush, for a block of rows at once), clip, and say whether to update: on host
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
-        be, row = self.model.backend, self._rec[self._row, ...]
+        be, row = self.model.backend, self._rec[self.position.batch, ...]  # this batch's row
         grads = self.model.grads.values()
         if be.writes_out:  # straight into the row (a view)
             sq = be.sq_norms(grads, out=row[self._col_norms])
