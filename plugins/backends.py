@@ -83,7 +83,10 @@ class NumpyBackend(Backend):
     def sq_norms(self, arrays, out=None):
         out = np.empty(len(arrays), next(iter(arrays)).dtype) if out is None else out
         for j, g in enumerate(arrays):
-            out[j] = np.vdot(g, g)  # a BLAS dot of the flattened array: no g*g temporary (~8x faster on 784x256)
+            flat = g.ravel()
+            # a BLAS dot of the flattened array: no g*g temporary (~8x faster on 784x256); the method,
+            # not np.vdot, whose dispatch costs ~2.5 us a call (4 calls a batch on a 2-layer model)
+            out[j] = flat.dot(flat)
         return out
 
     def limits(self):
