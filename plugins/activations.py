@@ -7,7 +7,7 @@ import math
 
 from framework import Activation, ElementwiseActivation
 from framework.registry import activations
-from framework.special import erf, into, sigmoid
+from framework.special import direct, erf, into, sigmoid
 
 
 @activations.register("identity")
@@ -62,7 +62,7 @@ class ReLU(ElementwiseActivation):
         return into(z, xp.maximum, z, 0.0)  # backward reads only a
 
     def derivative(self, xp, z, a):
-        return xp.astype(a > 0, a.dtype)  # a > 0 exactly where z > 0 (NumPy's `where` is ~8x slower)
+        return direct(xp).astype(a > 0, a.dtype)  # a > 0 exactly where z > 0 (NumPy's `where` is ~8x slower)
 
 
 @activations.register("leaky_relu")
@@ -180,8 +180,9 @@ class Softmax(Activation):
     Backward (vector-Jacobian product): dL/dz = a * (g - sum(g * a, axis=-1))."""
 
     def forward(self, xp, z):
-        e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
-        return e / xp.sum(e, axis=-1, keepdims=True)
+        d = direct(xp)
+        e = xp.exp(z - d.max(z, axis=-1, keepdims=True))
+        return e / d.sum(e, axis=-1, keepdims=True)
 
     def backward(self, xp, z, a, grad_a):
-        return a * (grad_a - xp.sum(grad_a * a, axis=-1, keepdims=True))
+        return a * (grad_a - direct(xp).sum(grad_a * a, axis=-1, keepdims=True))

@@ -19,6 +19,7 @@ import numpy as np
 
 from framework import Backend
 from framework.errors import ConfigError
+from framework.special import Direct
 from framework.launchers import auto_threads
 from framework.registry import backends
 
@@ -41,7 +42,8 @@ class NumpyBackend(Backend):
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
     None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
     `framework.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
-    pass; SciPy's BLAS is a second library that the thread limit covers too). Small MLPs' GEMMs gain
+    pass; SciPy's BLAS is a second library that the thread limit covers too), and the ufuncs' reduce
+    and the ndarray methods as the direct forms of sum, max, take, reshape, astype. Small MLPs' GEMMs gain
     nothing from more threads, and an extra thread that has to wake up on a core shared with another process (the MLflow writer) slows every
     product down.
     """
@@ -51,6 +53,9 @@ class NumpyBackend(Backend):
     device = "cpu"
     host_memory = True
     writes_out = True
+    direct = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
+                    max=functools.partial(np.maximum.reduce, axis=None),
+                    take=np.ndarray.take, reshape=np.ndarray.reshape, astype=np.ndarray.astype)
 
     def __init__(self, dtype: str = "float32", threads: int | str | None = None):
         if threads == "auto":
