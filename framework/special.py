@@ -120,5 +120,5 @@ def erf(xp, z):
         return own(z)
     from scipy.special import erf as host_erf  # no declared erf: compute on the host
 
-    host = np.from_dlpack(z)
+    host = np.from_dlpack(xp.asarray(z))  # asarray: a NumPy scalar (0-d arithmetic gives one) has no __dlpack__
     return xp.asarray(host_erf(host).astype(host.dtype, copy=False), device=getattr(z, "device", None))
