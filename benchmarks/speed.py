@@ -304,7 +304,7 @@ def report(sizes, batch, times, samples, targets):
             ratios = [x / y for x, y in zip(rates[a], rates[b])]  # blocks of one repeat ran back to back
             mid, target = statistics.median(ratios), targets.get((a, b))
             goal = f"   target >= {target}x: {'met' if mid >= target else 'MISSED'}" if target else ""
-            print(f"  {label:32s} {mid:11.2f}x   {min(ratios):11.2f}x .. {max(ratios):11.2f}x{goal}")
+            print(f"  {label:32s} {mid:11.3f}x   {min(ratios):11.3f}x .. {max(ratios):11.3f}x{goal}")
 
 
 def roofline(sizes, batch, times, library):
@@ -395,9 +395,11 @@ def run(args, device, cases, backend, xp, matmul, square, sync):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--repeats", type=int, default=15, help="timed blocks per contender (interleaved)")
-    p.add_argument("--seconds", type=float, default=0.25, help="approximate length of one timed block")
-    p.add_argument("--settle", type=float, default=0.2, help="pause before each block (idle thread pools)")
+    p.add_argument("--repeats", type=int, default=31, help="timed blocks per contender (interleaved)")
+    p.add_argument("--seconds", type=float, default=0.1, help="approximate length of one timed block")
+    p.add_argument("--settle", type=float, default=None,
+                   help="pause before each block so idle thread pools stop spinning (default: 0.2 s with "
+                        "more than one thread, none with one: the blocks of one repeat stay close in time)")
     p.add_argument("--square", type=int, default=1024, help="side of the square CPU GEMM")
     p.add_argument("--square-cuda", type=int, default=8192, help="side of the square GPU GEMM")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the BLAS and for PyTorch")
@@ -405,6 +407,8 @@ def main(argv=None):
                    help="cpu: this process's CPU time (1 thread, CPU only): robust when other processes "
                         "share the cores, which inflate wall time")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = 0.2 if args.threads > 1 or args.device == "cuda" else 0.0
     global CLOCK
     if args.clock == "cpu":
         if args.device != "cpu" or args.threads != 1:
