@@ -19,9 +19,9 @@ import numpy as np
 
 from framework import Backend
 from framework.errors import ConfigError
-from framework.special import Direct
 from framework.launchers import auto_threads
 from framework.registry import backends
+from framework.special import Direct
 
 
 def _host_dtype(dtype):
