@@ -17,8 +17,10 @@ cross-entropy on class indices, plain SGD (lr 0.01). The contenders, per shape:
 
 Steps are timed on N_BATCHES distinct batches cycled through; epochs on FIT_BATCHES batches of data.
 All contenders are timed in alternating blocks (ABC..CBA ...) so a noisy machine slows them alike;
-samples/s is the median over the blocks. A thread count of 1 (default) is set for the BLAS
-(threadpoolctl) and PyTorch alike.
+samples/s is the median over the blocks (their range beside it). A ratio is the median of the
+per-repeat ratios (the blocks of one repeat run back to back), with their range: a target is met or
+missed by that median. A thread count of 1 (default) is set for the BLAS (threadpoolctl) and PyTorch
+alike.
 
 Roofline (largest shape): a step's matrix products cost 6*batch*sum(in*out) FLOPs (Z = X @ W.T,
 dW = dZ.T @ X, dX = dZ @ W); the GEMM throughput is measured in the same run on exactly the step's
@@ -48,8 +50,10 @@ from framework.registry import backends, losses, optimizers  # noqa: E402
 from framework import train_step  # noqa: E402
 from framework.trainer import Trainer  # noqa: E402
 
-CPU_CASES = [([64, 128, 10], 32), ([784, 256, 256, 10], 128)]
-CUDA_CASES = [([4096, 4096, 4096, 10], 1024)]
+TARGETS = {("step", "numpy"): 0.95, ("fit", "step"): 0.90}  # (a, b): least rate a / rate b (CPU)
+CPU_CASES = [([64, 128, 10], 32, {**TARGETS, ("fit", "loop"): 2.5}),  # sizes, batch, targets
+             ([784, 256, 256, 10], 128, {**TARGETS, ("fit", "loop"): 1.6})]
+CUDA_CASES = [([4096, 4096, 4096, 10], 1024, {})]
 N_BATCHES = 8        # distinct batches the steps cycle through
 FIT_BATCHES = {"cpu": 64, "cuda": 8}   # batches per timed epoch
 LR = 0.01
@@ -62,15 +66,19 @@ def _data(sizes, n, seed=1):
     return X, y
 
 
+def _batches(sizes, batch):
+    """N_BATCHES host batches (X float32 (batch, in), y int64 (batch,)): every step contender's data."""
+    X, y = _data(sizes, N_BATCHES * batch)
+    return [(X[i * batch:(i + 1) * batch].copy(), y[i * batch:(i + 1) * batch].copy()) for i in range(N_BATCHES)]
+
+
 # ---- ours -------------------------------------------------------------------------------------------
 
 def framework_step(model, batch):
     """`train_step` on N_BATCHES batches already on the model's backend."""
     be = model.backend
     loss, opt = losses.create("cross_entropy"), optimizers.create("sgd", lr=LR)
-    X, y = _data(model.sizes, N_BATCHES * batch)
-    batches = [(be.asarray(X[i * batch:(i + 1) * batch]), be.asarray(y[i * batch:(i + 1) * batch], "int64"))
-               for i in range(N_BATCHES)]
+    batches = [(be.asarray(X), be.asarray(y, "int64")) for X, y in _batches(model.sizes, batch)]
 
     def step(i):
         train_step(model, loss, opt, *batches[i % N_BATCHES])
@@ -104,8 +112,7 @@ def numpy_step(weights, sizes, batch):
     dA = [np.empty((batch, n), np.float32) for n in sizes[1:-1]]
     mx, s = np.empty((batch, 1), np.float32), np.empty((batch, 1), np.float32)
     rows = np.arange(batch)
-    X, y = _data(sizes, N_BATCHES * batch)
-    batches = [(X[i * batch:(i + 1) * batch].copy(), y[i * batch:(i + 1) * batch].copy()) for i in range(N_BATCHES)]
+    batches = _batches(sizes, batch)
 
     def step(i):
         Xb, yb = batches[i % N_BATCHES]
@@ -160,9 +167,7 @@ def torch_net(torch, sizes, weights, device):
 
 def torch_step(torch, sizes, batch, weights, device):
     net, opt, ce = torch_net(torch, sizes, weights, device)
-    X, y = _data(sizes, N_BATCHES * batch)
-    batches = [(torch.from_numpy(X[i * batch:(i + 1) * batch]).to(device),
-                torch.from_numpy(y[i * batch:(i + 1) * batch]).to(device)) for i in range(N_BATCHES)]
+    batches = [(torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)) for X, y in _batches(sizes, batch)]
 
     def step(i):
         Xb, yb = batches[i % N_BATCHES]
@@ -278,36 +283,34 @@ def interleaved(contenders, repeats, target_s, settle_s):
 
 LABELS = {"numpy": "numpy step (hand-written)", "step": "framework step", "torch": "PyTorch step",
           "fit": "framework Trainer.fit epoch", "loop": "PyTorch loop epoch"}
-RATIOS = [("step", "numpy", "framework step / numpy step", 0.95),
-          ("step", "torch", "framework step / PyTorch step", None),
-          ("fit", "step", "framework fit / framework step", 0.90),
-          ("fit", "loop", "framework fit / PyTorch loop", None),
-          ("loop", "torch", "PyTorch loop / PyTorch step", None)]
+RATIOS = [("step", "numpy", "framework step / numpy step"),
+          ("step", "torch", "framework step / PyTorch step"),
+          ("fit", "step", "framework fit / framework step"),
+          ("fit", "loop", "framework fit / PyTorch loop"),
+          ("loop", "torch", "PyTorch loop / PyTorch step")]
 
 
-def report(sizes, batch, times, samples, fit_targets):
+def report(sizes, batch, times, samples, targets):
+    """samples/s per contender (median and range over its blocks); each ratio as the median and range
+    of the per-repeat ratios, judged against `targets` {(a, b): least ratio}."""
     print(f"\n{'-'.join(map(str, sizes))}, batch {batch}, float32")
     print(f"  {'':32s} {'samples/s':>12s}   {'range over blocks':>27s}")
-    rate = {}
-    for name, ts in times.items():
-        if name.startswith("gemm"):
-            continue
-        n = samples[name]
-        rate[name] = n / statistics.median(ts)
-        print(f"  {LABELS[name]:32s} {rate[name]:12,.0f}   {n / max(ts):12,.0f} .. {n / min(ts):12,.0f}")
-    for a, b, label, target in RATIOS:
-        if a in rate and b in rate:
-            if a == "fit" and b == "loop":
-                target = fit_targets.get(tuple(sizes))
-            goal = f"   (target >= {target}x: {'met' if rate[a] / rate[b] >= target else 'MISSED'})" if target else ""
-            print(f"  {label:32s} {rate[a] / rate[b]:11.2f}x{goal}")
-    return rate
+    rates = {name: [samples[name] / t for t in ts] for name, ts in times.items() if not name.startswith("gemm")}
+    for name, r in rates.items():
+        print(f"  {LABELS[name]:32s} {statistics.median(r):12,.0f}   {min(r):12,.0f} .. {max(r):12,.0f}")
+    print(f"  {'':32s} {'ratio':>12s}   {'range over repeats':>27s}")
+    for a, b, label in RATIOS:
+        if a in rates and b in rates:
+            ratios = [x / y for x, y in zip(rates[a], rates[b])]  # blocks of one repeat ran back to back
+            mid, target = statistics.median(ratios), targets.get((a, b))
+            goal = f"   target >= {target}x: {'met' if mid >= target else 'MISSED'}" if target else ""
+            print(f"  {label:32s} {mid:11.3f}x   {min(ratios):11.3f}x .. {max(ratios):11.3f}x{goal}")
 
 
 def roofline(sizes, batch, times, library):
     full, executed = flops(sizes, batch)
     gemm = full / statistics.median(times["gemm:step"])
-    step = full / statistics.median(times["step"]) * 1.0
+    step = full / statistics.median(times["step"])
     print(f"  GEMM FLOPs per step 6*b*sum(in*out) = {full / 1e6:.1f} MFLOP "
           f"(without dL/dX of layer 1: {executed / 1e6:.1f} MFLOP)")
     print(f"  {library} on the step's GEMMs: {gemm / 1e9:.1f} GFLOP/s; square GEMM: "
@@ -374,19 +377,16 @@ def contenders(sizes, batch, backend, device, torch, sync):
     return out
 
 
-FIT_VS_TORCH = {(64, 128, 10): 2.5, (784, 256, 256, 10): 1.6}
-
-
 def run(args, device, cases, backend, xp, matmul, square, sync):
     torch = torch_or_none(device, args.threads)
-    for sizes, batch in cases:
+    for sizes, batch, targets in cases:
         plan = contenders(sizes, batch, backend, device, torch, sync)
         large = sizes == cases[-1][0]
         if large:  # the roofline's GEMMs take turns with the steps, so they see the same machine state
             plan["gemm:step"] = (step_gemms(xp, matmul, sizes, batch), sync, 1)
             plan["gemm:square"] = (square_gemm(xp, matmul, square), sync, 1)
         times = interleaved(plan, args.repeats, args.seconds, args.settle)
-        report(sizes, batch, times, {k: v[2] for k, v in plan.items()}, FIT_VS_TORCH if device == "cpu" else {})
+        report(sizes, batch, times, {k: v[2] for k, v in plan.items()}, targets)
         if large:
             times["gemm:square:rate"] = 2 * square**3 / statistics.median(times["gemm:square"])
             roofline(sizes, batch, times, f"{xp.__name__}.matmul")
@@ -395,9 +395,11 @@ def run(args, device, cases, backend, xp, matmul, square, sync):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--repeats", type=int, default=7, help="timed blocks per contender (interleaved)")
-    p.add_argument("--seconds", type=float, default=0.4, help="approximate length of one timed block")
-    p.add_argument("--settle", type=float, default=0.2, help="pause before each block (idle thread pools)")
+    p.add_argument("--repeats", type=int, default=31, help="timed blocks per contender (interleaved)")
+    p.add_argument("--seconds", type=float, default=0.1, help="approximate length of one timed block")
+    p.add_argument("--settle", type=float, default=None,
+                   help="pause before each block so idle thread pools stop spinning (default: 0.2 s with "
+                        "more than one thread, none with one: the blocks of one repeat stay close in time)")
     p.add_argument("--square", type=int, default=1024, help="side of the square CPU GEMM")
     p.add_argument("--square-cuda", type=int, default=8192, help="side of the square GPU GEMM")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the BLAS and for PyTorch")
@@ -405,6 +407,8 @@ def main(argv=None):
                    help="cpu: this process's CPU time (1 thread, CPU only): robust when other processes "
                         "share the cores, which inflate wall time")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = 0.2 if args.threads > 1 or args.device == "cuda" else 0.0
     global CLOCK
     if args.clock == "cpu":
         if args.device != "cpu" or args.threads != 1:

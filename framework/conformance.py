@@ -32,8 +32,8 @@ in float64) except `array_api`. The checks per kind:
                   least as well as a random one
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
                   batch_sum, sq_norms, synchronize, limits) against NumPy, and the declared capabilities
-                  (`host_memory`, `writes_out`) hold; a backend that cannot be created here is skipped
-                  with its message
+                  (`host_memory`, `writes_out`, the `direct` forms) hold; a backend that cannot be
+                  created here is skipped with its message
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from .data import TASKS, validate
 from .errors import ConfigError
 from .gradcheck import check_activation, check_loss, sample_loss_inputs
 from .registry import KINDS, Registry
+from .special import direct
 FLOATS = (np.float32, np.float64)
 EXTREME = (-1e4, -1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3, 1e4)   # finiteness grid
 EXTREME_GRAD = ((-1e3, -100.0, -30.0), (-1.0, 0.0, 1.0), (30.0, 100.0, 1e3))   # gradcheck grid, (3, 3)
@@ -602,6 +603,7 @@ def _backend_methods(reg, name):
     if be.writes_out:
         assert np.allclose(be.to_numpy(sums), host["A"].sum(axis=0), rtol=1e-5), (
             "writes_out is declared but batch_sum left `out` unwritten")
+    _direct_forms(be, dev["A"])
     sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
     assert np.allclose(sq, [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)], rtol=1e-5), "sq_norms differs from sum(g^2)"
     be.synchronize()
@@ -614,6 +616,28 @@ def _backend_methods(reg, name):
         readable = False
     assert readable == be.host_memory, f"host_memory={be.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays"
     return f"host_memory={be.host_memory}, writes_out={be.writes_out}"
+
+
+def _direct_forms(be, A) -> None:
+    """The `direct` forms of the backend's namespace give what its standard functions give (same
+    shape, dtype and values), with the standard's defaults (e.g. sum over all axes)."""
+    xp, d = be.xp, direct(be.xp)
+    rows, flat_rows = be.asarray(np.array([3, 0, 3]), "int64"), be.asarray(np.array([7, 0, 19]), "int64")
+    cases = {
+        "sum(x)": (d.sum(A), xp.sum(A)),
+        "sum(x, axis=-1, keepdims=True)": (d.sum(A, axis=-1, keepdims=True), xp.sum(A, axis=-1, keepdims=True)),
+        "max(x)": (d.max(A), xp.max(A)),
+        "max(x, axis=-1, keepdims=True)": (d.max(A, axis=-1, keepdims=True), xp.max(A, axis=-1, keepdims=True)),
+        "take(x, rows, axis=0)": (d.take(A, rows, axis=0), xp.take(A, rows, axis=0)),
+        "reshape(x, (-1,))": (d.reshape(A, (-1,)), xp.reshape(A, (-1,))),
+        "take(x_1d, indices)": (d.take(d.reshape(A, (-1,)), flat_rows), xp.take(xp.reshape(A, (-1,)), flat_rows)),
+        "astype(x, float64)": (d.astype(A, xp.float64), xp.astype(A, xp.float64)),
+    }
+    for what, (got, want) in cases.items():
+        got, want = np.asarray(be.to_numpy(got)), np.asarray(be.to_numpy(want))
+        assert got.shape == want.shape and got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6), (
+            f"direct {what} gives {got.dtype} {got.shape}, the namespace's {want.dtype} {want.shape}"
+            + ("" if got.shape != want.shape else f", max difference {np.max(np.abs(got - want))}"))
 
 
 CHECKS: dict[str, dict[str, Callable[[Registry, str], str]]] = {

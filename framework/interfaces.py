@@ -43,13 +43,23 @@ class Activation:
 
 
 class ElementwiseActivation(Activation):
-    """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`."""
+    """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`.
+
+    The in-place backward multiplies the model's dL/da buffer by f'(z) where `backward` is this
+    class's product; a subclass that writes its own `backward` gets that one called instead.
+    """
 
     def derivative(self, xp, z, a):
         raise NotImplementedError
 
     def backward(self, xp, z, a, grad_a):
         return grad_a * self.derivative(xp, z, a)
+
+    def backward_inplace(self, xp, z, a, grad_a):
+        if type(self).backward is not ElementwiseActivation.backward:  # the subclass's own vector-Jacobian product
+            return self.backward(xp, z, a, grad_a)
+        grad_a *= self.derivative(xp, z, a)
+        return grad_a
 
 
 class Loss:
@@ -164,8 +174,10 @@ class Backend:
     `batch_sum` and the namespace's elementwise functions write into a preallocated `out` (else they
     return a new array and the engine keeps no work buffers); `erf`: the library's error function
     (not in the standard); `axpy(y, alpha, x) -> bool`: y += alpha x in one pass (see
-    `framework.special.axpy`). `__init__` records the last three for `xp` and its arrays of
-    `array_type` (the library's array class) in `framework.special`, where plugin code finds them.
+    `framework.special.axpy`); `direct`: C-level forms of sum, max, take, reshape and astype
+    (`framework.special.Direct`; None: the namespace's own). `__init__` records the last four for `xp`
+    and its arrays of `array_type` (the library's array class) in `framework.special`, where plugin
+    code finds them.
     """
 
     name: str = "?"
@@ -176,11 +188,13 @@ class Backend:
     writes_out: bool = False
     erf: Any = None
     axpy: Any = None
+    direct: Any = None
 
     def __init__(self, dtype: str = "float32"):
         self.dtype = self.resolve_dtype(dtype)
         if self.array_type is not None:
-            special.provide(self.xp, self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy)
+            special.provide(self.xp, self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy,
+                            direct=self.direct)
 
     def resolve_dtype(self, dtype):
         """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""

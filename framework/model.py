@@ -111,24 +111,23 @@ class MLP:
         if not cache:
             raise RuntimeError("MLP.backward called before forward")
         be, xp, params, grads = self.backend, self.backend.xp, self.params, self.grads
-        A_prev, Z, A = cache[-1]
-        if tuple(grad_out.shape) != tuple(A.shape):
-            raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(A.shape)}")
-        dA_bufs, l = self._buffers(A.shape[0])[1], len(cache) - 1
-        kW, kb, f = self._layers[l]
-        dZ = f.backward(xp, Z, A, grad_out)  # grad_out is the caller's: never overwritten
-        while True:
-            grads[kW] = be.matmul(dZ.T, A_prev, out=grads[kW])
-            grads[kb] = be.batch_sum(dZ, out=grads[kb])
-            if l == 0 and not input_grad:
-                return None
-            dA = be.matmul(dZ, params[kW], out=dA_bufs[l - 1] if l else None)
-            if l == 0:
-                return dA
-            l -= 1
+        matmul, batch_sum = be.matmul, be.batch_sum
+        out = cache[-1][2]
+        if tuple(grad_out.shape) != tuple(out.shape):
+            raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(out.shape)}")
+        dA_bufs = self._buffers(out.shape[0])[1]
+        last = len(cache) - 1
+        dA = grad_out
+        for l in range(last, -1, -1):
             A_prev, Z, A = cache[l]
             kW, kb, f = self._layers[l]
-            dZ = f.backward_inplace(xp, Z, A, dA)
+            # grad_out is the caller's (never overwritten); the hidden layers' dA are the model's buffers
+            dZ = f.backward(xp, Z, A, dA) if l == last else f.backward_inplace(xp, Z, A, dA)
+            grads[kW] = matmul(dZ.T, A_prev, out=grads[kW])
+            grads[kb] = batch_sum(dZ, out=grads[kb])
+            if l or input_grad:
+                dA = matmul(dZ, params[kW], out=dA_bufs[l - 1] if l else None)
+        return dA if input_grad else None
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Host copies of the parameters."""

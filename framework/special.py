@@ -1,18 +1,23 @@
 """Functions the Array API standard lacks, with what each array library provides declared by its
-backend (`Backend.writes_out`, `erf`, `axpy`, recorded here by `provide`), never guessed from type
-or module names.
+backend (`Backend.writes_out`, `erf`, `axpy`, `direct`, recorded here by `provide`), never guessed
+from type or module names.
 
 - `sigmoid`: the logistic function, stable for any input (activations and logit losses share it).
 - `erf`: the Gauss error function (not in the standard): the namespace's declared one, else computed
   on the host with SciPy.
 - `axpy`: y += alpha x in one pass (a BLAS level-1 call) where the backend declares one (optimizers).
 - `namespace_of`: the namespace of an array (for code handed arrays only, like optimizers).
+- `direct`: sum, max, take, reshape, astype with the standard's signatures, as the C-level callables
+  a backend declares (NumPy: `np.add.reduce`, ndarray methods; `np.sum` & co. are Python wrappers
+  that cost a few microseconds a call, a fifth of a small model's step in its loss), else `xp`'s own.
 - `into`: `out[...] = func(*args)` without a temporary. The standard has in-place operators
   (`a += b`) but no `out=` argument; NumPy and CuPy functions take one (`Backend.writes_out`), which
   saves an allocation and a pass over memory on the hot path (optimizer updates). Other libraries
   compute, then copy.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -31,17 +36,41 @@ def namespace_of(x):
 _WRITES_OUT: set = set()   # array types whose namespace's elementwise functions take `out=`
 _ERF: dict = {}             # namespace -> its library's erf
 _AXPY: dict = {}            # array type -> axpy(y, alpha, x) -> bool
+_DIRECT: dict = {}          # namespace -> its Direct forms
 
 
-def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None) -> None:
+class Direct(NamedTuple):
+    """Standard functions called as `f(x, ...)` with the standard's arguments (`axis=`, `keepdims=`
+    by keyword): sum(x, axis=None, keepdims=False), max(x, axis=None, keepdims=False),
+    take(x, indices, axis=None), reshape(x, shape), astype(x, dtype)."""
+
+    sum: Callable
+    max: Callable
+    take: Callable
+    reshape: Callable
+    astype: Callable
+
+
+def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None, direct=None) -> None:
     """Record what namespace `xp` with arrays of `array_type` offers beyond the standard. Called only
-    by `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`)."""
+    by `Backend.__init__` from the backend's declarations (`Backend.writes_out`, `erf`, `axpy`,
+    `direct`)."""
     if writes_out:
         _WRITES_OUT.add(array_type)
     if erf is not None:
         _ERF[xp] = erf
     if axpy is not None:
         _AXPY[array_type] = axpy
+    if direct is not None:
+        _DIRECT[xp] = direct
+
+
+def direct(xp) -> Direct:
+    """The `Direct` forms of namespace xp: its backend's declared ones, else xp's own functions."""
+    found = _DIRECT.get(xp)
+    if found is None:
+        found = _DIRECT[xp] = Direct(xp.sum, xp.max, xp.take, xp.reshape, xp.astype)
+    return found
 
 
 def axpy(y, alpha: float, x) -> bool:
@@ -91,5 +120,5 @@ def erf(xp, z):
         return own(z)
     from scipy.special import erf as host_erf  # no declared erf: compute on the host
 
-    host = np.from_dlpack(z)
+    host = np.from_dlpack(xp.asarray(z))  # asarray: a NumPy scalar (0-d arithmetic gives one) has no __dlpack__
     return xp.asarray(host_erf(host).astype(host.dtype, copy=False), device=getattr(z, "device", None))

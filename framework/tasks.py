@@ -33,7 +33,9 @@ def default_metrics(task: str) -> list[str]:
 def output_size(ds, targets: str = "values", loss: str = "?") -> int:
     """Model outputs data set `ds` needs when loss `loss` (a name, for the error) is fed `targets`:
     "indices": one per class (2 for binary); "values": C (one-hot), 1 for binary (a logit or
-    P(class 1)), k for regression."""
+    P(class 1)), k for regression. The one table of output widths (`targets_for` checks against it)."""
+    if targets not in ("indices", "values"):
+        raise ConfigError(f"loss '{loss}' declares targets={targets!r}; targets must be 'indices' or 'values'")
     if targets == "indices":
         if ds.task == "regression":
             raise ConfigError(f"loss '{loss}' needs class targets but data '{ds.name}' is a regression "
@@ -60,26 +62,17 @@ def labels(task: str, scores: np.ndarray) -> np.ndarray:
 
 
 def targets_for(ds, targets: str, n_out: int) -> np.ndarray:
-    """What the loss compares the model output `(n, n_out)` of data set `ds` with.
-
-    targets="indices": int64 classes (n,). targets="values": float64 (n, n_out): regression y as
-    is; binary 0/1 as (n, 1) when n_out == 1, else one-hot (n, 2); classification one-hot (n, C).
-    """
-    n_values = {"classification": ds.n_classes, "binary": 2}.get(ds.task)
+    """What the loss compares the model output `(n, n_out)` of data set `ds` with, once n_out is the
+    width `output_size` gives. targets="indices": int64 classes (n,). targets="values": float64: y
+    (n, k) for regression, 0/1 as (n, 1) for binary, one-hot (n, C) for classification."""
+    expected = output_size(ds, targets)
+    if n_out != expected:
+        raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' ({ds.task}) needs {expected} "
+                         f"with {'class' if targets == 'indices' else 'value'} targets")
     if targets == "indices":
-        if n_values is None:
-            raise ConfigError(f"the loss expects class indices but data set '{ds.name}' is regression")
-        if n_out != n_values:
-            raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has {n_values} classes")
         return ds.y.astype(np.int64)
-    if targets != "values":
-        raise ConfigError(f"targets must be 'indices' or 'values'; got {targets!r}")
     if ds.task == "regression":
-        if n_out != ds.y.shape[1]:
-            raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has y of shape {ds.y.shape}")
         return ds.y.astype(np.float64)
-    if ds.task == "binary" and n_out == 1:
+    if ds.task == "binary":
         return ds.y.astype(np.float64)[:, None]
-    if n_out != n_values:
-        raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' has {n_values} classes")
-    return np.eye(n_values)[ds.y]
+    return np.eye(n_out)[ds.y]

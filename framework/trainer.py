@@ -126,9 +126,9 @@ class Trainer:
         self._col_norms = slice(col[grad_norm_key(next(iter(model.params)))], self._col_global)
         xp = model.backend.xp
         self._rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=model.dtype)
-        self._lrs = np.zeros(self.steps_per_epoch)
-        self._batch_buffers: dict[int, tuple] = {}
-        self._row, self._finite = 0, True
+        self._lrs = [0.0] * self.steps_per_epoch  # each batch's lr (a list: set per batch from Python)
+        self._batch_buffers: dict = {}  # batch size -> work array for the gathered rows of X
+        self._finite = True
 
     # ---- set-up -------------------------------------------------------------------------------
     @staticmethod
@@ -205,35 +205,35 @@ class Trainer:
             self.rng.bit_generator.state = copy.deepcopy(self.position.rng_state)
         pos = self.position
         X, T = self._device["train"]
-        n, bs = X.shape[0], self.batch_size
+        n, bs, steps = X.shape[0], self.batch_size, self.steps_per_epoch
         order = be.asarray(self.rng.permutation(n), be.xp.int64) if self.shuffle else None
-        model, loss, opt, sched = self.model, self.loss, self.optimizer, self.scheduler
-        inspect, lrs = self._inspect, self._lrs
+        if order is not None:  # the epoch's targets in batch order, in one gather (X: per batch, `_batch`)
+            T = be.take(T, order)
+        model, loss, opt, sched, base_lr = self.model, self.loss, self.optimizer, self.scheduler, self.base_lr
+        inspect, lrs, batch, callbacks = self._inspect, self._lrs, self._batch, self.callbacks
         start = time.perf_counter()
         try:
-            for i in range(pos.batch, self.steps_per_epoch):
-                Xb, Tb = self._batch(X, T, order, i * bs, min((i + 1) * bs, n))
-                lr = self.base_lr if sched is None else sched.lr(self.base_lr, self.step, self.steps_per_epoch,
-                                                                 self.total_steps)
+            for i in range(pos.batch, steps):  # pos.batch == i until the update is done (`_inspect`'s row)
+                Xb, Tb = batch(X, T, order, i * bs, min((i + 1) * bs, n))
+                lr = base_lr if sched is None else sched.lr(base_lr, self.step, steps, self.total_steps)
                 opt.lr = lrs[i] = lr
-                self._row = i
                 self.batch_loss = train_step(model, loss, opt, Xb, Tb, before_update=inspect)
                 self.step += 1
                 pos.batch = i + 1
-                for cb in self.callbacks:
+                for cb in callbacks:
                     cb.on_batch_end(self, self.step - 1)
                 if not self._finite or pos.batch - pos.flushed >= self.flush_every:
                     self._flush(pos.batch)
                 if self.stop_requested:
                     raise Interrupted(self.stop_requested)
-            self._flush(self.steps_per_epoch)
+            self._flush(steps)
         except BaseException:
             self._flush(pos.batch)  # keep every finished batch's numbers
             raise
         finally:
             be.synchronize()
             pos.seconds += time.perf_counter() - start
-        logs = {"train/loss": float(np.mean(pos.losses)), "epoch/seconds": pos.seconds,
+        logs = {"train/loss": math.fsum(pos.losses) / len(pos.losses), "epoch/seconds": pos.seconds,
                 "epoch/samples_per_second": n / pos.seconds if pos.seconds > 0 else float("inf")}
         if self.splits.val is not None:
             logs.update({f"val/{k}": v for k, v in self.evaluate("val").items()})
@@ -244,18 +244,18 @@ class Trainer:
             cb.on_epoch_end(self, epoch, logs)
 
     def _batch(self, X, T, order, lo: int, hi: int):
-        """Rows lo:hi of the epoch's order: views without shuffling; with it, gathered into work
-        buffers reused every epoch where the backend writes into `out` (no copy of the training set)."""
+        """Batch lo:hi of the epoch: T is already in the epoch's order (a view); X's rows order[lo:hi]
+        are gathered into a work buffer reused every epoch where the backend writes into `out` (no
+        copy of the training set's X); without shuffling both are views."""
         if order is None:
             return X[lo:hi, ...], T[lo:hi, ...]
-        be, rows = self.model.backend, order[lo:hi]
+        be, rows = self.model.backend, order[lo:hi, ...]
         if not be.writes_out:
-            return be.take(X, rows), be.take(T, rows)
-        bufs = self._batch_buffers.get(hi - lo)
-        if bufs is None:
-            bufs = self._batch_buffers[hi - lo] = tuple(
-                be.xp.empty((hi - lo, *A.shape[1:]), dtype=A.dtype) for A in (X, T))
-        return be.take(X, rows, out=bufs[0]), be.take(T, rows, out=bufs[1])
+            return be.take(X, rows), T[lo:hi, ...]
+        buf = self._batch_buffers.get(hi - lo)
+        if buf is None:
+            buf = self._batch_buffers[hi - lo] = be.xp.empty((hi - lo, X.shape[1]), dtype=X.dtype)
+        return be.take(X, rows, out=buf), T[lo:hi, ...]
 
     def _inspect(self, loss) -> bool:
         """Between backward and update (`train_step`'s before_update): write the loss and the squared
@@ -263,7 +263,7 @@ class Trainer:
         computed at the flush, for a block of rows at once), clip, and say whether to update: on host
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
-        be, row = self.model.backend, self._rec[self._row, ...]
+        be, row = self.model.backend, self._rec[self.position.batch, ...]  # this batch's row
         grads = self.model.grads.values()
         if be.writes_out:  # straight into the row (a view)
             sq = be.sq_norms(grads, out=row[self._col_norms])
@@ -307,16 +307,21 @@ class Trainer:
             self._diverged(record, int(np.argmax(losses > limit[0])), limit)
 
     def _loss_limit(self) -> tuple[float, str] | None:
-        """(largest loss allowed, why) from `divergence`, or None: max_loss, and factor x the loss of
-        the first batch."""
+        """(largest loss allowed, which setting) from `divergence`, or None: max_loss, and factor x the
+        loss of the first batch. (Checked at every flush; the words are made only on divergence.)"""
         d, first = self.divergence, self.first_loss
         limits = []
         if d is not None and d.max_loss is not None:
-            limits.append((d.max_loss, f"trainer.divergence.max_loss={d.max_loss:g}"))
+            limits.append((d.max_loss, "max_loss"))
         if d is not None and d.factor is not None and first is not None and first > 0:
-            limits.append((d.factor * first, f"trainer.divergence.factor={d.factor:g} x the first batch's "
-                                             f"loss {first:.4g}"))
+            limits.append((d.factor * first, "factor"))
         return min(limits) if limits else None
+
+    def _limit_words(self, setting: str) -> str:
+        d = self.divergence
+        if setting == "max_loss":
+            return f"trainer.divergence.max_loss={d.max_loss:g}"
+        return f"trainer.divergence.factor={d.factor:g} x the first batch's loss {self.first_loss:.4g}"
 
     def _diverged(self, record: BatchRecord, row: int, limit: tuple[float, str] | None = None) -> None:
         values = dict(zip(record.keys, record.values[row]))
@@ -324,7 +329,7 @@ class Trainer:
         bad = [p for p in self.model.params if not math.isfinite(values[grad_norm_key(p)])]
         param = None if limit is not None or not bad else bad[0]
         if limit is not None:
-            reason = f"loss {loss:.4g} at batch {step} (epoch {self.epoch}) exceeds {limit[1]}"
+            reason = f"loss {loss:.4g} at batch {step} (epoch {self.epoch}) exceeds {self._limit_words(limit[1])}"
         else:
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             value = loss if what == "loss" else values[GLOBAL_NORM]

@@ -12,14 +12,14 @@ import math
 
 from framework import Loss
 from framework.registry import losses
-from framework.special import into, sigmoid
+from framework.special import direct, into, sigmoid
 
 
 def _weighted(xp, per_elem, weight):
     """Multiply (batch, ...) terms by per-sample weights (batch,)."""
     if weight is None:
         return per_elem
-    return per_elem * xp.reshape(weight, (weight.shape[0],) + (1,) * (per_elem.ndim - 1))
+    return per_elem * direct(xp).reshape(weight, (weight.shape[0],) + (1,) * (per_elem.ndim - 1))
 
 
 class _Elementwise(Loss):
@@ -36,7 +36,7 @@ class _Elementwise(Loss):
         return 1.0 / math.prod(pred.shape)  # not pred.size: torch's `size` is a method
 
     def forward(self, xp, pred, target, weight=None):
-        return xp.sum(_weighted(xp, self.elem(xp, pred, target), weight)) * self.scale(pred)
+        return direct(xp).sum(_weighted(xp, self.elem(xp, pred, target), weight)) * self.scale(pred)
 
     def backward(self, xp, pred, target, weight=None):
         return _weighted(xp, self.elem_grad(xp, pred, target), weight) * self.scale(pred)
@@ -153,8 +153,9 @@ class CrossEntropy(Loss):
         self._aranges: dict = {}   # (namespace, n, step, dtype) -> arange(0, n * step, step)
 
     def _logsoftmax(self, xp, z):
-        shifted = z - xp.max(z, axis=-1, keepdims=True)
-        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+        d = direct(xp)
+        shifted = z - d.max(z, axis=-1, keepdims=True)
+        return shifted - xp.log(d.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
     def _onehot(self, xp, t, like):
         """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
@@ -163,22 +164,23 @@ class CrossEntropy(Loss):
         key = (xp, c, like.dtype)
         if key not in cache:
             cache[key] = xp.eye(c, dtype=like.dtype)
-        return xp.take(cache[key], t, axis=0)
+        return direct(xp).take(cache[key], t, axis=0)
 
     def _norm(self, xp, pred, weight):
-        return pred.shape[0] if weight is None else xp.sum(weight)
+        return pred.shape[0] if weight is None else direct(xp).sum(weight)
 
     def _indices(self, xp, target):
         """target as (batch,) int64 (row * C + t below must not overflow a narrow integer type)."""
         if target.ndim != 1:
-            target = xp.reshape(target, (-1,))
-        return target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
+            target = direct(xp).reshape(target, (-1,))
+        return target if target.dtype == xp.int64 else direct(xp).astype(target, xp.int64)
 
     def _picked(self, xp, logp, t):
         """logp[i, t_i] for every row i (t: int64 (batch,)), by one `take` from the flattened array (as
         the one-hot sum, but without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
-        return xp.take(xp.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
+        d = direct(xp)
+        return d.take(d.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
 
     def _arange(self, xp, n, dtype, step):
         """xp.arange(0, n * step, step) of `dtype`, made once per (namespace, n, step, dtype): every
@@ -193,7 +195,7 @@ class CrossEntropy(Loss):
         nll = -self._picked(xp, self._logsoftmax(xp, pred), self._indices(xp, target))
         if weight is not None:
             nll = nll * weight
-        return xp.sum(nll) / self._norm(xp, pred, weight)
+        return direct(xp).sum(nll) / self._norm(xp, pred, weight)
 
     def backward(self, xp, pred, target, weight=None):
         grad = xp.exp(self._logsoftmax(xp, pred)) - self._onehot(xp, self._indices(xp, target), pred)
@@ -202,11 +204,12 @@ class CrossEntropy(Loss):
     def value_and_grad(self, xp, pred, target, weight=None):
         """Both at the cost of one softmax: with S = Z - max(Z), e = exp(S), s = sum(e),
         L_i = log(s_i) - S_i,t_i and dL/dZ_i = (e_i / s_i - onehot(t_i)) (w_i) / norm."""
-        grad = pred - xp.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
+        d = direct(xp)  # C-level sum/max/take where the backend declares them: this runs every batch
+        grad = pred - d.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
         t = self._indices(xp, target)
         picked = self._picked(xp, grad, t)
         grad = into(grad, xp.exp, grad)
-        s = xp.sum(grad, axis=-1, keepdims=True)
+        s = d.sum(grad, axis=-1, keepdims=True)
         nll = xp.log(s[:, 0])
         nll -= picked
         norm = self._norm(xp, pred, weight)
@@ -215,7 +218,7 @@ class CrossEntropy(Loss):
         if weight is not None:
             nll, grad = nll * weight, _weighted(xp, grad, weight)
         grad /= norm
-        return xp.sum(nll) / norm, grad
+        return d.sum(nll) / norm, grad
 
     def predict(self, xp, out):
         return xp.exp(self._logsoftmax(xp, out))

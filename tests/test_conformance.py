@@ -156,6 +156,11 @@ class ClaimsDevice(backends.get("numpy")):
     host_memory = False
 
 
+class SumsOneAxis(backends.get("numpy")):
+    """Declares np.add.reduce as is for sum: its default axis is 0, the standard's all axes."""
+    direct = backends.get("numpy").direct._replace(sum=np.add.reduce)
+
+
 FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("activation", WrongDerivative, "gradcheck", "gradcheck activation 'bad': FAILED"),
     ("activation", WrongDerivative, "extreme", "analytic"),
@@ -179,12 +184,13 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("metric", LowerIsBetter, "tasks", "but higher_is_better=False"),
     ("backend", ClaimsOut, "methods", "writes_out is declared but matmul left `out` unwritten"),
     ("backend", ClaimsDevice, "methods", "host_memory=False is declared but NumPy can view its arrays"),
+    ("backend", SumsOneAxis, "methods", "direct sum(x) gives float32 (4,), the namespace's float32 ()"),
 ]
 
 
 @pytest.mark.parametrize("kind,cls,check,message", FAULTS, ids=[f"{c.__name__}-{k}" for _, c, k, _ in FAULTS])
 def test_checks_catch_faults(kind, cls, check, message, monkeypatch):
-    for table in ("_WRITES_OUT", "_ERF", "_AXPY"):  # a backend's (false) declarations hold process-wide
+    for table in ("_WRITES_OUT", "_ERF", "_AXPY", "_DIRECT"):  # a backend's (false) declarations hold process-wide
         monkeypatch.setattr(special, table, copy.copy(getattr(special, table)))
     registry = Registry(kind, group=KINDS[kind].group)
     registry.register("bad")(cls)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from framework.data import Dataset, split, standardize, validate
-from framework.tasks import targets_for
+from framework.tasks import output_size, targets_for
 from framework.errors import ConfigError, ShapeError
 from framework.registry import datasets
 
@@ -238,7 +238,6 @@ def test_targets_for_encodings():
     t = targets_for(binary, "values", 1)
     assert t.dtype == np.float64
     np.testing.assert_array_equal(t, [[0.0], [1.0], [1.0]])
-    np.testing.assert_array_equal(targets_for(binary, "values", 2), [[1, 0], [0, 1], [0, 1]])
     np.testing.assert_array_equal(targets_for(multi, "values", 3), [[0, 0, 1], [1, 0, 0]])
     np.testing.assert_array_equal(targets_for(multi, "indices", 3), [2, 0])
     np.testing.assert_array_equal(targets_for(reg, "values", 1), [[1.5], [-2.0]])
@@ -247,14 +246,19 @@ def test_targets_for_encodings():
 def test_targets_for_errors():
     multi = Dataset(np.zeros((2, 1)), np.array([2, 0]), "classification", 3, "c")
     reg = Dataset(np.zeros((2, 1)), np.zeros((2, 1)), "regression", None, "r")
-    with pytest.raises(ConfigError, match="class indices.*regression"):
+    binary = Dataset(np.zeros((3, 1)), np.array([0, 1, 1]), "binary", 2, "b")
+    with pytest.raises(ConfigError, match="class targets.*regression"):
         targets_for(reg, "indices", 1)
-    with pytest.raises(ShapeError, match="2 outputs.*3 classes"):
+    with pytest.raises(ShapeError, match="2 outputs.*'c' \\(classification\\) needs 3 with value targets"):
         targets_for(multi, "values", 2)
-    with pytest.raises(ShapeError, match="3 outputs.*shape \\(2, 1\\)"):
+    with pytest.raises(ShapeError, match="3 outputs.*'r' \\(regression\\) needs 1 with value targets"):
         targets_for(reg, "values", 3)
+    with pytest.raises(ShapeError, match="2 outputs.*'b' \\(binary\\) needs 1 with value targets"):
+        targets_for(binary, "values", 2)  # the widths of `output_size`, which the trainer checks first
     with pytest.raises(ConfigError, match="'indices' or 'values'"):
         targets_for(multi, "logits", 3)
+    with pytest.raises(ConfigError, match="'indices' or 'values'"):
+        output_size(multi, "logits")
 
 
 # --- validate -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from framework import ElementwiseActivation
 from framework.errors import ConfigError, ShapeError
 from framework.gradcheck import check_model
 from framework.model import MLP
@@ -28,6 +29,33 @@ def test_model_gradcheck(act, out_act, loss, target):
 @pytest.mark.parametrize("name", activations.names())
 def test_model_gradcheck_every_activation(name):
     m = MLP([4, 5, 2], name, "identity", dtype="float64", seed=2)
+    check_model(m, X, losses.create("mse"), RNG.normal(size=(5, 2))).raise_if_failed()
+
+
+class HalfSquare(ElementwiseActivation):
+    """f(z) = z^2 / 2 written as a user might: its own `backward` (dL/dz = dL/da * z), no `derivative`."""
+
+    def forward(self, xp, z):
+        return z * z / 2
+
+    def backward(self, xp, z, a, grad_a):
+        return grad_a * z
+
+
+class TanhOwnBackward(activations.get("tanh")):
+    """Its own (right) `backward` beside an inherited `derivative` that disagrees with it: backward wins."""
+
+    def derivative(self, xp, z, a):
+        return 1 - a
+
+    def backward(self, xp, z, a, grad_a):
+        return grad_a * (1 - a * a)
+
+
+@pytest.mark.parametrize("act", [HalfSquare, TanhOwnBackward])
+def test_hidden_layer_uses_a_subclass_own_backward(act):
+    """The model's in-place backward of hidden layers is the subclass's `backward` when it overrides one."""
+    m = MLP([4, 5, 5, 2], act(), "identity", dtype="float64", seed=3)
     check_model(m, X, losses.create("mse"), RNG.normal(size=(5, 2))).raise_if_failed()
 
 
