@@ -62,13 +62,17 @@ def mlflow_server_uri(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory):
-    """An MLflow SQLite file with its tables created once (that takes seconds): tests copy it. Its Default
-    experiment keeps artifacts beside it (MLflow's default, ./mlruns, would be the project folder)."""
+    """A new MLflow SQLite store as `framework.tracking.store.open_store` creates one (creating the tables
+    takes seconds): made once, in the working directory `cwd/` beside it; tests copy it (`new_store`),
+    test_sync checks where its Default experiment keeps artifacts."""
     pytest.importorskip("mlflow")
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from framework.tracking.store import open_store
 
     path = tmp_path_factory.mktemp("template") / "empty.db"
-    SqlAlchemyStore(f"sqlite:///{path}", (path.parent / "mlruns").as_uri())
+    (path.parent / "cwd").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path.parent / "cwd")
+        open_store(f"sqlite:///{path}")
     return path
 
 

@@ -265,9 +265,8 @@ def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_
     server.join(10)
 
 
-def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path / "..")  # MLflow's own default root, ./mlruns, would land here
-    db = tmp_path / "new.db"
-    client = store.open_store(f"sqlite:///{db}")
-    assert client.get_experiment("0").artifact_location == (tmp_path / "mlartifacts" / "0").as_uri()
-    assert not (tmp_path.parent / "mlruns").exists()
+def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(empty_store, new_store):
+    """`empty_store` (conftest) is the store `open_store` created in the working directory cwd/ beside it."""
+    client = mlflow.MlflowClient(new_store())
+    assert client.get_experiment("0").artifact_location == (empty_store.parent / "mlartifacts" / "0").as_uri()
+    assert not (empty_store.parent / "cwd" / "mlruns").exists()  # MLflow's own default root, ./mlruns
