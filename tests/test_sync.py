@@ -250,6 +250,7 @@ def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_
     from framework.tracking.messages import Answer, FindFinished, Follow
 
     monkeypatch.setattr(service, "SCAN_S", 0.0)  # a scan is due at every pass
+    monkeypatch.setattr(service, "RETRY_S", 0.0)  # the empty folder's follow fails: ended at once when closed
     uri, sweep = new_store(), tmp_path / "sweep"
     sweep.mkdir()
     to_service, inbox = Pipe()
