@@ -37,6 +37,15 @@ def pytest_runtest_setup(item):
 atexit.register(gc.freeze)  # Python's last collections at exit then skip every object
 
 
+def pytest_collection_finish(session):
+    """Tests marked `sync_process` track runs online through this process's sync process: when one is
+    selected, that process is started now, so its import of mlflow (seconds) overlaps the tests before it."""
+    if any(item.get_closest_marker("sync_process") for item in session.items):
+        from framework.tracking.process import sync_process
+
+        sync_process()
+
+
 @pytest.fixture
 def isolated(monkeypatch):
     """Fresh discovery state and registries (built-ins kept), restored after the test."""
