@@ -169,7 +169,6 @@ def test_default_run_reaches_095_test_accuracy(tmp_path):
     assert float(line.split()[-2]) >= 0.95, line
 
 
-@pytest.mark.slow  # ~5 s CPU: Hydra's help copies its whole ConfigStore once per config group listed
 def test_help_lists_groups_and_registered_options(monkeypatch, capsys):
     from framework.train import main
 
