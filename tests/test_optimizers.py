@@ -1,4 +1,6 @@
 """Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_conformance)."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -26,27 +28,75 @@ def _to_torch_kwargs(kw):
     return kw
 
 
-@pytest.mark.parametrize("name,kw", [(n, kw) for n, cs in CONFIGS.items() for kw in cs])
+TORCH_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+
+
+def _torch_steps(torch, name: str, t_kw: dict, w0: np.ndarray, grads: list) -> np.ndarray:
+    """`w0` after one step per gradient by PyTorch's functional update `torch.optim.<name>.<name>` (what the
+    class's `step` calls) with the class's defaults and initial state. No optimizer object is made: making
+    one imports torch._dynamo (~2.5 s CPU); test_functional_reference_is_the_torch_class checks the two agree."""
+    import importlib
+
+    cls = getattr(torch.optim, TORCH_CLASSES[name])
+    kw = {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty} | t_kw
+    w = torch.tensor(w0.copy())
+    zeros, steps = (lambda: [torch.zeros_like(w)]), [torch.tensor(0.0)]
+    if name in ("adam", "adamw"):
+        state = [zeros(), zeros(), zeros() if kw["amsgrad"] else [], steps]
+        args = dict(amsgrad=kw["amsgrad"], beta1=kw["betas"][0], beta2=kw["betas"][1], lr=kw["lr"],
+                    weight_decay=kw["weight_decay"], eps=kw["eps"], maximize=kw["maximize"])
+    elif name == "sgd":
+        state = [[None]]  # the momentum buffer, made by the first step
+        args = {k: kw[k] for k in ("weight_decay", "momentum", "lr", "dampening", "nesterov", "maximize")}
+    elif name == "rmsprop":
+        state = [zeros(), zeros() if kw["centered"] else [], zeros() if kw["momentum"] > 0 else [], steps]
+        args = {k: kw[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")}
+    else:
+        state = [[torch.full_like(w, kw["initial_accumulator_value"])], steps]
+        args = {k: kw[k] for k in ("lr", "weight_decay", "lr_decay", "eps", "maximize")}
+    update = getattr(importlib.import_module(f"torch.optim.{name}"), name)
+    for g in grads:
+        update([w], [torch.tensor(g)], *state, foreach=False, **args)
+    return w.numpy()
+
+
+CASES = [(n, kw) for n, cs in CONFIGS.items() for kw in cs]
+
+
+@pytest.mark.parametrize("name,kw", CASES)
 def test_matches_torch_optimizer(name, kw):
     torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-           "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name]
     backends.create("numpy")  # declares NumPy's BLAS axpy: plain SGD's one-pass update is the one checked
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(4, 3))
-    ours = {"w": w0.copy()}
-    tw = torch.tensor(w0.copy(), requires_grad=True)
+    grads = [rng.normal(size=w0.shape) for _ in range(5)]
+    ours, opt = {"w": w0.copy()}, optimizers.create(name, **kw)
+    for g in grads:
+        opt.step(ours, {"w": g})
     t_kw = _to_torch_kwargs(kw)
     if name == "adamw":
         t_kw.setdefault("weight_decay", 0.01)
-    topt = cls([tw], **t_kw)
-    opt = optimizers.create(name, **kw)
-    for _ in range(5):
-        g = rng.normal(size=w0.shape)
-        opt.step(ours, {"w": g})
-        tw.grad = torch.tensor(g)
-        topt.step()
-    np.testing.assert_allclose(ours["w"], tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ours["w"], _torch_steps(torch, name, t_kw, w0, grads), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow  # making a torch optimizer imports torch._dynamo: ~2.5 s CPU
+def test_functional_reference_is_the_torch_class():
+    """_torch_steps gives what torch.optim's classes give, bit for bit (every case above, and the
+    options those leave at their defaults: centered RMSprop, Adagrad's lr_decay and initial accumulator)."""
+    torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(4, 3))
+    grads = [rng.normal(size=w0.shape) for _ in range(5)]
+    more = [("rmsprop", dict(lr=0.01, centered=True, momentum=0.5)),
+            ("adagrad", dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.3))]
+    for name, kw in CASES + more:
+        t_kw = _to_torch_kwargs(kw)
+        tw = torch.tensor(w0.copy(), requires_grad=True)
+        topt = getattr(torch.optim, TORCH_CLASSES[name])([tw], **t_kw)
+        for g in grads:
+            tw.grad = torch.tensor(g)
+            topt.step()
+        assert np.array_equal(tw.detach().numpy(), _torch_steps(torch, name, t_kw, w0, grads)), (name, kw)
 
 
 def _quadratic(p):

@@ -33,10 +33,8 @@ CONFIGS = list(option_configs())
 
 
 def set_override(cfg, key: str, text: str):
-    """`cfg` with `key=text` applied the way Hydra parses a command-line override."""
-    cfg = cfg.copy()
+    """Apply `key=text` to `cfg` (in place) the way Hydra parses a command-line override."""
     OmegaConf.update(cfg, key, PARSER.parse_override(f"{key}={text}").value(), merge=False)
-    return cfg
 
 
 def test_every_leaf_of_every_option_is_declared():
@@ -49,15 +47,20 @@ def test_every_leaf_of_every_option_is_declared():
 def test_a_wrong_typed_value_at_every_leaf_gets_one_line_naming_key_value_and_what_is_accepted():
     checked = 0
     for label, cfg in CONFIGS:
+        work = cfg.copy()  # each wrong value is set in this copy, checked, and the right one put back
         for key, spec in schema.leaf_specs(cfg).items():
             if spec.kind == "any" or (label != "default" and not key.startswith(label.split("=")[0] + ".")):
                 continue
-            text = WRONG[spec.kind]
+            text, right = WRONG[spec.kind], OmegaConf.select(work, key)
+            set_override(work, key, text)
             with pytest.raises(ConfigError) as e:
-                schema.check(set_override(cfg, key, text))
+                schema.check(work)
+            OmegaConf.update(work, key, OmegaConf.to_object(right) if OmegaConf.is_config(right) else right,
+                             merge=False)
             message = str(e.value)
             assert message.startswith(f"{key}={text}: must be") and "\n" not in message, (label, message)
             checked += 1
+        assert work == cfg, label
     assert checked > 100
 
 

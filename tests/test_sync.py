@@ -251,6 +251,7 @@ def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_
     from framework.tracking.messages import Answer, FindFinished, Follow
 
     monkeypatch.setattr(service, "SCAN_S", 0.0)  # a scan is due at every pass
+    monkeypatch.setattr(service, "RETRY_S", 0.0)  # the empty folder's follow fails: ended at once when closed
     uri, sweep = new_store(), tmp_path / "sweep"
     sweep.mkdir()
     to_service, inbox = Pipe()
@@ -266,12 +267,11 @@ def test_a_question_is_answered_while_the_sync_process_scans_a_sweep_folder(new_
     server.join(10)
 
 
-def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path / "..")  # MLflow's own default root, ./mlruns, would land here
-    db = tmp_path / "new.db"
-    client = store.open_store(f"sqlite:///{db}")
-    assert client.get_experiment("0").artifact_location == (tmp_path / "mlartifacts" / "0").as_uri()
-    assert not (tmp_path.parent / "mlruns").exists()
+def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_beside_it(empty_store, new_store):
+    """`empty_store` (conftest) is the store `open_store` created in the working directory cwd/ beside it."""
+    client = mlflow.MlflowClient(new_store())
+    assert client.get_experiment("0").artifact_location == (empty_store.parent / "mlartifacts" / "0").as_uri()
+    assert not (empty_store.parent / "cwd" / "mlruns").exists()  # MLflow's own default root, ./mlruns
 
 
 def test_settings_records_and_metrics_are_grouped_into_one_transaction_each():

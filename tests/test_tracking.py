@@ -22,6 +22,8 @@ from tests.helpers import free_port, make_cfg
 mlflow = pytest.importorskip("mlflow")
 from framework.tracking.store import mlflow_key  # noqa: E402  (imports mlflow)
 
+pytestmark = pytest.mark.sync_process
+
 BATCH_KEYS = ["batch/loss", "batch/lr", "grad_norm/layers.0.W", "grad_norm/layers.0.b",
               "grad_norm/layers.1.W", "grad_norm/layers.1.b", "grad_norm/global"]
 
