@@ -8,9 +8,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 # Python's cyclic garbage collector walks every tracked object at each full collection: after the imports
-# (torch, scikit-learn, MLflow, Hydra) that is ~1M objects that live until exit. Full collections while
+# (torch, scikit-learn, MLflow, Hydra) that is >350k objects that live until exit. Full collections while
 # importing, while testing, after the session (pytest's) and at exit took ~12 s CPU of the fast suite's ~75 s
-# here; ~5 s with the three hooks below.
+# here; ~4 s with the three hooks below.
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session):
     """Collecting imports the test modules' libraries: objects that live until exit, hardly any garbage,
