@@ -104,6 +104,15 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     assert points(client, only.info.run_id) == first
 
 
+def test_the_same_store_under_another_uri_gets_no_second_run(tmp_path, new_store):
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    other = uri.replace("/s.db", "/./s.db")  # the same file
+    assert sync_paths([run], uri) == 0 and sync_paths([run], other) == 0
+    client = mlflow.MlflowClient(uri)
+    (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
+    assert read_ack(run, other)["run_id"] == only.info.run_id
+
+
 def test_a_run_whose_process_died_is_killed_with_every_flushed_point(tmp_path, new_store):
     writer = synthetic(tmp_path / "run", 100, end=False)
     run = writer.folder

@@ -11,7 +11,8 @@
       acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
                           "status": the status set when the run ended without an End (KILLED),
                           "creating": a sync was creating the run (written before it asks the store;
-                          a later sync then looks the run up by its `runlog.id` tag first)}
+                          a later sync then looks the run up by its `runlog.id` tag first, as does
+                          the first sync to a store when another store's ack is there)}
       train.lock          held (flock) by the training process while the run is open
       sync.lock           held (flock) by the process syncing this run log
 No pickle anywhere: JSON and `.npz` read with `allow_pickle=False`. A run is the run log's folder;
@@ -196,6 +197,13 @@ def read_ack(folder, uri: str) -> dict:
     """What store `uri` acknowledged of `folder`'s run log: {"uri", "run_id", "done"}."""
     path = Path(folder) / LOG / "acks" / f"{store_key(uri)}.json"
     return json.loads(path.read_text()) if path.exists() else {"uri": uri, "run_id": None, "done": 0}
+
+
+def acked_elsewhere(folder, uri: str) -> bool:
+    """Whether a store other than `uri` has acknowledged records of `folder`'s run log (it may be the
+    same store under another URI: a file path and a server in front of it)."""
+    acks = Path(folder) / LOG / "acks"
+    return acks.is_dir() and any(p.name != f"{store_key(uri)}.json" for p in acks.glob("*.json"))
 
 
 def write_ack(folder, ack: dict) -> None:

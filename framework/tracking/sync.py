@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from .places import artifact_location
-from .runlog import LOG, JournalReader, Lock, is_complete, read_ack, read_chunk, trainer_alive, write_ack
+from .runlog import (LOG, JournalReader, Lock, acked_elsewhere, is_complete, read_ack, read_chunk, trainer_alive,
+                     write_ack)
 from .store import MetricSink, experiment_id, log_params_tags, mlflow_key, open_store, search, tag_equals
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,8 @@ class RunSync:
             if found:
                 client.update_run(found[0].info.run_id, "RUNNING")
                 return found[0].info.run_id, {}
-        if self.ack.get("creating"):  # a sync stopped between creating the run and acknowledging it
+        if self.ack.get("creating") or acked_elsewhere(self.folder, self.store.uri):
+            # a sync stopped between creating the run and acknowledging it, or this store under another URI
             found = search(client, [exp], tag_equals("runlog.id", r.runlog_id))
             if found:
                 return found[0].info.run_id, r.params
