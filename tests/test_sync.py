@@ -6,6 +6,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -111,6 +112,16 @@ def test_the_same_store_under_another_uri_gets_no_second_run(tmp_path, new_store
     client = mlflow.MlflowClient(uri)
     (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
     assert read_ack(run, other)["run_id"] == only.info.run_id
+
+
+def test_a_copy_of_a_run_log_made_before_any_sync_gets_no_second_run(tmp_path, new_store):
+    """An offline run copied (rsync to a laptop) and synced from both places into one store."""
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    copy = shutil.copytree(run, tmp_path / "copy")
+    assert sync_paths([run], uri) == 0 and sync_paths([copy], uri) == 0
+    client = mlflow.MlflowClient(uri)
+    (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
+    assert read_ack(copy, uri)["run_id"] == only.info.run_id and points(client, only.info.run_id)["batch/loss"]
 
 
 def test_a_run_whose_process_died_is_killed_with_every_flushed_point(tmp_path, new_store):

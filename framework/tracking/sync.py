@@ -172,8 +172,11 @@ class RunSync:
             if found:
                 client.update_run(found[0].info.run_id, "RUNNING")
                 return found[0].info.run_id, {}
-        if self.ack.get("creating") or acked_elsewhere(self.folder, self.store.uri):
-            # a sync stopped between creating the run and acknowledging it, or this store under another URI
+        seen = self.ack.get("creating") or not trainer_alive(self.folder) or acked_elsewhere(self.folder, self.store.uri)
+        if seen:
+            # a sync stopped between creating the run and acknowledging it; a run log synced after its training
+            # ended (it may be a copy of one synced before: rsync to a laptop); this store under another URI.
+            # (A run followed while it trains, the online case, skips the search: ~60 ms CPU per run.)
             found = search(client, [exp], tag_equals("runlog.id", r.runlog_id))
             if found:
                 return found[0].info.run_id, r.params
