@@ -172,7 +172,8 @@ class RunSync:
             if found:
                 client.update_run(found[0].info.run_id, "RUNNING")
                 return found[0].info.run_id, {}
-        maybe_stored = self.ack.get("creating") or not trainer_alive(self.folder) or acked_elsewhere(self.folder, self.store.uri)
+        maybe_stored = (self.ack.get("creating") or not trainer_alive(self.folder)
+                        or acked_elsewhere(self.folder, self.store.uri))
         if maybe_stored:
             # a sync stopped between creating the run and acknowledging it; a run log synced after its training
             # ended (it may be a copy of one synced before: rsync to a laptop); this store under another URI.
