@@ -235,6 +235,19 @@ def test_unwritable_store_fails_before_the_data_loads(tmp_path, where):
     assert all(fix in str(e.value) for fix in ("tracking.uri=", "tracking.mode=offline", "hydra.run.dir="))
 
 
+def test_a_run_folder_that_holds_a_run_log_fails_before_the_data_loads(tmp_path, monkeypatch):
+    """A fixed `hydra.run.dir` used twice: one line naming the folder and the fix, not a traceback after loading."""
+    from framework.tracking import job
+
+    (tmp_path / "runlog").mkdir()
+    (tmp_path / "runlog" / "journal.jsonl").write_text("")
+    monkeypatch.setattr(job, "run_folder", lambda tracking: tmp_path)
+    cfg = small(f"sqlite:///{tmp_path}/mlflow.db", "tracking.mode=offline", "data=file",
+                f"data.path={tmp_path / 'missing.csv'}")
+    with pytest.raises(ConfigError, match=f"{tmp_path} already holds the run log of an earlier run.*hydra.run.dir="):
+        train(cfg)
+
+
 def test_store_uri_honours_mlflow_tracking_uri(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert store_uri(None) == "http://127.0.0.1:5999"

@@ -61,6 +61,10 @@ class Tracking:
         check_store(self.uri, t.experiment, self.online)
         self.folder = run_folder(t).resolve()
         check_writable(self.folder, "the run folder")
+        if (self.folder / LOG / JOURNAL).exists():  # a fixed hydra.run.dir used again
+            raise ConfigError(f"{self.folder} already holds the run log of an earlier run: give this run its own "
+                              f"folder with hydra.run.dir=<new folder> (Hydra's default, outputs/<date>/<time>, is "
+                              f"new for each run)")
         self.callback: RunLogger | None = None
 
     @property
