@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from .logger import LONG_PARAMS, RunLogger, split_long_params
 from .messages import End, FindCheckpoint, FindFinished, RunStart, Tags
 from .places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
-from .runlog import JOURNAL, LOG, RunLogWriter, now_ms, read_start
+from .runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,8 @@ class Tracking:
         check_store(self.uri, t.experiment, self.online)
         self.folder = run_folder(t).resolve()
         check_writable(self.folder, "the run folder")
-        if (self.folder / LOG / JOURNAL).exists():  # a fixed hydra.run.dir used again
-            raise ConfigError(f"{self.folder} already holds the run log of an earlier run: give this run its own "
-                              f"folder with hydra.run.dir=<new folder> (Hydra's default, outputs/<date>/<time>, is "
-                              f"new for each run)")
+        if not t.skip_finished:  # (with it, a finished run's folder is looked up first, then skipped)
+            check_new(self.folder)
         self.callback: RunLogger | None = None
 
     @property

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from .messages import End, Metrics, RunStart, SweepEnd, decode, encode
 
 LOG = "runlog"
@@ -86,8 +87,7 @@ class RunLogWriter:
     def __init__(self, folder, start: RunStart):
         self.folder = Path(folder)
         self.dir = self.folder / LOG
-        if (self.dir / JOURNAL).exists():
-            raise FileExistsError(f"{self.dir} already holds a run log; give each run its own folder")
+        check_new(self.folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.lock = Lock(self.dir / "train.lock")
         self.lock.acquire()
@@ -182,6 +182,15 @@ def last_values(folder, keys=None) -> dict[str, float]:
                 if key not in out or rows[i, 0] >= out[key][0]:
                     out[key] = (rows[i, 0], float(rows[i, 2 + j]))
     return {k: v for k, (_, v) in out.items()}
+
+
+def check_new(folder) -> None:
+    """ConfigError naming the fix if run folder `folder` already holds a run log (a fixed hydra.run.dir used
+    again): a run log is one run's."""
+    if (Path(folder) / LOG / JOURNAL).exists():
+        raise ConfigError(f"{folder} already holds the run log of an earlier run: give this run its own folder "
+                          f"with hydra.run.dir=<new folder> (Hydra's default, outputs/<date>/<time>, is new for "
+                          f"each run)")
 
 
 def trainer_alive(folder) -> bool:
