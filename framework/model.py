@@ -53,7 +53,7 @@ class MLP:
         self.grads: dict = {k: xp.zeros_like(v) for k, v in self.params.items()}
         self._layers = [(f"layers.{l}.W", f"layers.{l}.b", f) for l, f in enumerate(self.activations)]
         self._cache: list = []
-        self._work: dict = {}  # batch size -> work arrays (`_buffers`)
+        self._work: dict = {}  # (kind, batch size) -> work arrays (`_buffers`)
 
     @property
     def num_layers(self) -> int:
@@ -63,16 +63,16 @@ class MLP:
     def num_params(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.params.values())
 
-    def _buffers(self, n: int) -> tuple[list, list]:
-        """Preallocated work arrays for batch size n, reused by every batch of that size: Z[l]
-        (n, sizes[l + 1]) for the hidden layers (None for the output layer: the caller keeps the
-        output) and dA[l] (the gradient of hidden layer l's output); all None where the backend's
-        matmul cannot write into `out`."""
-        bufs = self._work.get(n)
+    def _buffers(self, kind: str, n: int) -> list:
+        """Preallocated work arrays for batch size n, reused by every batch of that size, made when first
+        used (evaluation batches never make dA): kind "Z": Z[l] (n, sizes[l + 1]) of the hidden layers
+        (None for the output layer: the caller keeps the output); "dA": dA[l], the gradient of hidden
+        layer l's output. All None where the backend's matmul cannot write into `out`."""
+        bufs = self._work.get((kind, n))
         if bufs is None:
             xp, hidden = self.backend.xp, self.sizes[1:-1]
             make = (lambda m: xp.zeros((n, m), dtype=self.dtype)) if self.backend.writes_out else (lambda m: None)
-            bufs = self._work[n] = ([make(m) for m in hidden] + [None], [make(m) for m in hidden])
+            bufs = self._work[kind, n] = [make(m) for m in hidden] + ([None] if kind == "Z" else [])
         return bufs
 
     def forward(self, X):
@@ -91,7 +91,7 @@ class MLP:
         xp, params, matmul = be.xp, self.params, be.matmul
         A, cache = X, self._cache
         cache.clear()
-        for (kW, kb, f), buf in zip(self._layers, self._buffers(X.shape[0])[0]):
+        for (kW, kb, f), buf in zip(self._layers, self._buffers("Z", X.shape[0])):
             Z = matmul(A, params[kW].T, out=buf)
             Z += params[kb]
             A_next = f.forward_inplace(xp, Z)
@@ -115,7 +115,7 @@ class MLP:
         out = cache[-1][2]
         if tuple(grad_out.shape) != tuple(out.shape):
             raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(out.shape)}")
-        dA_bufs = self._buffers(out.shape[0])[1]
+        dA_bufs = self._buffers("dA", out.shape[0])
         last = len(cache) - 1
         dA = grad_out
         for l in range(last, -1, -1):

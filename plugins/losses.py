@@ -149,8 +149,8 @@ class CrossEntropy(Loss):
     expects_logits = True
 
     def __init__(self):
-        self._eyes: dict = {}      # (namespace, C, dtype) -> identity matrix (one-hot rows by `take`)
-        self._aranges: dict = {}   # (namespace, n, step, dtype) -> arange(0, n * step, step)
+        self._eyes: dict = {}      # (namespace, C, dtype, device) -> identity matrix (one-hot rows by `take`)
+        self._aranges: dict = {}   # (namespace, n, step, dtype, device) -> arange(0, n * step, step)
 
     def _logsoftmax(self, xp, z):
         d = direct(xp)
@@ -161,9 +161,10 @@ class CrossEntropy(Loss):
         """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
         c = like.shape[-1]
         cache = self._eyes
-        key = (xp, c, like.dtype)
+        device = getattr(like, "device", None)
+        key = (xp, c, like.dtype, device)
         if key not in cache:
-            cache[key] = xp.eye(c, dtype=like.dtype)
+            cache[key] = xp.eye(c, dtype=like.dtype, device=device)
         return direct(xp).take(cache[key], t, axis=0)
 
     def _norm(self, xp, pred, weight):
@@ -180,15 +181,16 @@ class CrossEntropy(Loss):
         the one-hot sum, but without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
         d = direct(xp)
-        return d.take(d.reshape(logp, (-1,)), self._arange(xp, n, t.dtype, step=c) + t)
+        return d.take(d.reshape(logp, (-1,)), self._arange(xp, n, t, step=c) + t)
 
-    def _arange(self, xp, n, dtype, step):
-        """xp.arange(0, n * step, step) of `dtype`, made once per (namespace, n, step, dtype): every
-        batch of a run has the same shape."""
+    def _arange(self, xp, n, like, step):
+        """xp.arange(0, n * step, step) of like's dtype and device, made once per (namespace, n, step,
+        dtype, device): every batch of a run has the same shape."""
         cache = self._aranges
-        key = (xp, n, step, dtype)
+        device = getattr(like, "device", None)
+        key = (xp, n, step, like.dtype, device)
         if key not in cache:
-            cache[key] = xp.arange(0, n * step, step, dtype=dtype)
+            cache[key] = xp.arange(0, n * step, step, dtype=like.dtype, device=device)
         return cache[key]
 
     def forward(self, xp, pred, target, weight=None):

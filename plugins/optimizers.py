@@ -35,9 +35,8 @@ class SGD(Optimizer):
         fast = axpy_for(next(iter(params.values()), None))  # all parameters live on one backend
         for name, p in params.items():
             g = grads[name]
-            if plain and fast(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
-                continue
-            a, b = _work(self, xp, name, p)
+            if not plain:
+                a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
             if self.momentum:
@@ -51,8 +50,8 @@ class SGD(Optimizer):
                     g = b
                 else:
                     g = buf
-            if not fast(p, -self.lr, g):
-                p -= into(b, xp.multiply, g, self.lr)
+            if not fast(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
+                p -= into(_work(self, xp, name, p)[1] if plain else b, xp.multiply, g, self.lr)
 
 
 @optimizers.register("adam")
