@@ -18,11 +18,9 @@ def make_store(tmp_path) -> str:
     client = MlflowClient(uri)
     exp = client.create_experiment(study.EXPERIMENT)
 
-    def part(name, overrides, keys, children, best=None):
+    def part(name, overrides, keys, children):
         parent = client.create_run(exp, run_name=name, start_time=1, tags={
             "sweep.role": "parent", "hydra.overrides": overrides, "sweep.keys": keys}).info.run_id
-        if best:  # what the sync process records at a sweep's end: `best/<objective>`
-            client.log_metric(parent, *best)
         for params, metrics in children:
             run = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
             points = [Metric(k, float(v), 0, step) for k, values in metrics.items()
@@ -36,8 +34,8 @@ def make_store(tmp_path) -> str:
     part("best_mlp", "+experiment=mnist1d_mlp_best seed=0,1", "seed",
          [({"activation.name": "gelu", "optimizer.lr": "0.001"}, {"test/accuracy": a}) for a in (0.74, 0.72)])
     part("sweep", "+hparams_search=mnist1d_optuna", "activation optimizer.lr",
-         [({"activation.name": act, "optimizer.lr": lr}, {"val/accuracy": v})
-          for act, lr, v in (("relu", "0.01", 0.6), ("gelu", "0.001", 0.7))], best=("best/val/accuracy", 0.7))
+         [({"activation.name": act, "optimizer.lr": lr, "objective.metric": "val/accuracy", "objective.mode": "max"},
+           {"val/accuracy": v}) for act, lr, v in (("relu", "0.01", 0.6), ("gelu", "0.001", 0.7))])
     part("robust", "+experiment=mnist1d_mlp_best activation=relu,silu seed=0", "activation seed",
          [({"activation.name": act}, {"val/accuracy": v}) for act, v in (("relu", 0.7), ("silu", 0.75))])
     part("activations", "+experiment=mnist1d_mlp activation=relu,sigmoid seed=0,1", "activation seed",
@@ -78,10 +76,10 @@ def test_every_study_part_is_a_multirun_of_this_experiment():
         assert f"tracking.experiment={study.EXPERIMENT}" in cmd and cmd[-1] == "tracking.uri=sqlite:////tmp/x.db"
 
 
-@pytest.mark.parametrize("best, sign", [(0.7, -1), (0.2, 1)])
-def test_the_sweep_objective_and_its_direction_come_from_the_parents_record(best, sign):
-    run = lambda metrics: SimpleNamespace(data=SimpleNamespace(metrics=metrics), info=SimpleNamespace(run_id="p"))
-    part = report.Part("sweep", run({"best/val/loss": best}), None, [run({"val/loss": v}) for v in (0.2, 0.7, 0.5)])
-    assert report.sweep_objective(part) == ("val/loss", sign)
-    with pytest.raises(SystemExit, match="records no best/<metric>"):
-        report.sweep_objective(report.Part("sweep", run({}), None))
+@pytest.mark.parametrize("mode, sign", [("max", -1), ("min", 1)])
+def test_the_sweep_objective_and_its_direction_come_from_the_jobs_config(mode, sign):
+    run = lambda params: SimpleNamespace(data=SimpleNamespace(params=params), info=SimpleNamespace(run_id="p"))
+    jobs = [run({"objective.metric": "val/loss", "objective.mode": mode}) for _ in range(2)]
+    assert report.sweep_objective(report.Part("sweep", run({}), None, jobs)) == ("val/loss", sign)
+    with pytest.raises(SystemExit, match="record objective.metric/mode"):
+        report.sweep_objective(report.Part("sweep", run({}), None, [run({})]))

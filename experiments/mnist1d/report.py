@@ -130,16 +130,14 @@ def paper_table(parts: dict[str, Part]) -> list[str]:
 
 
 def sweep_objective(p: Part) -> tuple[str, int]:
-    """(metric, sort sign) of a sweep: its parent records `best/<metric>`, the best job's value, and
-    `sweep.best_run_id`; the sign (-1: higher is better) is the one that puts that job first."""
-    keys = [k for k in p.parent.data.metrics if k.startswith("best/")]
-    if len(keys) != 1:
-        raise SystemExit(f"error: the sweep's parent run {p.parent.info.run_id} records {keys or 'no best/<metric>'}; "
-                         f"expected one: was the sweep run with an objective (study part 'sweep')?")
-    objective = keys[0].removeprefix("best/")
-    best = p.parent.data.metrics[keys[0]]
-    values = p.values(objective)
-    return objective, (-1 if len(values) == 0 or best >= values.max() else 1)
+    """(metric, sort sign: -1 where higher is better) of a sweep: what its jobs optimized, from the config
+    each recorded (`objective.metric`, `objective.mode`)."""
+    found = {(param(r, "objective.metric"), param(r, "objective.mode")) for r in p.children}
+    if len(found) != 1 or "?" in next(iter(found)):
+        raise SystemExit(f"error: the jobs of sweep {p.parent.info.run_id} record objective.metric/mode "
+                         f"{sorted(found) or 'nowhere'}; expected one pair (were they run by framework.train?)")
+    metric, mode = found.pop()
+    return metric, -1 if mode == "max" else 1
 
 
 def sweep_section(parts: dict[str, Part]) -> list[str]:

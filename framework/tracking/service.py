@@ -143,6 +143,7 @@ def serve(inbox: Connection, outbox: Connection) -> None:
             synced = follower.advance(stores, gone)
             if synced is not None:
                 del follows[key]
+                sweeps.pop(key, None)  # a sweep's parent ends after every job was followed: stop scanning its folder
                 if follower.reply:
                     send(outbox, synced)
 
