@@ -56,10 +56,15 @@ class ElementwiseActivation(Activation):
         return grad_a * self.derivative(xp, z, a)
 
     def backward_inplace(self, xp, z, a, grad_a):
-        if type(self).backward is not ElementwiseActivation.backward:  # the subclass's own vector-Jacobian product
-            return self.backward(xp, z, a, grad_a)
         grad_a *= self.derivative(xp, z, a)
         return grad_a
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass that writes its own `backward` (and no `backward_inplace`) gets the default
+        in-place path, which calls that `backward`: decided once per class, not per batch."""
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "backward_inplace" not in cls.__dict__:
+            cls.backward_inplace = Activation.backward_inplace
 
 
 class Loss:

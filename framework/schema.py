@@ -195,21 +195,26 @@ def show(value) -> str:
 
 def check(cfg: DictConfig, only: str = "", skip: str | None = None) -> None:
     """Raise ConfigError (one line: key=value: what is accepted) for the first value that does not
-    fit its Spec (of the keys under `only`, else all, less those under `skip`); convert ints to floats
-    where a plugin argument is a number. Loads `plugins.paths` first, since their plugins' signatures
-    declare their fields."""
-    from .discovery import load_paths
+    fit its Spec; convert ints to floats where a plugin argument is a number. `only`: just the keys of
+    that section, one that names no plugins (`tracking`); else every key less those under `skip`,
+    after loading `plugins.paths` (their plugins' signatures declare their fields)."""
+    if only:
+        leaves = leaf_specs(cfg[only], only + ".")
+    else:
+        from .discovery import load_paths
 
-    plugins = cfg.get("plugins")
-    if plugins is not None:
-        for key in ("paths", "check"):
-            if key in plugins:
-                _check_value(cfg, f"plugins.{key}", SCHEMA[f"plugins.{key}"])
-        load_paths(list(plugins.paths))
-    for key, spec in leaf_specs(cfg).items():
-        if spec is not None and key.startswith(only) and not (skip and key.startswith(skip)):
+        plugins = cfg.get("plugins")
+        if plugins is not None:
+            for key in ("paths", "check"):
+                if key in plugins:
+                    _check_value(cfg, f"plugins.{key}", SCHEMA[f"plugins.{key}"])
+            load_paths(list(plugins.paths))
+        leaves = leaf_specs(cfg)
+    for key, spec in leaves.items():
+        if spec is not None and not (skip and key.startswith(skip)):
             _check_value(cfg, key, spec)
-    _check_float16(cfg)
+    if not only:
+        _check_float16(cfg)
 
 
 def _check_value(cfg: DictConfig, key: str, spec: Spec) -> None:
