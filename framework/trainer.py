@@ -20,8 +20,12 @@ from .gradients import clip_by_global_norm
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
+from .special import direct
 from .step import train_step
 from .tasks import output_size, targets_for
+
+
+GATHER_VALUES = 1 << 20  # a shuffled epoch's rows of X are gathered this many values (whole batches) at a time
 
 
 @dataclass
@@ -126,8 +130,12 @@ class Trainer:
         self._col_norms = slice(col[grad_norm_key(next(iter(model.params)))], self._col_global)
         xp = model.backend.xp
         self._rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=model.dtype)
+        self._rec_norms = self._rec[:, self._col_norms]  # its squared-norm columns (a view)
         self._lrs = [0.0] * self.steps_per_epoch  # each batch's lr (a list: set per batch from Python)
-        self._batch_buffers: dict = {}  # batch size -> work array for the gathered rows of X
+        # rows of X gathered at once in a shuffled epoch: whole batches, <= GATHER_VALUES values (or one batch)
+        self._block_rows = self.batch_size * max(1, GATHER_VALUES // (self.batch_size * model.sizes[0]))
+        self._block = None  # their work array (made on first use where the backend writes into `out`)
+        self._sum = direct(xp).sum
         self._finite = True
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -207,14 +215,18 @@ class Trainer:
         X, T = self._device["train"]
         n, bs, steps = X.shape[0], self.batch_size, self.steps_per_epoch
         order = be.asarray(self.rng.permutation(n), be.xp.int64) if self.shuffle else None
-        if order is not None:  # the epoch's targets in batch order, in one gather (X: per batch, `_batch`)
+        if order is not None:  # the epoch's targets in batch order in one gather (X: a block at a time, `_gather`)
             T = be.take(T, order)
         model, loss, opt, sched, base_lr = self.model, self.loss, self.optimizer, self.scheduler, self.base_lr
-        inspect, lrs, batch, callbacks = self._inspect, self._lrs, self._batch, self.callbacks
+        inspect, lrs, gather, callbacks = self._inspect, self._lrs, self._gather, self.callbacks
+        block, first, last = (X, 0, n) if order is None else (None, 0, 0)  # `block`: rows first:last in epoch order
         start = time.perf_counter()
         try:
             for i in range(pos.batch, steps):  # pos.batch == i until the update is done (`_inspect`'s row)
-                Xb, Tb = batch(X, T, order, i * bs, min((i + 1) * bs, n))
+                lo, hi = i * bs, min(i * bs + bs, n)
+                if hi > last:
+                    block, first, last = gather(X, order, lo)
+                Xb, Tb = block[lo - first:hi - first, ...], T[lo:hi, ...]
                 lr = base_lr if sched is None else sched.lr(base_lr, self.step, steps, self.total_steps)
                 opt.lr = lrs[i] = lr
                 self.batch_loss = train_step(model, loss, opt, Xb, Tb, before_update=inspect)
@@ -243,19 +255,18 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
 
-    def _batch(self, X, T, order, lo: int, hi: int):
-        """Batch lo:hi of the epoch: T is already in the epoch's order (a view); X's rows order[lo:hi]
-        are gathered into a work buffer reused every epoch where the backend writes into `out` (no
-        copy of the training set's X); without shuffling both are views."""
-        if order is None:
-            return X[lo:hi, ...], T[lo:hi, ...]
-        be, rows = self.model.backend, order[lo:hi, ...]
+    def _gather(self, X, order, lo: int):
+        """(rows, lo, hi): X's rows order[lo:hi], the next `_block_rows` rows of the shuffled epoch (whole
+        batches), in one gather: per-batch gathers cost a call each, a gathered copy of the whole
+        training set costs its memory. Written into one work array reused by every block and epoch
+        where the backend writes into `out`."""
+        be = self.model.backend
+        hi = min(lo + self._block_rows, X.shape[0])
         if not be.writes_out:
-            return be.take(X, rows), T[lo:hi, ...]
-        buf = self._batch_buffers.get(hi - lo)
-        if buf is None:
-            buf = self._batch_buffers[hi - lo] = be.xp.empty((hi - lo, X.shape[1]), dtype=X.dtype)
-        return be.take(X, rows, out=buf), T[lo:hi, ...]
+            return be.take(X, order[lo:hi, ...]), lo, hi
+        if self._block is None:
+            self._block = be.xp.empty((min(self._block_rows, X.shape[0]), X.shape[1]), dtype=X.dtype)
+        return be.take(X, order[lo:hi, ...], out=self._block[:hi - lo, ...]), lo, hi
 
     def _inspect(self, loss) -> bool:
         """Between backward and update (`train_step`'s before_update): write the loss and the squared
@@ -263,15 +274,18 @@ class Trainer:
         computed at the flush, for a block of rows at once), clip, and say whether to update: on host
         backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
         device sync per batch; the flush stops the run either way)."""
-        be, row = self.model.backend, self._rec[self.position.batch, ...]  # this batch's row
-        grads = self.model.grads.values()
+        be, i = self.model.backend, self.position.batch  # this batch's row of the record
+        row, grads = self._rec[i, ...], self.model.grads.values()
         if be.writes_out:  # straight into the row (a view)
-            sq = be.sq_norms(grads, out=row[self._col_norms])
+            sq = be.sq_norms(grads, out=self._rec_norms[i, ...])
         else:
             sq = row[self._col_norms] = be.sq_norms(grads)
         row[self._col_loss] = loss
-        if be.host_memory:  # a few numbers in host memory: summed in Python, no device work
-            self._finite = math.isfinite(float(loss) + sum(be.to_numpy(sq).tolist()))
+        if be.host_memory:  # the row's other cells stay 0 on the device (lr and the global norm are filled
+            # at the flush): its sum is finite iff the loss and every squared norm are, unless that sum
+            # overflows (float32 past 3.4e38), which the exact sum in Python floats then rules out
+            self._finite = (math.isfinite(float(self._sum(row)))
+                            or math.isfinite(sum(be.to_numpy(row).tolist())))
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))

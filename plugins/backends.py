@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -31,6 +32,48 @@ def _host_dtype(dtype):
         return np.dtype(dtype)
     except TypeError:
         return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+class _Blas(NamedTuple):
+    """SciPy's BLAS level-1 routines for one dtype: y += a x, and x . y."""
+
+    axpy: Callable
+    dot: Callable
+
+
+_BLAS: dict = {}  # dtype -> _Blas, filled when the first NumpyBackend is created (importing SciPy's BLAS takes ~0.1 s)
+
+
+def _load_blas() -> None:
+    """SciPy's BLAS by dtype. SciPy ships its own OpenBLAS, so it is loaded before `limits()` scans the
+    BLAS libraries (both get the thread limit)."""
+    if not _BLAS:
+        from scipy.linalg import blas
+
+        _BLAS.update({np.dtype(np.float32): _Blas(blas.saxpy, blas.sdot),
+                      np.dtype(np.float64): _Blas(blas.daxpy, blas.ddot)})
+
+
+def _numpy_erf(z):
+    from scipy.special import erf
+
+    return erf(z).astype(z.dtype, copy=False)
+
+
+def _numpy_axpy(y, alpha, x) -> bool:
+    """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
+    where it does not apply (another dtype, mixed dtypes, a y that cannot be flattened without a copy)."""
+    blas = _BLAS.get(y.dtype)
+    if blas is None or x.dtype != y.dtype:
+        return False
+    try:
+        flat = y.reshape(-1, copy=False)  # a view of y, or ValueError
+    except ValueError:
+        return False
+    done = blas.axpy(x.reshape(-1), flat, a=alpha)
+    if done is not flat:  # f2py computed into a copy (a strided view): write it back
+        flat[...] = done
+    return True
 
 
 @backends.register("numpy")
@@ -53,6 +96,7 @@ class NumpyBackend(Backend):
     device = "cpu"
     host_memory = True
     writes_out = True
+    erf, axpy = staticmethod(_numpy_erf), staticmethod(_numpy_axpy)
     direct = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
                     max=functools.partial(np.maximum.reduce, axis=None),
                     take=np.ndarray.take, reshape=np.ndarray.reshape, astype=np.ndarray.astype)
@@ -65,8 +109,7 @@ class NumpyBackend(Backend):
                               f"(library default), got {threads}")
         self.threads = None if threads is None else int(threads)
         self._controller = None
-        _load_axpy()
-        self.erf, self.axpy = _numpy_erf, _numpy_axpy
+        _load_blas()
         super().__init__(dtype)
 
     def asarray(self, x, dtype=None):
@@ -102,40 +145,6 @@ class NumpyBackend(Backend):
 
             self._controller = ThreadpoolController()
         return self._controller.limit(limits=int(self.threads), user_api="blas")
-
-
-def _numpy_erf(z):
-    from scipy.special import erf
-
-    return erf(z).astype(z.dtype, copy=False)
-
-
-def _numpy_axpy(y, alpha, x) -> bool:
-    """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
-    where it does not apply (another dtype, mixed dtypes, a y that cannot be flattened without a copy)."""
-    blas = _AXPY_BY_DTYPE.get(y.dtype)
-    if blas is None or x.dtype != y.dtype:
-        return False
-    try:
-        flat = y.reshape(-1, copy=False)  # a view of y, or ValueError
-    except ValueError:
-        return False
-    done = blas(x.reshape(-1), flat, a=alpha)
-    if done is not flat:  # f2py computed into a copy (a strided view): write it back
-        flat[...] = done
-    return True
-
-
-_AXPY_BY_DTYPE: dict = {}  # filled when the first NumpyBackend is created (importing SciPy's BLAS takes ~0.1 s)
-
-
-def _load_axpy() -> None:
-    """SciPy's BLAS axpy by dtype. SciPy ships its own OpenBLAS, so it is loaded before `limits()`
-    scans the BLAS libraries (both get the thread limit)."""
-    if not _AXPY_BY_DTYPE:
-        from scipy.linalg import blas
-
-        _AXPY_BY_DTYPE.update({np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy})
 
 
 CUPY_HELP = ("install CuPy for CUDA 12 with `pip install -e '.[gpu]'` (it pins cupy-cuda12x) on a machine "

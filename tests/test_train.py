@@ -193,3 +193,32 @@ def test_trainer_gives_numpy_losses_on_array_api_strict():
     assert tb.model.backend.xp.__name__ == "array_api_strict"
     np.testing.assert_allclose(tb.history["train/loss"], ta.history["train/loss"], rtol=1e-10)
     assert b["test/loss"] == pytest.approx(a["test/loss"], rel=1e-10) and b["test/accuracy"] == a["test/accuracy"]
+
+
+@pytest.mark.parametrize("block_values", [5 * 7 * 3, 1 << 20])  # 3-batch blocks (the last one partial), one block
+def test_shuffled_batches_are_the_permuted_rows_whatever_the_gather_block(monkeypatch, block_values):
+    """`Trainer.fit` trains on rows order[i*bs:(i+1)*bs] of each epoch's permutation (seeded NumPy
+    generator) however many rows it gathers at once: the same weights as `train_step` on those rows."""
+    import framework.trainer as trainer_module
+    from framework import train_step
+    from framework.data import Dataset, Splits
+    from framework.model import MLP
+    from framework.trainer import Trainer
+
+    monkeypatch.setattr(trainer_module, "GATHER_VALUES", block_values)
+    rng = np.random.default_rng(0)
+    ds = Dataset(rng.normal(size=(50, 5)), rng.integers(0, 3, 50), "classification", 3, "toy")
+    models = [MLP((5, 4, 3), "tanh", "identity", dtype="float64", seed=1) for _ in range(2)]
+    loss = losses.create("cross_entropy")
+    trainer = Trainer(models[0], loss, optimizers.create("sgd", lr=0.1), Splits(ds, None, None),
+                      epochs=2, batch_size=7, seed=3)
+    trainer.fit()
+    assert min(trainer._block_rows, 50) == (21 if block_values < 1000 else 50)  # 3 blocks, or the whole epoch
+    opt, order_rng = optimizers.create("sgd", lr=0.1), np.random.default_rng(3)
+    for _ in range(2):
+        order = order_rng.permutation(50)
+        for lo in range(0, 50, 7):
+            rows = order[lo:lo + 7]
+            train_step(models[1], loss, opt, ds.X[rows], ds.y[rows])
+    for k, w in models[0].state_dict().items():
+        assert np.array_equal(w, models[1].state_dict()[k]), k
