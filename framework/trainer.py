@@ -135,7 +135,7 @@ class Trainer:
         # rows of X gathered at once in a shuffled epoch: whole batches, <= GATHER_VALUES values (or one batch)
         self._block_rows = self.batch_size * max(1, GATHER_VALUES // (self.batch_size * model.sizes[0]))
         self._block = None  # their work array (made on first use where the backend writes into `out`)
-        self._sum = direct(xp).sum
+        self._max = direct(xp).max
         self._finite = True
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -281,11 +281,8 @@ class Trainer:
         else:
             sq = row[self._col_norms] = be.sq_norms(grads)
         row[self._col_loss] = loss
-        if be.host_memory:  # the row's other cells stay 0 on the device (lr and the global norm are filled
-            # at the flush): its sum is finite iff the loss and every squared norm are, unless that sum
-            # overflows (float32 past 3.4e38), which the exact sum in Python floats then rules out
-            self._finite = (math.isfinite(float(self._sum(row)))
-                            or math.isfinite(sum(be.to_numpy(row).tolist())))
+        if be.host_memory:  # the largest squared norm is finite iff all are (NaN propagates; a sum could overflow)
+            self._finite = math.isfinite(float(loss)) and math.isfinite(float(self._max(sq)))
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))

@@ -85,10 +85,10 @@ class NumpyBackend(Backend):
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
     None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
     `framework.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
-    pass; SciPy's BLAS is a second library that the thread limit covers too), and the ufuncs' reduce
-    and the ndarray methods as the direct forms of sum, max, take, reshape, astype. Small MLPs' GEMMs gain
-    nothing from more threads, and an extra thread that has to wake up on a core shared with another process (the MLflow writer) slows every
-    product down.
+    pass; SciPy's BLAS, also used for the squared gradient norms, is a second library that the thread
+    limit covers too), and the ufuncs' reduce and the ndarray methods as the direct forms of sum, max,
+    take, reshape, astype. Small MLPs' GEMMs gain nothing from more threads, and an extra thread that
+    has to wake up on a core shared with another process (the sync process) slows every product down.
     """
 
     xp = np

@@ -18,7 +18,7 @@ from framework.gradients import clip_by_global_norm, global_norm
 from framework.model import MLP
 from framework.registry import activations, backends, losses, optimizers
 from framework.step import train_step
-from framework.trainer import Trainer
+from framework.trainer import EpochPosition, Trainer
 
 
 def _probe(make):
@@ -321,3 +321,18 @@ def test_trainer_skips_a_non_finite_update_on_host_backends(name):
     assert t.status == "FAILED" and t.failure["reason"].startswith("diverged: ")
     if be.host_memory:
         assert all(np.isfinite(v).all() for v in m.state_dict().values()), "the non-finite update was applied"
+
+
+def test_finite_squared_norms_whose_float32_sum_overflows_still_update():
+    """Squared norms that are each finite but sum past float32's 3.4e38 are finite for the NaN guard (no
+    skipped update, no overflow warning); an inf among them is not."""
+    X, y = _synthetic()
+    m = MLP([6, 16, 3], "relu", backend=make("numpy", "float32"), dtype="float32", seed=0)
+    t = Trainer(m, losses.create("cross_entropy"), optimizers.create("sgd", lr=0.1),
+                Splits(Dataset(X, y, "classification", 3, "synthetic"), None, None), epochs=1, batch_size=16)
+    t.position = EpochPosition(rng_state={})
+    for g in m.grads.values():
+        g[...] = np.sqrt(2e38 / g.size)  # each squared norm 2e38: finite in float32, their sum is not
+    assert t._inspect(np.float32(1.0)) is True
+    m.grads["layers.1.b"][0] = np.inf
+    assert t._inspect(np.float32(1.0)) is False
