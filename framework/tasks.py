@@ -33,7 +33,7 @@ def default_metrics(task: str) -> list[str]:
 def output_size(ds, targets: str = "values", loss: str = "?") -> int:
     """Model outputs data set `ds` needs when loss `loss` (a name, for the error) is fed `targets`:
     "indices": one per class (2 for binary); "values": C (one-hot), 1 for binary (a logit or
-    P(class 1)), k for regression. The one table of output widths (`targets_for` checks against it)."""
+    P(class 1)), k for regression. The one table of output widths."""
     if targets not in ("indices", "values"):
         raise ConfigError(f"loss '{loss}' declares targets={targets!r}; targets must be 'indices' or 'values'")
     if targets == "indices":
@@ -61,18 +61,15 @@ def labels(task: str, scores: np.ndarray) -> np.ndarray:
     raise ConfigError(f"task {task!r} has no class labels")
 
 
-def targets_for(ds, targets: str, n_out: int) -> np.ndarray:
-    """What the loss compares the model output `(n, n_out)` of data set `ds` with, once n_out is the
-    width `output_size` gives. targets="indices": int64 classes (n,). targets="values": float64: y
-    (n, k) for regression, 0/1 as (n, 1) for binary, one-hot (n, C) for classification."""
-    expected = output_size(ds, targets)
-    if n_out != expected:
-        raise ShapeError(f"model has {n_out} outputs; data set '{ds.name}' ({ds.task}) needs {expected} "
-                         f"with {'class' if targets == 'indices' else 'value'} targets")
+def targets_for(ds, targets: str) -> np.ndarray:
+    """What the loss compares the model output of data set `ds` with (the output's width being the one
+    `output_size` gives, which the trainer checks first). targets="indices": int64 classes (n,).
+    targets="values": float64: y (n, k) for regression, 0/1 as (n, 1) for binary, one-hot (n, C) for
+    classification."""
     if targets == "indices":
         return ds.y.astype(np.int64)
     if ds.task == "regression":
         return ds.y.astype(np.float64)
     if ds.task == "binary":
         return ds.y.astype(np.float64)[:, None]
-    return np.eye(n_out)[ds.y]
+    return np.eye(ds.n_classes)[ds.y]

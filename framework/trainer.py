@@ -164,7 +164,7 @@ class Trainer:
         if ds is None:
             return None
         be = self.model.backend
-        t = targets_for(ds, self.loss.targets, self.model.sizes[-1])
+        t = targets_for(ds, self.loss.targets)
         t_dev = be.asarray(t, be.xp.int64) if self.loss.targets == "indices" else be.asarray(t, self.model.dtype)
         return be.asarray(ds.X, self.model.dtype), t_dev
 
@@ -318,21 +318,16 @@ class Trainer:
             self._diverged(record, int(np.argmax(losses > limit[0])), limit)
 
     def _loss_limit(self) -> tuple[float, str] | None:
-        """(largest loss allowed, which setting) from `divergence`, or None: max_loss, and factor x the
-        loss of the first batch. (Checked at every flush; the words are made only on divergence.)"""
+        """(largest loss allowed, the setting that allows it, in words) from `divergence`, or None:
+        max_loss, and factor x the loss of the first batch; the lower one. (Checked at every flush.)"""
         d, first = self.divergence, self.first_loss
         limits = []
         if d is not None and d.max_loss is not None:
-            limits.append((d.max_loss, "max_loss"))
+            limits.append((d.max_loss, f"trainer.divergence.max_loss={d.max_loss:g}"))
         if d is not None and d.factor is not None and first is not None and first > 0:
-            limits.append((d.factor * first, "factor"))
+            limits.append((d.factor * first,
+                           f"trainer.divergence.factor={d.factor:g} x the first batch's loss {first:.4g}"))
         return min(limits) if limits else None
-
-    def _limit_words(self, setting: str) -> str:
-        d = self.divergence
-        if setting == "max_loss":
-            return f"trainer.divergence.max_loss={d.max_loss:g}"
-        return f"trainer.divergence.factor={d.factor:g} x the first batch's loss {self.first_loss:.4g}"
 
     def _diverged(self, record: BatchRecord, row: int, limit: tuple[float, str] | None = None) -> None:
         values = dict(zip(record.keys, record.values[row]))
@@ -340,7 +335,7 @@ class Trainer:
         bad = [p for p in self.model.params if not math.isfinite(values[grad_norm_key(p)])]
         param = None if limit is not None or not bad else bad[0]
         if limit is not None:
-            reason = f"loss {loss:.4g} at batch {step} (epoch {self.epoch}) exceeds {self._limit_words(limit[1])}"
+            reason = f"loss {loss:.4g} at batch {step} (epoch {self.epoch}) exceeds {limit[1]}"
         else:
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             value = loss if what == "loss" else values[GLOBAL_NORM]

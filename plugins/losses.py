@@ -149,8 +149,7 @@ class CrossEntropy(Loss):
     expects_logits = True
 
     def __init__(self):
-        self._eyes: dict = {}      # (namespace, C, dtype, device) -> identity matrix (one-hot rows by `take`)
-        self._aranges: dict = {}   # (namespace, n, step, dtype, device) -> arange(0, n * step, step)
+        self._constants: dict = {}  # (what, namespace, size, dtype, device) -> array (`_constant`)
 
     def _logsoftmax(self, xp, z):
         d = direct(xp)
@@ -160,12 +159,18 @@ class CrossEntropy(Loss):
     def _onehot(self, xp, t, like):
         """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
         c = like.shape[-1]
-        cache = self._eyes
+        eye = self._constant(xp, like, "eye", c, lambda dtype, device: xp.eye(c, dtype=dtype, device=device))
+        return direct(xp).take(eye, t, axis=0)
+
+    def _constant(self, xp, like, what: str, size, make):
+        """`make(dtype, device)` with like's dtype and device, made once per (what, namespace, size, dtype,
+        device): every batch of a run has the same shape."""
         device = getattr(like, "device", None)
-        key = (xp, c, like.dtype, device)
-        if key not in cache:
-            cache[key] = xp.eye(c, dtype=like.dtype, device=device)
-        return direct(xp).take(cache[key], t, axis=0)
+        key = (what, xp, size, like.dtype, device)
+        found = self._constants.get(key)
+        if found is None:
+            found = self._constants[key] = make(like.dtype, device)
+        return found
 
     def _norm(self, xp, pred, weight):
         return pred.shape[0] if weight is None else direct(xp).sum(weight)
@@ -181,17 +186,9 @@ class CrossEntropy(Loss):
         the one-hot sum, but without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
         d = direct(xp)
-        return d.take(d.reshape(logp, (-1,)), self._arange(xp, n, t, step=c) + t)
-
-    def _arange(self, xp, n, like, step):
-        """xp.arange(0, n * step, step) of like's dtype and device, made once per (namespace, n, step,
-        dtype, device): every batch of a run has the same shape."""
-        cache = self._aranges
-        device = getattr(like, "device", None)
-        key = (xp, n, step, like.dtype, device)
-        if key not in cache:
-            cache[key] = xp.arange(0, n * step, step, dtype=like.dtype, device=device)
-        return cache[key]
+        rows = self._constant(xp, t, "arange", (n, c),
+                              lambda dtype, device: xp.arange(0, n * c, c, dtype=dtype, device=device))
+        return d.take(d.reshape(logp, (-1,)), rows + t)
 
     def forward(self, xp, pred, target, weight=None):
         nll = -self._picked(xp, self._logsoftmax(xp, pred), self._indices(xp, target))

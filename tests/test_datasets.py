@@ -10,7 +10,7 @@ import pytest
 
 from framework.data import Dataset, split, standardize, validate
 from framework.tasks import output_size, targets_for
-from framework.errors import ConfigError, ShapeError
+from framework.errors import ConfigError
 from framework.registry import datasets
 
 SMALL = {"mnist1d": {"n": 200}}  # generating 4000 mnist1d samples takes ~2 s
@@ -232,33 +232,27 @@ def test_targets_for_encodings():
     binary = Dataset(np.zeros((3, 1)), np.array([0, 1, 1]), "binary", 2, "b")
     multi = Dataset(np.zeros((2, 1)), np.array([2, 0]), "classification", 3, "c")
     reg = Dataset(np.zeros((2, 1)), np.array([[1.5], [-2.0]]), "regression", None, "r")
-    t = targets_for(binary, "indices", 2)
+    t = targets_for(binary, "indices")
     assert t.dtype == np.int64
     np.testing.assert_array_equal(t, [0, 1, 1])
-    t = targets_for(binary, "values", 1)
+    t = targets_for(binary, "values")
     assert t.dtype == np.float64
     np.testing.assert_array_equal(t, [[0.0], [1.0], [1.0]])
-    np.testing.assert_array_equal(targets_for(multi, "values", 3), [[0, 0, 1], [1, 0, 0]])
-    np.testing.assert_array_equal(targets_for(multi, "indices", 3), [2, 0])
-    np.testing.assert_array_equal(targets_for(reg, "values", 1), [[1.5], [-2.0]])
+    np.testing.assert_array_equal(targets_for(multi, "values"), [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(targets_for(multi, "indices"), [2, 0])
+    np.testing.assert_array_equal(targets_for(reg, "values"), [[1.5], [-2.0]])
 
 
-def test_targets_for_errors():
+def test_output_size_widths_and_errors_naming_the_loss():
     multi = Dataset(np.zeros((2, 1)), np.array([2, 0]), "classification", 3, "c")
-    reg = Dataset(np.zeros((2, 1)), np.zeros((2, 1)), "regression", None, "r")
+    reg = Dataset(np.zeros((2, 2)), np.zeros((2, 2)), "regression", None, "r")
     binary = Dataset(np.zeros((3, 1)), np.array([0, 1, 1]), "binary", 2, "b")
-    with pytest.raises(ConfigError, match="class targets.*regression"):
-        targets_for(reg, "indices", 1)
-    with pytest.raises(ShapeError, match="2 outputs.*'c' \\(classification\\) needs 3 with value targets"):
-        targets_for(multi, "values", 2)
-    with pytest.raises(ShapeError, match="3 outputs.*'r' \\(regression\\) needs 1 with value targets"):
-        targets_for(reg, "values", 3)
-    with pytest.raises(ShapeError, match="2 outputs.*'b' \\(binary\\) needs 1 with value targets"):
-        targets_for(binary, "values", 2)  # the widths of `output_size`, which the trainer checks first
-    with pytest.raises(ConfigError, match="'indices' or 'values'"):
-        targets_for(multi, "logits", 3)
-    with pytest.raises(ConfigError, match="'indices' or 'values'"):
-        output_size(multi, "logits")
+    widths = [output_size(ds, t) for ds in (multi, binary) for t in ("indices", "values")]
+    assert widths == [3, 3, 2, 1] and output_size(reg, "values") == 2
+    with pytest.raises(ConfigError, match="loss 'nll' needs class targets but data 'r' is a regression"):
+        output_size(reg, "indices", "nll")
+    with pytest.raises(ConfigError, match="loss 'x' declares targets='logits'.*'indices' or 'values'"):
+        output_size(multi, "logits", "x")
 
 
 # --- validate -------------------------------------------------------------------------------------
