@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError
 
 TASKS = ("classification", "binary", "regression")
 THRESHOLD = 0.5   # binary: class 1 when P(class 1) >= THRESHOLD
