@@ -132,9 +132,10 @@ class NumpyBackend(Backend):
         out = np.empty(len(arrays), next(iter(arrays)).dtype) if out is None else out
         for j, g in enumerate(arrays):
             flat = g.ravel()
-            # a BLAS dot of the flattened array: no g*g temporary (~8x faster on 784x256); the method,
-            # not np.vdot, whose dispatch costs ~2.5 us a call (4 calls a batch on a 2-layer model)
-            out[j] = flat.dot(flat)
+            blas = _BLAS.get(flat.dtype)
+            # a BLAS dot of the flattened array: no g*g temporary (~8x faster on 784x256); SciPy's sdot
+            # costs less per call than ndarray.dot or np.vdot (4 calls a batch on a 2-layer model)
+            out[j] = flat.dot(flat) if blas is None else blas.dot(flat, flat)
         return out
 
     def limits(self):

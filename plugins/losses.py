@@ -149,7 +149,7 @@ class CrossEntropy(Loss):
     expects_logits = True
 
     def __init__(self):
-        self._constants: dict = {}  # (what, namespace, size, dtype, device) -> array (`_constant`)
+        self._constants: dict = {}  # (function, args, dtype, device) -> array (`_constant`)
 
     def _logsoftmax(self, xp, z):
         d = direct(xp)
@@ -159,17 +159,16 @@ class CrossEntropy(Loss):
     def _onehot(self, xp, t, like):
         """Rows t (int64 (batch,)) of the identity matrix of like's width and dtype: one `take`."""
         c = like.shape[-1]
-        eye = self._constant(xp, like, "eye", c, lambda dtype, device: xp.eye(c, dtype=dtype, device=device))
-        return direct(xp).take(eye, t, axis=0)
+        return direct(xp).take(self._constant(xp.eye, (c,), like), t, axis=0)
 
-    def _constant(self, xp, like, what: str, size, make):
-        """`make(dtype, device)` with like's dtype and device, made once per (what, namespace, size, dtype,
-        device): every batch of a run has the same shape."""
+    def _constant(self, make, args: tuple, like):
+        """`make(*args, dtype=, device=)` with like's dtype and device (e.g. `xp.eye`), made once per
+        (make, args, dtype, device): every batch of a run has the same shape."""
         device = getattr(like, "device", None)
-        key = (what, xp, size, like.dtype, device)
+        key = (make, args, like.dtype, device)
         found = self._constants.get(key)
         if found is None:
-            found = self._constants[key] = make(like.dtype, device)
+            found = self._constants[key] = make(*args, dtype=like.dtype, device=device)
         return found
 
     def _norm(self, xp, pred, weight):
@@ -186,9 +185,7 @@ class CrossEntropy(Loss):
         the one-hot sum, but without a (batch, C) product and a short-axis reduction)."""
         n, c = logp.shape
         d = direct(xp)
-        rows = self._constant(xp, t, "arange", (n, c),
-                              lambda dtype, device: xp.arange(0, n * c, c, dtype=dtype, device=device))
-        return d.take(d.reshape(logp, (-1,)), rows + t)
+        return d.take(d.reshape(logp, (-1,)), self._constant(xp.arange, (0, n * c, c), t) + t)
 
     def forward(self, xp, pred, target, weight=None):
         nll = -self._picked(xp, self._logsoftmax(xp, pred), self._indices(xp, target))
