@@ -35,12 +35,12 @@ ConfigStore.__deepcopy__ = lambda self, memo: self
 
 def register() -> None:
     """Store the registered options in Hydra's ConfigStore: once per test session, again only when a
-    test has registered a plugin since (then the cached compositions are dropped too)."""
+    test has registered a plugin since. The cached compositions stay as they are: none of them selects
+    a name registered since (its compose would have failed), and the others' nodes are stored again unchanged."""
     options = {(group, name) for group, registry in GROUPS.items() for name in registry.names()}
     if not options <= _registered:
         register_configs()
         _registered.update(options)
-        _composed.clear()
 
 
 def compose_all(*overrides: str, hydra: bool = False):
