@@ -195,7 +195,7 @@ def test_checks_catch_faults(kind, cls, check, message):
     registry.register("bad")(cls)
     outcome = conformance.run(registry, "bad", check)
     assert not outcome.ok and message in outcome.figure, outcome.figure
-    assert {t: getattr(special, t) for t in tables} == tables  # a faulty backend's declarations do not outlive its check
+    assert {t: getattr(special, t) for t in tables} == tables  # a faulty backend's declarations end with its check
 
 
 def test_every_kind_is_under_contract():

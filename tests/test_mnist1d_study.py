@@ -85,7 +85,8 @@ def test_every_study_part_is_a_multirun_whose_every_job_is_a_valid_config():
     for part, overrides in study.PARTS.items():
         cmd = study.command(part, uri)
         assert cmd[1:4] == ["-m", "framework.train", "-m"] and cmd[4:4 + len(overrides)] == overrides
-        assert {f"tracking.experiment={study.EXPERIMENT}", f"tracking.run_name={part}", f"tracking.uri={uri}"} <= set(cmd)
+        recorded = {f"tracking.experiment={study.EXPERIMENT}", f"tracking.run_name={part}", f"tracking.uri={uri}"}
+        assert recorded <= set(cmd), cmd
         parsed = parser.parse_overrides(cmd[4:])
         first = [f"{o.get_key_element()}={next(o.sweep_string_iterator())}" if o.is_sweep_override() else o.input_line
                  for o in parsed]
