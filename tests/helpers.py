@@ -19,10 +19,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from framework.config import CONF_DIR, GROUPS, register_configs
+from framework.config import CONF_DIR, GROUPS, node_for, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
-_registered: set = set()   # (group, name) pairs in Hydra's ConfigStore: stored once per test session
+_registered: dict = {}     # (group, name) -> the plugin whose option is in Hydra's ConfigStore
 _composed: dict = {}       # group choices -> Hydra's composition of them (value overrides not applied)
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
@@ -34,13 +34,21 @@ ConfigStore.__deepcopy__ = lambda self, memo: self
 
 
 def register() -> None:
-    """Store the registered options in Hydra's ConfigStore: once per test session, again only when a
-    test has registered a plugin since (then the cached compositions are dropped too)."""
-    options = {(group, name) for group, registry in GROUPS.items() for name in registry.names()}
-    if not options <= _registered:
+    """Store the registered options in Hydra's ConfigStore (`register_configs`) once per test session; later,
+    only the plugins a test has registered since, or put under a stored name (`override=True`, or a built-in put
+    back after a test). Only the latter drops the cached compositions: none of them can select a new name (its
+    compose would have failed)."""
+    options = {(group, name): registry.get(name) for group, registry in GROUPS.items() for name in registry.names()}
+    changed = {option for option, plugin in options.items() if _registered.get(option) is not plugin}
+    if not _registered:
         register_configs()
-        _registered.update(options)
+    else:
+        for group, name in changed:  # stored as register_configs stores them (all of them: ~0.2 s)
+            if not (CONF_DIR / group / f"{name}.yaml").exists():
+                ConfigStore.instance().store(group=group, name=name, node=node_for(GROUPS[group], name))
+    if changed & _registered.keys():
         _composed.clear()
+    _registered.update(options)
 
 
 def compose_all(*overrides: str, hydra: bool = False):

@@ -5,8 +5,6 @@ Array API, so a plugin that passes here is portable), torch through array-api-co
 and CuPy when a CUDA GPU is present (skipped otherwise, with the reason). Every registered activation,
 loss and optimizer is covered.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -128,12 +126,6 @@ def test_model_backend_accepts_name_or_instance(name):
         assert MLP([3, 2], backend=name).backend.name == name
 
 
-def test_cupy_registered_without_importing_cupy():
-    code = ("import sys; from framework.registry import backends; assert 'cupy' in backends.names(); "
-            "assert 'cupy' not in sys.modules, 'plugins/backends.py imported cupy at import time'")
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 @pytest.mark.skipif(_AVAILABLE["cupy"][0], reason="CuPy and CUDA are available here")
 def test_cupy_unavailable_says_how_to_fix():
     with pytest.raises(ConfigError) as e:
@@ -237,10 +229,10 @@ def test_optimizer_step_matches_numpy(name, opt_name, kw):
 def test_model_gradcheck(name, act, out_act, loss_name):
     be = make(name)
     rng = np.random.default_rng(5)
-    m = MLP([4, 6, 5, 3], act, out_act, backend=be, dtype="float64", initializer="xavier_normal", seed=1)
+    m = MLP([3, 5, 4, 2], act, out_act, backend=be, dtype="float64", initializer="xavier_normal", seed=1)
     loss = losses.create(loss_name)
-    _, target = sample_loss_inputs(loss, (5, 3), rng)
-    X, weight = rng.normal(size=(5, 4)), rng.uniform(0.5, 2.0, 5)
+    _, target = sample_loss_inputs(loss, (5, 2), rng)  # 54 parameters and 15 inputs, each differenced
+    X, weight = rng.normal(size=(5, 3)), rng.uniform(0.5, 2.0, 5)
     check_model(m, X, loss, target).raise_if_failed()
     check_model(m, X, loss, target, weight).raise_if_failed()
 

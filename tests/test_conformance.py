@@ -189,13 +189,13 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
 
 
 @pytest.mark.parametrize("kind,cls,check,message", FAULTS, ids=[f"{c.__name__}-{k}" for _, c, k, _ in FAULTS])
-def test_checks_catch_faults(kind, cls, check, message, monkeypatch):
-    for table in ("_WRITES_OUT", "_ERF", "_AXPY", "_DIRECT"):  # a backend's (false) declarations hold process-wide
-        monkeypatch.setattr(special, table, copy.copy(getattr(special, table)))
+def test_checks_catch_faults(kind, cls, check, message):
+    tables = {t: copy.copy(getattr(special, t)) for t in ("_WRITES_OUT", "_ERF", "_AXPY", "_DIRECT")}
     registry = Registry(kind, group=KINDS[kind].group)
     registry.register("bad")(cls)
     outcome = conformance.run(registry, "bad", check)
     assert not outcome.ok and message in outcome.figure, outcome.figure
+    assert {t: getattr(special, t) for t in tables} == tables  # a faulty backend's declarations end with its check
 
 
 def test_every_kind_is_under_contract():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import random
 from functools import lru_cache
 
 import numpy as np
@@ -135,7 +136,12 @@ def test_mnist1d_test_split_is_the_packages_own():
     args = get_dataset_args()
     assert (datasets.defaults("mnist1d")["n"], datasets.defaults("mnist1d")["seed"]) == (args.num_samples, args.seed)
     args.num_samples, args.seed = 200, 42
-    ref = make_dataset(args)  # 160 train, 40 test
+    rng_states = np.random.get_state(), random.getstate()
+    try:
+        ref = make_dataset(args)  # 160 train, 40 test; it reseeds the global generators: restored after
+    finally:
+        np.random.set_state(rng_states[0])
+        random.setstate(rng_states[1])
     s = split(load("mnist1d", seed=42), val_fraction=0.15, test_fraction=0.3, seed=1)  # test_fraction unused
     np.testing.assert_array_equal(s.test.X, ref["x_test"])
     np.testing.assert_array_equal(s.test.y, ref["y_test"])

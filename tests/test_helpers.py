@@ -31,3 +31,27 @@ def stored_yaml(tree=None, prefix="") -> dict:
     return {path: text for name, v in tree.items()
             for path, text in (stored_yaml(v, f"{prefix}{name}/").items() if isinstance(v, dict)
                                else [(prefix + name, OmegaConf.to_yaml(v.node))])}
+
+
+def test_make_cfg_composes_the_plugin_registered_under_a_stored_name_then_the_one_put_back():
+    """The default activation, relu, replaced (`override=True`) and put back: its cached compositions go."""
+    from framework import ElementwiseActivation
+    from framework.registry import activations
+
+    builtin = make_cfg().activation
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(activations, "_entries", dict(activations._entries))
+
+        @activations.register("relu", override=True)
+        class Replacement(ElementwiseActivation):
+            def __init__(self, k: float = 2.0):
+                self.k = k
+
+            def forward(self, xp, z):
+                return xp.tanh(self.k * z)
+
+            def derivative(self, xp, z, a):
+                return self.k * (1 - a * a)
+
+        assert make_cfg().activation == {"name": "relu", "k": 2.0}
+    assert make_cfg().activation == builtin == {"name": "relu"}

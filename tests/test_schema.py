@@ -1,6 +1,7 @@
 """Every config value is checked before data loads: a wrong-typed value at every leaf of the composed
 config (and of every registered option of every group) gets one line naming key, value and what is
 accepted."""
+import functools
 import logging
 
 import pytest
@@ -18,38 +19,48 @@ PARSER = OverridesParser.create()
 
 
 def option_configs():
-    """(label, cfg): the default config, then one per registered option of every group."""
-    base = make_cfg()
-    yield "default", base
+    """(label, cfg): the default config, then the same object with each registered option of every group
+    in its group's place (the group's default put back after the group's options): use it before the next."""
+    cfg = make_cfg()
+    yield "default", cfg
     for group, registry in GROUPS.items():
+        default = cfg[group]
         for name in registry.names():
-            cfg = base.copy()
             yaml = CONF_DIR / group / f"{name}.yaml"
             cfg[group] = OmegaConf.load(yaml) if yaml.exists() else {"name": name, **registry.defaults(name)}
             yield f"{group}={name}", cfg
+        cfg[group] = default
 
 
-CONFIGS = list(option_configs())
+@functools.cache
+def parsed(text: str):
+    """The value of the command-line override `key=text` (Hydra's parser; the key does not change it)."""
+    return PARSER.parse_override(f"key={text}").value()
 
 
 def set_override(cfg, key: str, text: str):
     """Apply `key=text` to `cfg` (in place) the way Hydra parses a command-line override."""
-    OmegaConf.update(cfg, key, PARSER.parse_override(f"{key}={text}").value(), merge=False)
+    OmegaConf.update(cfg, key, parsed(text), merge=False)
 
 
 def test_every_leaf_of_every_option_is_declared():
-    undeclared = {label: [k for k, s in schema.leaf_specs(cfg).items() if s is None] for label, cfg in CONFIGS}
-    assert not {k: v for k, v in undeclared.items() if v}, undeclared
-    for _, cfg in CONFIGS:
+    undeclared = {}
+    for label, cfg in option_configs():
+        group, _, name = label.partition("=")
+        assert not name or cfg[group].name == name, label
+        undeclared[label] = [k for k, s in schema.leaf_specs(cfg).items() if s is None]
         schema.check(cfg)  # every default value is accepted
+    assert not {k: v for k, v in undeclared.items() if v}, undeclared
+    assert len(undeclared) == 1 + sum(len(registry.names()) for registry in GROUPS.values())
 
 
 def test_a_wrong_typed_value_at_every_leaf_gets_one_line_naming_key_value_and_what_is_accepted():
     checked = 0
-    for label, cfg in CONFIGS:
-        work = cfg.copy()  # each wrong value is set in this copy, checked, and the right one put back
-        for key, spec in schema.leaf_specs(cfg).items():
-            if spec.kind == "any" or (label != "default" and not key.startswith(label.split("=")[0] + ".")):
+    for label, work in option_configs():  # each wrong value is set in `work`, checked, and the right one put back
+        section = None if label == "default" else label.split("=")[0]
+        before = work.copy() if section is None else work[section].copy()
+        for key, spec in schema.leaf_specs(work).items():
+            if spec.kind == "any" or (section and not key.startswith(section + ".")):
                 continue
             text, right = WRONG[spec.kind], OmegaConf.select(work, key)
             set_override(work, key, text)
@@ -60,7 +71,7 @@ def test_a_wrong_typed_value_at_every_leaf_gets_one_line_naming_key_value_and_wh
             message = str(e.value)
             assert message.startswith(f"{key}={text}: must be") and "\n" not in message, (label, message)
             checked += 1
-        assert work == cfg, label
+        assert (work if section is None else work[section]) == before, label
     assert checked > 100
 
 
