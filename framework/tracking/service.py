@@ -59,7 +59,7 @@ class Follower:
         try:
             if self.uri not in stores:
                 stores[self.uri] = Store(self.uri)
-            self.run = self.run or RunSync(self.folder, stores[self.uri])
+            self.run = self.run or RunSync(self.folder, stores[self.uri], self.journal)
             if not self.locked:  # another process may be syncing this run: wait for it
                 self.locked = self.run.claim()
                 if not self.locked:
@@ -101,7 +101,7 @@ def answer(request, stores: dict[str, Store]):
 
     from .runs import resolve_run_id
 
-    run_id = resolve_run_id(client, request.run_id, [e.experiment_id for e in client.search_experiments()])
+    run_id = resolve_run_id(client, request.run_id)
     return {"folder": download_artifacts(run_id=run_id, artifact_path="checkpoint", tracking_uri=request.uri),
             "run_id": run_id}
 
