@@ -367,3 +367,52 @@ def test_a_used_sweep_folder_is_refused_with_the_sweeps_fix(tmp_path):
     synthetic(tmp_path, 10)
     with pytest.raises(ConfigError, match=f"sweep folder {tmp_path} already holds .*: give this sweep its own"):
         check_new(tmp_path, "sweep folder", "give this sweep its own hydra.sweep.dir")
+
+
+def test_the_sync_process_stores_what_an_in_process_sync_stores(tmp_path, new_store):
+    """The real `python -m framework.tracking.service` (collector off during its start-up, `SKIPPED_IMPORTS`
+    absent) against `sync_paths` in this process: equal histories, latest values, params and status."""
+    from framework.tracking.process import SyncProcess
+
+    run, here, there = synthetic(tmp_path / "run", 300).folder, new_store("a.db"), new_store("b.db")
+    assert sync_paths([run], here) == 0
+    process = SyncProcess()
+    try:
+        process.follow(run, there)
+        synced = process.wait_synced([run], 120)
+    finally:
+        process._out.close()  # the pipe closes: the sync process finishes and exits
+        process.process.wait(60)
+    assert str(run) in synced and not synced[str(run)].missing and process.process.returncode == 0
+    ca, cb = mlflow.MlflowClient(here), mlflow.MlflowClient(there)
+    ra, rb = read_ack(run, here)["run_id"], synced[str(run)].run_id
+    assert points(ca, ra) == points(cb, rb) and latest(ca, ra) == latest(cb, rb)
+    assert ca.get_run(ra).data.params == cb.get_run(rb).data.params and cb.get_run(rb).info.status == "FINISHED"
+
+
+def test_the_collector_is_back_on_once_the_first_request_is_handled(tmp_path, new_store):
+    import gc
+    import threading
+    from multiprocessing import Pipe
+
+    from framework.tracking import service
+    from framework.tracking.messages import Follow, Synced
+
+    run, uri = synthetic(tmp_path / "run", 10).folder, new_store()
+    to_service, inbox = Pipe()
+    outbox, from_service = Pipe()
+    gc.disable()  # as the service's own process starts
+    try:
+        server = threading.Thread(target=service.serve, args=(inbox, outbox), daemon=True)
+        server.start()
+        to_service.send(Follow(str(run), uri))
+        assert from_service.poll(60) and isinstance(from_service.recv(), Synced)
+        give_up = time.monotonic() + 10
+        while not gc.isenabled() and time.monotonic() < give_up:  # turned on at the end of the same pass
+            time.sleep(0.01)
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        to_service.close()
+        gc.unfreeze()
+        gc.enable()
+    server.join(10)
