@@ -146,7 +146,7 @@ def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
 
     client = open_store(store_uri(uri))
     try:
-        run_id = resolve_run_id(client, run, [e.experiment_id for e in client.search_experiments()])
+        run_id = resolve_run_id(client, run)
     except ConfigError as e:
         raise ConfigError(f"'{run}' is neither a folder nor a run of {store_uri(uri)}: {e}") from None
     try:

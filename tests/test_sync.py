@@ -97,7 +97,7 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     sync_paths([run], uri, bulk=bulk)
     client = mlflow.MlflowClient(uri)
     first = points(client, read_ack(run, uri)["run_id"])
-    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0},  # killed between creating the run and
+    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the run and
                 {**read_ack(run, uri), "done": 2}):                  # acknowledging it; after the first chunk
         write_ack(run, ack)
         assert sync_paths([run], uri, bulk=bulk) == 0
@@ -308,15 +308,100 @@ def test_settings_records_and_metrics_are_grouped_into_one_transaction_each():
 
 @pytest.mark.sync_process
 def test_the_sync_process_syncs_without_the_imports_it_skips(tmp_path, new_store):
-    """This process's sync process (`python -m framework.tracking.service`, where `SKIPPED_IMPORTS` fail at
-    once) opens a store it has not seen and stores a run log in it; the process is the one tests/conftest.py
-    starts after collection, so no second `import mlflow` is paid here."""
+    """This process's sync process (`python -m framework.tracking.service`: `SKIPPED_IMPORTS` fail at once,
+    the collector off during its start-up) opens a store it has not seen and stores a run log in it, as a
+    sync in this process stores it (histories, latest values, params, status); the process is the one
+    tests/conftest.py starts after collection, so no second `import mlflow` is paid here."""
     from framework.tracking.process import sync_process
 
-    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    run, uri, here = synthetic(tmp_path / "run", 300).folder, new_store(), new_store("here.db")
     process = sync_process()
     process.follow(run, uri)
     synced = process.wait_synced([run], timeout=300).get(str(run))
     assert synced is not None and synced.missing == "", synced
     assert synced.run_id == read_ack(run, uri)["run_id"]
-    assert len(mlflow.MlflowClient(uri).get_metric_history(synced.run_id, "batch/loss")) == 71
+    assert sync_paths([run], here) == 0  # the same run log synced in this process: the same run
+    ca, cb, ra = mlflow.MlflowClient(here), mlflow.MlflowClient(uri), read_ack(run, here)["run_id"]
+    assert points(ca, ra) == points(cb, synced.run_id) and latest(ca, ra) == latest(cb, synced.run_id)
+    assert ca.get_run(ra).data.params == cb.get_run(synced.run_id).data.params
+    assert cb.get_run(synced.run_id).info.status == "FINISHED"
+
+
+
+def test_a_group_of_metrics_records_is_read_at_once_as_record_by_record(tmp_path):
+    from framework.tracking.messages import Metrics
+    from framework.tracking.runlog import POINTS, read_chunk, read_chunks, read_records
+
+    run = synthetic(tmp_path / "run", 150, chunk=64).folder
+    records = [r for r in read_records(run) if isinstance(r, Metrics)]
+    together = read_chunks(run, records[1:])
+    assert [len(r) for r in together] == [64, 22, 1]
+    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True) for a, r in zip(together, records[1:], strict=True))
+    with open(run / LOG / POINTS, "r+b") as f:
+        f.truncate(8 * 5 * 100)
+    with pytest.raises(OSError, match="cut short"):
+        read_chunks(run, records)
+
+
+def test_the_creating_mark_goes_once_the_run_is_acknowledged(tmp_path, new_store):
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    write_ack(run, {"uri": uri, "run_id": None, "done": 0, "creating": True})  # a sync killed while creating
+    assert sync_paths([run], uri) == 0
+    ack = read_ack(run, uri)
+    assert ack["run_id"] and "creating" not in ack
+
+
+def test_a_full_run_id_is_looked_up_without_a_search(tmp_path, new_store, monkeypatch):
+    from framework.errors import ConfigError
+    from framework.tracking.runs import resolve_run_id
+
+    run, uri = synthetic(tmp_path / "run", 70).folder, new_store()
+    sync_paths([run], uri)
+    run_id, client = read_ack(run, uri)["run_id"], store.open_store(uri)
+    assert resolve_run_id(client, run_id[:6]) == run_id  # a prefix: searched
+    monkeypatch.setattr(mlflow.MlflowClient, "search_runs", lambda *a, **k: pytest.fail("searched"))
+    assert resolve_run_id(client, run_id.upper()) == run_id
+    with pytest.raises(ConfigError, match="no run id starts with"):
+        resolve_run_id(client, "0" * 32)
+    with pytest.raises(ConfigError, match="no run id starts with"):  # not in the experiments asked about
+        resolve_run_id(client, run_id, ["123456"])
+    client.delete_run(run_id)
+    with pytest.raises(ConfigError, match="no run id starts with"):
+        resolve_run_id(client, run_id)
+
+
+def test_a_used_sweep_folder_is_refused_with_the_sweeps_fix(tmp_path):
+    from framework.errors import ConfigError
+    from framework.tracking.runlog import check_new
+
+    synthetic(tmp_path, 10)
+    with pytest.raises(ConfigError, match=f"sweep folder {tmp_path} already holds .*: give this sweep its own"):
+        check_new(tmp_path, "sweep folder", "give this sweep its own hydra.sweep.dir")
+
+
+def test_the_collector_is_back_on_once_the_first_request_is_handled(tmp_path, new_store):
+    import gc
+    import threading
+    from multiprocessing import Pipe
+
+    from framework.tracking import service
+    from framework.tracking.messages import Follow, Synced
+
+    run, uri = synthetic(tmp_path / "run", 10).folder, new_store()
+    to_service, inbox = Pipe()
+    outbox, from_service = Pipe()
+    gc.disable()  # as the service's own process starts
+    try:
+        server = threading.Thread(target=service.serve, args=(inbox, outbox), daemon=True)
+        server.start()
+        to_service.send(Follow(str(run), uri))
+        assert from_service.poll(60) and isinstance(from_service.recv(), Synced)
+        give_up = time.monotonic() + 10
+        while not gc.isenabled() and time.monotonic() < give_up:  # turned on at the end of the same pass
+            time.sleep(0.01)
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        to_service.close()
+        gc.unfreeze()
+        gc.enable()
+    server.join(10)

@@ -30,13 +30,19 @@ def store_uri(uri: str | None) -> str:
     return absolute_sqlite(uri, _original_cwd())
 
 
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """Pinned artifact root of a new experiment: `mlartifacts/<experiment>` beside a SQLite file;
-    None (the server decides) for other stores."""
-    if not uri.startswith("sqlite:////"):
+def artifact_root(uri: str) -> Path | None:
+    """The artifact root of a SQLite store: `mlartifacts/` beside the file (absolute); None (the server
+    decides) for other stores."""
+    if not uri.startswith("sqlite:///"):
         return None
-    db = Path(uri[len("sqlite:///"):])
-    return (db.parent / "mlartifacts" / experiment.replace("/", "_")).as_uri()
+    return Path(uri[len("sqlite:///"):]).absolute().parent / "mlartifacts"
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Pinned artifact root of a new experiment: `<artifact_root>/<experiment>` for an absolute SQLite
+    path (`store_uri` makes them so); None for other stores."""
+    root = artifact_root(uri) if uri.startswith("sqlite:////") else None
+    return None if root is None else (root / experiment.replace("/", "_")).as_uri()
 
 
 def _original_cwd() -> Path:

@@ -12,7 +12,8 @@
                           "status": the status set when the run ended without an End (KILLED),
                           "creating": a sync was creating the run (written before it asks the store;
                           a later sync then looks the run up by its `runlog.id` tag first, as does
-                          the first sync to a store when another store's ack is there)}
+                          the first sync to a store when another store's ack is there; removed once
+                          "run_id" is written)}
       train.lock          held (flock) by the training process while the run is open
       sync.lock           held (flock) by the process syncing this run log
 No pickle anywhere: JSON and `.npz` read with `allow_pickle=False`. A run is the run log's folder;
@@ -156,11 +157,29 @@ def read_records(folder) -> list:
 
 def read_chunk(folder, record: Metrics) -> np.ndarray:
     """The (n, 2 + k) rows of a `Metrics` record: step, timestamp, values."""
-    if record.chunk is not None:
-        return np.load(Path(folder) / LOG / record.chunk, allow_pickle=False)
-    width = 2 + len(record.keys)
-    count = record.points // max(len(record.keys), 1) * width
-    return np.fromfile(Path(folder) / LOG / POINTS, dtype="<f8", count=count, offset=record.offset).reshape(-1, width)
+    return read_chunks(folder, [record])[0]
+
+
+def read_chunks(folder, records: list[Metrics]) -> list[np.ndarray]:
+    """The rows of each of `records` (as `read_chunk`), points.f64 read once: the byte range they span."""
+    shape = {id(r): (r.points // max(len(r.keys), 1), 2 + len(r.keys)) for r in records}
+    inline = [r for r in records if r.chunk is None]
+    if inline:
+        lo = min(r.offset for r in inline)
+        hi = max(r.offset + 8 * shape[id(r)][0] * shape[id(r)][1] for r in inline)
+        data = np.fromfile(Path(folder) / LOG / POINTS, dtype="<f8", count=(hi - lo) // 8, offset=lo)
+        if 8 * data.size < hi - lo:
+            raise OSError(f"{folder}/{LOG}/{POINTS} ends at byte {lo + 8 * data.size}; its records name bytes "
+                          f"up to {hi} (the file was cut short: copy the run folder again)")
+    rows = []
+    for r in records:
+        if r.chunk is not None:
+            rows.append(np.load(Path(folder) / LOG / r.chunk, allow_pickle=False))
+        else:
+            n, width = shape[id(r)]
+            start = (r.offset - lo) // 8
+            rows.append(data[start:start + n * width].reshape(n, width))
+    return rows
 
 
 def read_start(folder) -> RunStart | None:
@@ -184,13 +203,15 @@ def last_values(folder, keys=None) -> dict[str, float]:
     return {k: v for k, (_, v) in out.items()}
 
 
-def check_new(folder) -> None:
-    """ConfigError naming the fix if run folder `folder` already holds a run log (a fixed hydra.run.dir used
+RUN_FOLDER_FIX = ("give this run its own folder with hydra.run.dir=<new folder> (Hydra's default, "
+                  "outputs/<date>/<time>, is new for each run)")
+
+
+def check_new(folder, what: str = "run folder", fix: str = RUN_FOLDER_FIX) -> None:
+    """ConfigError naming `fix` if `folder` (a `what`) already holds a run log (a fixed hydra.run.dir used
     again): a run log is one run's."""
     if (Path(folder) / LOG / JOURNAL).exists():
-        raise ConfigError(f"{folder} already holds the run log of an earlier run: give this run its own folder "
-                          f"with hydra.run.dir=<new folder> (Hydra's default, outputs/<date>/<time>, is new for "
-                          f"each run)")
+        raise ConfigError(f"the {what} {folder} already holds the run log of an earlier run: {fix}")
 
 
 def trainer_alive(folder) -> bool:

@@ -34,14 +34,30 @@ def direction(metric: str) -> str:
 RUN_ID = re.compile(r"[0-9a-f]{1,32}")  # an MLflow run id or a prefix of one
 
 
-def resolve_run_id(client, prefix: str, experiment_ids: list[str]) -> str:
-    """The full id of the one run in `experiment_ids` whose id starts with `prefix`; ConfigError if
-    none or several do."""
+def resolve_run_id(client, prefix: str, experiment_ids: list[str] | None = None) -> str:
+    """The full id of the one run in `experiment_ids` (None: every active experiment) whose id starts with
+    `prefix`; ConfigError if none or several do (deleted runs do not count). A full 32-digit id is looked
+    up directly (no search)."""
     prefix = prefix.strip().lower()
     if not RUN_ID.fullmatch(prefix):
         raise ConfigError(f"'{prefix}' is not a run id (32 hex digits, or their first few)")
+    if len(prefix) == 32:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = client.get_run(prefix)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            run = None
+        if run is not None and run.info.lifecycle_stage == "active" and (
+                experiment_ids is None or run.info.experiment_id in experiment_ids):
+            return prefix
+        raise ConfigError(f"no run id starts with '{prefix}'")
     from .store import search
 
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
     ids = sorted({r.info.run_id for r in search(client, experiment_ids, f"attributes.run_id LIKE '{prefix}%'")})
     if not ids:
         raise ConfigError(f"no run id starts with '{prefix}'")

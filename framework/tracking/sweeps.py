@@ -16,12 +16,11 @@ import secrets
 from pathlib import Path
 
 from ..config import flatten
-from ..errors import ConfigError
 from ..sweep_report import failed_jobs
 from .job import source_tags
 from .messages import RunStart, SweepEnd
 from .places import check_store, store_uri, sweep_folder, sweep_id
-from .runlog import JOURNAL, LOG, RunLogWriter, find_runlogs, last_values, now_ms
+from .runlog import RunLogWriter, check_new, find_runlogs, last_values, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,6 @@ class SweepParent:
 
     def __init__(self, config, tracking):
         from hydra.core.override_parser.overrides_parser import OverridesParser
-
 
         hc = config.hydra
         self.folder, self.uri, self.tracking = sweep_folder(hc), store_uri(tracking.uri), tracking
@@ -48,10 +46,8 @@ class SweepParent:
                 "sweep.launcher": hc.launcher._target_, **source_tags()}
         start = RunStart(secrets.token_hex(16), tracking.experiment, now_ms(), tracking.run_name or str(hc.sweep.dir),
                          {k: str(v) for k, v in params.items()}, tags, role="sweep", uri=self.uri)
-        if (self.folder / LOG / JOURNAL).exists():
-            raise ConfigError(f"the sweep folder {self.folder} already holds a sweep's run log: give this sweep its "
-                              f"own hydra.sweep.dir (the default is a new timestamped folder); a stored Optuna "
-                              f"study continues under the same MLflow parent run from any folder")
+        check_new(self.folder, "sweep folder", "give this sweep its own hydra.sweep.dir (the default is a new "
+                  "timestamped folder); a stored Optuna study continues under the same MLflow parent run from any folder")
         self.log = RunLogWriter(self.folder, start)
         self.log.flush()
         if self.online:

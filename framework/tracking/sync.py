@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from .places import artifact_location
-from .runlog import (LOG, JournalReader, Lock, acked_elsewhere, is_complete, read_ack, read_chunk, trainer_alive,
+from .runlog import (LOG, JournalReader, Lock, acked_elsewhere, is_complete, read_ack, read_chunks, trainer_alive,
                      write_ack)
 from .store import MetricSink, experiment_id, log_params_tags, mlflow_key, open_store, search, tag_equals
 
@@ -69,9 +69,9 @@ def group(records: list, i: int, max_points: int) -> list:
 class RunSync:
     """Replays one run log into one store; `step()` applies what is new and acknowledges it."""
 
-    def __init__(self, folder, store: Store):
+    def __init__(self, folder, store: Store, journal: JournalReader | None = None):
         self.folder, self.store = Path(folder), store
-        self.journal = JournalReader(self.folder)
+        self.journal = journal or JournalReader(self.folder)
         self.lock = Lock(self.folder / LOG / "sync.lock")
         self.ack = read_ack(self.folder, store.uri)
         self.points = 0
@@ -88,8 +88,9 @@ class RunSync:
         self.ack = read_ack(self.folder, self.store.uri)
         return True
 
-    def done(self) -> bool:
-        records = self.journal.read()
+    def done(self, records: list | None = None) -> bool:
+        """Whether the store has every record of the run log (`records`: the journal as just read)."""
+        records = self.journal.read() if records is None else records
         return self.ack["done"] == len(records) and (is_complete(records) or self.ack.get("status") == "KILLED")
 
     def step(self, limit: int | None = None) -> bool:
@@ -98,12 +99,13 @@ class RunSync:
         if self.lock.fd is None:  # not claimed: another process may have synced meanwhile
             self.ack = read_ack(self.folder, self.store.uri)
         alive = trainer_alive(self.folder)  # read before the journal: a run that ends in between is not KILLED
-        records = self.journal.read()[:limit]
+        journal = self.journal.read()
+        records = journal[:limit]
         i = self.ack["done"]
         while i < len(records):
             batch = group(records, i, GROUP_POINTS[self.store.sink.bulk])
             if isinstance(batch[0], Metrics):
-                self.store.sink.add(self.run_id, [(r.keys, read_chunk(self.folder, r)) for r in batch])
+                self.store.sink.add(self.run_id, list(zip((r.keys for r in batch), read_chunks(self.folder, batch))))
                 self.points += sum(r.points for r in batch)
             elif isinstance(batch[0], (RunStart, Params, Tags)):
                 self._settings(batch)
@@ -111,10 +113,10 @@ class RunSync:
                 self._apply(batch[0])
             i += len(batch)
             self._acknowledge(done=i)
-        if limit is None and not alive and not self.done():
+        if limit is None and not alive and not self.done(journal):
             self.store.client.set_terminated(self.run_id, "KILLED")
             self._acknowledge(status="KILLED")
-        return self.done()
+        return self.done(journal)
 
     def _acknowledge(self, **changes) -> None:
         self.ack.update(changes)
@@ -126,6 +128,7 @@ class RunSync:
         params, tags = {}, {}
         if isinstance(batch[0], RunStart):
             run_id, params = self._start(batch[0])
+            self.ack.pop("creating", None)  # the run is acknowledged: a later sync need not look for it
             self._acknowledge(run_id=run_id)
         for record in batch[1:] if isinstance(batch[0], RunStart) else batch:
             params.update(getattr(record, "params", {}))
