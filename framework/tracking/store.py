@@ -182,6 +182,10 @@ class MetricSink:
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
         columns = ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]
+        # is_nan as the DBAPI stores it: 0/1 where the database has no boolean type (SQLite, MySQL), which is what
+        # SQLAlchemy itself sends there; sqlite3 binds a Python bool only after a failed adapter lookup (~2.4 us each:
+        # ~0.24 of ~1.1 CPU-s per 100k points)
+        flag = bool if self._store.engine.dialect.supports_native_boolean else int
         parts: dict[str, list[np.ndarray]] = {}
         for keys, chunk in chunks:
             for j, key in enumerate(keys):
@@ -196,7 +200,8 @@ class MetricSink:
             steps, stamps, stored, is_nan = steps[order], stamps[order], stored[order], is_nan[order]
             newest[key] = (int(steps[-1]), int(stamps[-1]), float(stored[-1]), bool(is_nan[-1]))
             columns_of.append({"key": itertools.repeat(key), "value": stored.tolist(), "timestamp": stamps.tolist(),
-                               "step": steps.tolist(), "is_nan": is_nan.tolist(), "run_uuid": itertools.repeat(run_id)})
+                               "step": steps.tolist(), "is_nan": is_nan.astype(flag).tolist(),
+                               "run_uuid": itertools.repeat(run_id)})
         with self._store.ManagedSessionMaker(read_only=False) as session:
             dialect = session.bind.dialect
             compiled = _insert_ignoring_duplicates(dialect.name, SqlMetric.__table__).compile(
