@@ -39,18 +39,16 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from . import special
 from .data import TASKS, validate
 from .errors import ConfigError
 from .gradcheck import check_activation, check_loss, sample_loss_inputs
 from .registry import KINDS, Registry
-from .special import direct
+from .special import direct, kept_declarations
 
 FLOATS = (np.float32, np.float64)
 EXTREME = (-1e4, -1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3, 1e4)   # finiteness grid
@@ -75,28 +73,12 @@ class Outcome:
 def run(registry: Registry, name: str, check: str) -> Outcome:
     """Run one check of plugin `name` in `registry`; any exception or warning is a failure."""
     try:
-        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"), _declarations_kept():
+        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"), kept_declarations():
             warnings.simplefilter("error")
             figure, ok = CHECKS[registry.kind][check](registry, name), True
     except Exception as e:  # noqa: BLE001 - the failure is the result
         figure, ok = _reason(e), False
     return Outcome(registry.kind, name, check, ok, figure)
-
-
-@contextmanager
-def _declarations_kept():
-    """Creating a backend records its declarations (`writes_out`, `erf`, `axpy`, `direct`) for the whole
-    process (`special.provide`): those of a backend a check created (a faulty one's false ones included)
-    are dropped after the check and those recorded before are back (a backend created later declares
-    its own again)."""
-    tables = (special._WRITES_OUT, special._ERF, special._AXPY, special._DIRECT)
-    saved = [table.copy() for table in tables]
-    try:
-        yield
-    finally:
-        for table, before in zip(tables, saved):
-            table.clear()
-            table.update(before)
 
 
 def cases(names=None, kinds=KINDS) -> list[tuple[str, str, str]]:

@@ -17,6 +17,7 @@ from type or module names.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -63,6 +64,21 @@ def provide(xp, array_type, *, writes_out: bool = False, erf=None, axpy=None, di
         _AXPY[array_type] = axpy
     if direct is not None:
         _DIRECT[xp] = direct
+
+
+@contextmanager
+def kept_declarations():
+    """The declarations recorded by `provide` as they are now, back after the block: what a backend created
+    inside it declared (a faulty test backend's false claims included) does not outlive the block; a
+    backend created later declares its own again (the conformance checks run each check inside one)."""
+    tables = (_WRITES_OUT, _ERF, _AXPY, _DIRECT)
+    saved = [table.copy() for table in tables]
+    try:
+        yield
+    finally:
+        for table, before in zip(tables, saved):
+            table.clear()
+            table.update(before)
 
 
 def direct(xp) -> Direct:
