@@ -31,9 +31,9 @@ in float64) except `array_api`. The checks per kind:
     tasks         metrics: a finite float for each task they declare; a perfect prediction scores at
                   least as well as a random one
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
-                  batch_sum, sq_norms, synchronize, limits) against NumPy, and the declared capabilities
-                  (`host_memory`, `writes_out`, the `direct` forms) hold; a backend that cannot be
-                  created here is skipped with its message
+                  batch_sum, sq_norms, host_sq_norms, synchronize, limits) against NumPy, and the
+                  declared capabilities (`host_memory`, `writes_out`, the `direct` forms) hold; a
+                  backend that cannot be created here is skipped with its message
 """
 from __future__ import annotations
 
@@ -606,7 +606,12 @@ def _backend_methods(reg, name):
             "writes_out is declared but batch_sum left `out` unwritten")
     _direct_forms(be, dev["A"])
     sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
-    assert np.allclose(sq, [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)], rtol=1e-5), "sq_norms differs from sum(g^2)"
+    want = [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)]
+    assert np.allclose(sq, want, rtol=1e-5), "sq_norms differs from sum(g^2)"
+    if be.host_memory:  # what the trainer reads every batch there
+        got = be.host_sq_norms([dev["A"], dev["g"]])
+        assert all(type(v) is float for v in got), f"host_sq_norms must return Python floats, got {got!r}"
+        assert np.allclose(got, want, rtol=1e-5), "host_sq_norms differs from sum(g^2)"
     be.synchronize()
     with be.limits():
         pass

@@ -20,9 +20,15 @@ def global_norm(xp, grads: dict):
 
 def clip_by_global_norm(xp, grads: dict, max_norm: float, total=None):
     """Scale all grads in place by max_norm / (total + 1e-6) when total > max_norm (torch's
-    clip_grad_norm_ rule); returns the total norm before clipping. `total` may be precomputed."""
+    clip_grad_norm_ rule); returns the total norm before clipping. `total` may be precomputed: a 0-d
+    array (no device sync), or a Python float (then nothing is touched when total <= max_norm)."""
     total = global_norm(xp, grads) if total is None else total
-    coef = xp.minimum(max_norm / (total + 1e-6), xp.ones_like(total))
+    if isinstance(total, float):
+        if total <= max_norm:
+            return total
+        coef = max_norm / (total + 1e-6)
+    else:
+        coef = xp.minimum(max_norm / (total + 1e-6), xp.ones_like(total))
     for name in grads:
         grads[name] *= coef
     return total

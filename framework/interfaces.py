@@ -247,6 +247,11 @@ class Backend:
         out[...] = sq
         return out
 
+    def host_sq_norms(self, arrays) -> list[float]:
+        """[sum(g^2) for g in arrays] as Python floats: what the trainer reads every batch on a
+        `host_memory` backend (reading costs no device sync there; no array is made)."""
+        return self.to_numpy(self.sq_norms(arrays)).tolist()
+
     def limits(self):
         """Context manager around `Trainer.fit` that applies the backend's resource settings (e.g. BLAS
         threads); a no-op by default."""

@@ -1,8 +1,9 @@
 """The training loop: data -> model.forward -> loss -> model.backward -> optimizer.step -> callbacks.
 
 One update per mini-batch; an epoch is one pass over all batches (`batch_size=None`: full batch).
-Per-batch numbers (loss, lr, gradient norms) are written into a device buffer and reach callbacks in
-one host transfer per flush (`BatchRecord`); epoch numbers are computed at epoch end.
+Per-batch numbers (loss, lr, gradient norms) are kept per batch - as Python floats on host backends,
+in a device buffer elsewhere (one host transfer per flush) - and reach callbacks a block of rows at a
+time (`BatchRecord`); epoch numbers are computed at epoch end.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from .gradients import clip_by_global_norm
 from .interfaces import Loss, Optimizer, Scheduler
 from .metrics import evaluate
 from .model import MLP
-from .special import direct
 from .step import train_step
 from .tasks import output_size, targets_for
 
@@ -124,18 +124,19 @@ class Trainer:
         self._check_shapes()
         self._device = {name: self._to_device(getattr(splits, name)) for name in ("train", "val", "test")}
         self.record_keys = record_keys(model.params)
-        # the per-batch record: one row per batch of an epoch, made once and reused every epoch
         col = {k: j for j, k in enumerate(self.record_keys)}
         self._col_loss, self._col_lr, self._col_global = col[LOSS], col[LR], col[GLOBAL_NORM]
         self._col_norms = slice(col[grad_norm_key(next(iter(model.params)))], self._col_global)
-        xp = model.backend.xp
-        self._rec = xp.zeros((self.steps_per_epoch, len(self.record_keys)), dtype=model.dtype)
-        self._rec_norms = self._rec[:, self._col_norms]  # its squared-norm columns (a view)
-        self._lrs = [0.0] * self.steps_per_epoch  # each batch's lr (a list: set per batch from Python)
+        # each batch of an epoch: (loss, squared gradient norms...) - made once, reused every epoch; on a
+        # host backend a list of Python floats per batch (no array calls per batch), elsewhere a device
+        # buffer (no device sync per batch); each batch's lr is set from Python, so kept in a list
+        xp, steps, host = model.backend.xp, self.steps_per_epoch, model.backend.host_memory
+        self._rows = [()] * steps if host else xp.zeros((steps, 1 + len(model.params)), dtype=model.dtype)
+        self._inspect = self._inspect_host if host else self._inspect_device
+        self._lrs = [0.0] * steps
         # rows of X gathered at once in a shuffled epoch: whole batches, <= GATHER_VALUES values (or one batch)
         self._block_rows = self.batch_size * max(1, GATHER_VALUES // (self.batch_size * model.sizes[0]))
         self._block = None  # their work array (made on first use where the backend writes into `out`)
-        self._max = direct(xp).max
         self._finite = True
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -268,25 +269,32 @@ class Trainer:
             self._block = be.xp.empty((min(self._block_rows, X.shape[0]), X.shape[1]), dtype=X.dtype)
         return be.take(X, order[lo:hi, ...], out=self._block[:hi - lo, ...]), lo, hi
 
-    def _inspect(self, loss) -> bool:
-        """Between backward and update (`train_step`'s before_update): write the loss and the squared
-        gradient norms into this batch's record row (the global norm and the square roots are
-        computed at the flush, for a block of rows at once), clip, and say whether to update: on host
-        backends a NaN/inf loss or gradient skips the update (elsewhere reading it would cost a
-        device sync per batch; the flush stops the run either way)."""
-        be, i = self.model.backend, self.position.batch  # this batch's row of the record
-        row, grads = self._rec[i, ...], self.model.grads.values()
+    # `train_step`'s before_update, between backward and update: record this batch's loss and squared
+    # gradient norms (the global norm and the square roots are computed at the flush, for a block of
+    # rows at once), clip, and say whether to update
+    def _inspect_host(self, loss) -> bool:
+        """Host backends: a NaN/inf loss or gradient norm skips the update (the flush then stops the run)."""
+        sq = self.model.backend.host_sq_norms(self.model.grads.values())
+        loss = float(loss)
+        self._rows[self.position.batch] = (loss, *sq)
+        self._finite = finite = math.isfinite(loss) and all(map(math.isfinite, sq))
+        if finite and self.grad_clip is not None:
+            clip_by_global_norm(self.model.backend.xp, self.model.grads, self.grad_clip, math.sqrt(math.fsum(sq)))
+        return finite
+
+    def _inspect_device(self, loss) -> bool:
+        """Device backends: into this batch's row of the device buffer, no sync (a NaN/inf stops the run
+        at the next flush, after its update)."""
+        be, row = self.model.backend, self._rows[self.position.batch, ...]
         if be.writes_out:  # straight into the row (a view)
-            sq = be.sq_norms(grads, out=self._rec_norms[i, ...])
+            sq = be.sq_norms(self.model.grads.values(), out=row[1:])
         else:
-            sq = row[self._col_norms] = be.sq_norms(grads)
-        row[self._col_loss] = loss
-        if be.host_memory:  # the largest squared norm is finite iff all are (NaN propagates; a sum could overflow)
-            self._finite = math.isfinite(float(loss)) and math.isfinite(float(self._max(sq)))
+            sq = row[1:] = be.sq_norms(self.model.grads.values())
+        row[0] = loss
         if self.grad_clip is not None:
             xp = be.xp
             clip_by_global_norm(xp, self.model.grads, self.grad_clip, xp.sqrt(xp.sum(sq)))
-        return self._finite
+        return True
 
     def _flush(self, hi: int) -> None:
         """Move record rows flushed:hi to the host (one transfer), hand them to the callbacks, then
@@ -296,7 +304,10 @@ class Trainer:
         if hi <= lo:
             return
         pos.flushed = hi
-        values = self.model.backend.to_numpy(self._rec[lo:hi, ...]).astype(np.float64)
+        be, rows = self.model.backend, self._rows[lo:hi]
+        rows = np.array(rows, np.float64) if be.host_memory else be.to_numpy(rows).astype(np.float64)
+        values = np.empty((hi - lo, len(self.record_keys)))
+        values[:, self._col_loss], values[:, self._col_norms] = rows[:, 0], rows[:, 1:]
         values[:, self._col_lr] = self._lrs[lo:hi]
         values[:, self._col_global] = values[:, self._col_norms].sum(axis=1)
         norms = values[:, self._col_norms.start:]

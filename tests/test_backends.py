@@ -317,7 +317,7 @@ def test_trainer_skips_a_non_finite_update_on_host_backends(name):
 
 def test_finite_squared_norms_whose_float32_sum_overflows_still_update():
     """Squared norms that are each finite but sum past float32's 3.4e38 are finite for the NaN guard (no
-    skipped update, no overflow warning); an inf among them is not."""
+    skipped update, no overflow warning); an inf or a NaN among them, in any position, is not."""
     X, y = _synthetic()
     m = MLP([6, 16, 3], "relu", backend=make("numpy", "float32"), dtype="float32", seed=0)
     t = Trainer(m, losses.create("cross_entropy"), optimizers.create("sgd", lr=0.1),
@@ -328,3 +328,9 @@ def test_finite_squared_norms_whose_float32_sum_overflows_still_update():
     assert t._inspect(np.float32(1.0)) is True
     m.grads["layers.1.b"][0] = np.inf
     assert t._inspect(np.float32(1.0)) is False
+    for bad in ("layers.0.W", "layers.1.b"):  # NaN compares false: it must be caught in any position
+        for g in m.grads.values():
+            g[...] = 1.0
+        m.grads[bad][0] = np.nan
+        assert t._inspect(np.float32(1.0)) is False, bad
+    assert t._inspect(np.float32(np.nan)) is False

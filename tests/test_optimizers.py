@@ -142,6 +142,15 @@ def test_clip_by_global_norm_matches_torch_rule():
     unchanged = {"a": np.array([0.3, 0.4])}
     clip_by_global_norm(np, unchanged, max_norm=1.0)
     np.testing.assert_array_equal(unchanged["a"], [0.3, 0.4])
+    # the same rule for a 0-d array total (device backends) and a Python float (host backends' records)
+    for total in (np.array(5.0, np.float32), 5.0):
+        grads = {"a": np.array([3.0, 0.0], np.float32), "b": np.array([[4.0]], np.float32)}
+        a = grads["a"]
+        assert float(clip_by_global_norm(np, grads, 1.0, total)) == 5.0 and grads["a"] is a
+        np.testing.assert_allclose(grads["a"], [3.0 / (5.0 + 1e-6), 0.0], rtol=1e-6)
+        before = grads["a"].copy()
+        clip_by_global_norm(np, grads, 10.0, total)  # 5 <= 10: untouched
+        np.testing.assert_array_equal(grads["a"], before)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
