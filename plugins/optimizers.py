@@ -4,9 +4,11 @@ Notation per parameter p with gradient g at step t (1-based), learning rate lr.
 
 The updates are written with in-place operators on the parameter, its state and two preallocated work
 arrays per parameter (`_work`, not part of `state_dict`), so a step allocates nothing; `into` writes a
-result into a work array (NumPy/CuPy: `out=`); plain SGD applies p -= lr g in one BLAS pass where the
-backend declares an `axpy` (NumPy). Only Array-API operations are used, so every backend runs the
-same code and gets the same numbers.
+result into a work array (NumPy/CuPy: `out=`); every y += alpha x (SGD's p -= lr g, Adam's moments and
+its update) is one BLAS pass where the backend declares an `axpy` (NumPy), two elementwise passes
+elsewhere (`_axpy`). Each update is arranged for few passes over the arrays (a small model's step is
+bound by calls, a large one's by memory). Only Array-API operations are used, so every backend runs
+the same code and gets the same numbers (up to rounding: PyTorch's within 1e-12 in float64).
 """
 from __future__ import annotations
 
@@ -69,9 +71,12 @@ class Adam(Optimizer):
     def step(self, params, grads):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        step_size = self.lr / (1 - b1**self.t)
+        # lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) = lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2)):
+        # the bias corrections folded into two scalars (9 passes per parameter instead of 13)
         root_bc2 = math.sqrt(1 - b2**self.t)
+        step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
         xp = _namespace(params)
+        fast = axpy_for(next(iter(params.values()), None))
         for name, p in params.items():
             g = grads[name]
             a, b = _work(self, xp, name, p)
@@ -82,17 +87,12 @@ class Adam(Optimizer):
             m = self.slot(xp, "m", name, p)
             v = self.slot(xp, "v", name, p)
             m *= b1
-            m += into(b, xp.multiply, g, 1 - b1)        # m = b1 m + (1 - b1) g
-            into(b, xp.multiply, g, g)
-            b *= 1 - b2
+            _axpy(fast, m, 1 - b1, g, b)                # m = b1 m + (1 - b1) g
             v *= b2
-            v += b                                      # v = b2 v + (1 - b2) g^2
+            _axpy(fast, v, 1 - b2, into(b, xp.multiply, g, g), b)  # v = b2 v + (1 - b2) g^2
             into(b, xp.sqrt, v)
-            b /= root_bc2
-            b += self.eps                               # b = sqrt(v) / sqrt(1 - b2^t) + eps
-            into(a, xp.multiply, m, step_size)
-            a /= b
-            p -= a                                      # p -= step_size m / b
+            b += eps
+            _axpy(fast, p, -step_size, into(a, xp.divide, m, b), a)  # p -= step_size m / (sqrt(v) + eps)
 
 
 @optimizers.register("adamw")
@@ -119,16 +119,15 @@ class RMSprop(Optimizer):
     def step(self, params, grads):
         self.t += 1
         xp = _namespace(params)
+        fast = axpy_for(next(iter(params.values()), None))
         for name, p in params.items():
             g = grads[name]
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
             v = self.slot(xp, "square_avg", name, p)
-            into(b, xp.multiply, g, g)
-            b *= 1 - self.alpha
             v *= self.alpha
-            v += b                                      # v = a v + (1 - a) g^2
+            _axpy(fast, v, 1 - self.alpha, into(b, xp.multiply, g, g), b)  # v = a v + (1 - a) g^2
             into(b, xp.sqrt, v)
             b += self.eps
             d = into(b, xp.divide, g, b)                # d = g / (sqrt(v) + eps)
@@ -137,7 +136,7 @@ class RMSprop(Optimizer):
                 buf *= self.momentum
                 buf += d
                 d = buf
-            p -= into(a, xp.multiply, d, self.lr)
+            _axpy(fast, p, -self.lr, d, a)
 
 
 @optimizers.register("adagrad")
@@ -151,6 +150,7 @@ class Adagrad(Optimizer):
     def step(self, params, grads):
         self.t += 1
         xp = _namespace(params)
+        fast = axpy_for(next(iter(params.values()), None))
         for name, p in params.items():
             g = grads[name]
             a, b = _work(self, xp, name, p)
@@ -160,14 +160,19 @@ class Adagrad(Optimizer):
             s += into(b, xp.multiply, g, g)             # s = s + g^2
             into(b, xp.sqrt, s)
             b += self.eps
-            into(a, xp.multiply, g, self.lr)
-            a /= b
-            p -= a                                      # p -= lr g / (sqrt(s) + eps)
+            _axpy(fast, p, -self.lr, into(a, xp.divide, g, b), a)  # p -= lr g / (sqrt(s) + eps)
 
 
 def _namespace(params):
     """The array namespace of the parameters (all live on one backend): looked up once per step."""
     return _xp(next(iter(params.values()))) if params else None
+
+
+def _axpy(fast, y, alpha: float, x, work) -> None:
+    """y += alpha x: one BLAS pass by `fast` (the backend's declared axpy, `axpy_for`) where it applies,
+    else alpha x into `work` (may be x itself, if x is scratch) and y += work."""
+    if not fast(y, alpha, x):
+        y += into(work, _xp(y).multiply, x, alpha)
 
 
 def _add_decay(out, g, p, weight_decay):
