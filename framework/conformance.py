@@ -20,6 +20,8 @@ in float64) except `array_api`. The checks per kind:
                   the plugin uses only xp, so it runs on CuPy and other backends (skipped if not installed)
     decrease      optimizers: 100 steps on f(p) = p^T diag(1, 10) p / 2 lower f
     state_dict    optimizers: load_state_dict(state_dict()) continues exactly like the original
+    flat          optimizers declaring `elementwise`: updating all parameters at once as views of one
+                  flat buffer (`framework.flat`) equals updating one at a time, also after load_state_dict
     fused         losses: value_and_grad equals (forward, backward)
     inplace       activations: forward_inplace / backward_inplace (on copies the model owns) equal
                   forward / backward, float32 and float64, also when forward_inplace wrote a over z
@@ -46,6 +48,7 @@ import numpy as np
 
 from .data import TASKS, validate
 from .errors import ConfigError
+from .flat import flat_zeros
 from .gradcheck import check_activation, check_loss, sample_loss_inputs
 from .registry import KINDS, Registry
 from .special import direct, kept_declarations
@@ -453,6 +456,42 @@ def _opt_state_dict(reg, name):
     return f"{len(a.state_dict())} entries"
 
 
+def _flat_copy(arrays: dict):
+    """A FlatDict (`framework.flat`) holding a copy of `arrays`."""
+    out = flat_zeros(np, {k: v.shape for k, v in arrays.items()}, np.float64)
+    for k, v in arrays.items():
+        out[k] = v
+    return out
+
+
+def _opt_flat(reg, name):
+    if not reg.create(name).elementwise:
+        return "not declared elementwise: updated one parameter at a time"
+    grads = [_params(np.float64, seed=s) for s in range(2, 8)]
+    a, pa = reg.create(name), _params(np.float64)           # one parameter at a time
+    b, pb = reg.create(name), _flat_copy(pa)                 # all at once
+    c = reg.create(name)                                     # from a's state after 3 steps, then all at once
+    for i, g in enumerate(grads):
+        if i == 3:
+            c.load_state_dict({k: (v.copy() if hasattr(v, "copy") else v) for k, v in a.state_dict().items()})
+            pc = _flat_copy(pa)
+        flat_g = _flat_copy(g)
+        a.step(pa, g)
+        b.step(pb, flat_g)
+        if i >= 3:
+            c.step(pc, flat_g)
+    for k in pa:
+        for what, params, fix in (
+                ("all parameters at once (flat)", pb, "an update that mixes coordinates (a norm over a parameter) "
+                 "must leave `elementwise` False"),
+                ("flat after load_state_dict", pc, "keep all state in `slot` arrays (state_dict)")):
+            assert np.allclose(params[k], pa[k], rtol=1e-12, atol=1e-300), (
+                f"declared elementwise, but updating {what} differs from one parameter at a time in "
+                f"params[{k!r}] by {np.max(np.abs(params[k] - pa[k])):.3g}: {fix}")
+    assert set(b.state_dict()) == set(a.state_dict()), "the flat state's entries differ from the per-parameter ones"
+    return f"{len(grads)} steps, flat = per parameter"
+
+
 # ---- initializers -------------------------------------------------------------------------------
 
 def _init_shape_dtype(reg, name):
@@ -655,7 +694,7 @@ CHECKS: dict[str, dict[str, Callable[[Registry, str], str]]] = {
              "array_api": _loss_array_api},
     "optimizer": {"config": _config, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
                   "extreme": _opt_extreme, "decrease": _opt_decrease, "state_dict": _opt_state_dict,
-                  "array_api": _opt_array_api},
+                  "flat": _opt_flat, "array_api": _opt_array_api},
     "initializer": {"config": _config, "dtype_shape": _init_shape_dtype, "seeded": _init_seeded,
                     "variance": _init_variance},
     "scheduler": {"config": _config, "lr": _sched_lr, "warmup": _sched_warmup},

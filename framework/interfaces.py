@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from . import special
+from .flat import flat_pair, flat_zeros
 
 
 class Activation:
@@ -107,9 +108,16 @@ class Optimizer:
     `lr` is a plain attribute that schedulers set before each step; `t` counts steps. Per-parameter
     state lives in `state[slot][param name]` (arrays on the params' backend, made by `slot`), so
     `state_dict`/`load_state_dict` work for every optimizer: {"t": t, "<slot>/<param>": array}.
+
+    `elementwise = True` declares that each coordinate's update depends only on that coordinate (and
+    scalars such as lr and t): then `groups` hands such an optimizer all parameters at once where
+    they are views of one flat buffer (`framework.flat.FlatDict`, the MLP's on NumPy and CuPy), and
+    its state is flat too, its per-parameter entries views of it. An update that mixes coordinates
+    (a per-layer norm, as in LARS or LAMB) leaves it False and always gets one parameter at a time.
     """
 
     name: str = "?"
+    elementwise: bool = False
 
     def __init__(self, lr: float = 0.01):
         self.lr = float(lr)
@@ -119,12 +127,35 @@ class Optimizer:
     def step(self, params: dict, grads: dict) -> None:
         raise NotImplementedError
 
+    def groups(self, xp, params: dict, grads: dict):
+        """[(name, p, g, slot)] to update: one per parameter, slot(kind) its `kind` state array; for an
+        `elementwise` optimizer on flat params and grads of one layout, a single ("*", params.flat,
+        grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`)."""
+        flat = flat_pair(params, grads) if self.elementwise else None
+        if flat is not None:
+            return [("*", *flat, lambda kind: self.flat_slot(xp, kind, params))]
+        return [(name, p, grads[name], lambda kind, name=name, p=p: self.slot(xp, kind, name, p))
+                for name, p in params.items()]
+
     def slot(self, xp, kind: str, name: str, like):
         """The `kind` state array of parameter `name`, zeros like `like` on first use."""
         slots = self.state.setdefault(kind, {})
         if name not in slots:
             slots[name] = xp.zeros_like(like)
         return slots[name]
+
+    def flat_slot(self, xp, kind: str, params):
+        """The `kind` state of all of `params` (a FlatDict) as one flat array, zeros on first use;
+        state[kind][name] are its views (state_dict stays per parameter). Per-parameter values
+        already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
+        flats = self.__dict__.setdefault("_flat", {})
+        found = flats.get(kind)
+        if found is None or found.layout != params.layout:
+            found = flats[kind] = flat_zeros(xp, {k: v.shape for k, v in params.items()}, params.flat.dtype)
+            for name, values in self.state.get(kind, {}).items():
+                found[name] = values
+            self.state[kind] = dict(found)
+        return found.flat
 
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"t": self.t}
@@ -136,6 +167,7 @@ class Optimizer:
         """Inverse of `state_dict`; arrays must already be on the params' backend."""
         self.t = int(state["t"])
         self.state = {}
+        self.__dict__.pop("_flat", None)  # flat state is rebuilt from these at the next step
         for key, arr in state.items():
             if key != "t":
                 kind, name = key.split("/", 1)

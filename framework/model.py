@@ -12,12 +12,17 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ConfigError, ShapeError
+from .flat import flat_zeros
 from .interfaces import Activation, Backend
 from .registry import activations, backends, initializers
 
 
 def _activation(spec) -> Activation:
     return activations.create(spec) if isinstance(spec, str) else spec
+
+
+def _zeros(xp, shapes: dict, dtype) -> dict:
+    return {k: xp.zeros(s, dtype=dtype) for k, s in shapes.items()}
 
 
 class MLP:
@@ -45,12 +50,17 @@ class MLP:
         self.seed = seed
         init = initializers.create(initializer) if isinstance(initializer, str) else initializer
         rng = np.random.default_rng(seed)
-        self.params: dict = {}
+        shapes = {}
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            self.params[f"layers.{l}.W"] = self.backend.asarray(init(rng, (n_out, n_in)), self.dtype)
-            self.params[f"layers.{l}.b"] = self.backend.asarray(np.zeros(n_out), self.dtype)
-        xp = self.backend.xp
-        self.grads: dict = {k: xp.zeros_like(v) for k, v in self.params.items()}
+            shapes[f"layers.{l}.W"], shapes[f"layers.{l}.b"] = (n_out, n_in), (n_out,)
+        # where the backend writes into `out`, parameters and gradients are views of one flat buffer
+        # each (`FlatDict`): an elementwise optimizer then updates all of them in one pass per operation
+        zeros = flat_zeros if self.backend.writes_out else _zeros
+        self.params: dict = zeros(self.backend.xp, shapes, self.dtype)
+        self.grads: dict = zeros(self.backend.xp, shapes, self.dtype)
+        for name, shape in shapes.items():
+            if name.endswith(".W"):  # biases start at zero
+                self.params[name][...] = self.backend.asarray(init(rng, shape), self.dtype)
         self._layers = [(f"layers.{l}.W", f"layers.{l}.b", f) for l, f in enumerate(self.activations)]
         self._cache: list = []
         self._work: dict = {}  # (kind, batch size) -> work arrays (`_buffers`)
@@ -111,7 +121,7 @@ class MLP:
         if not cache:
             raise RuntimeError("MLP.backward called before forward")
         be, xp, params, grads = self.backend, self.backend.xp, self.params, self.grads
-        matmul, batch_sum = be.matmul, be.batch_sum
+        matmul, batch_sum, into = be.matmul, be.batch_sum, be.writes_out
         out = cache[-1][2]
         if tuple(grad_out.shape) != tuple(out.shape):
             raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(out.shape)}")
@@ -123,8 +133,11 @@ class MLP:
             kW, kb, f = self._layers[l]
             # grad_out is the caller's (never overwritten); the hidden layers' dA are the model's buffers
             dZ = f.backward(xp, Z, A, dA) if l == last else f.backward_inplace(xp, Z, A, dA)
-            grads[kW] = matmul(dZ.T, A_prev, out=grads[kW])
-            grads[kb] = batch_sum(dZ, out=grads[kb])
+            if into:  # the gradient buffers (views of one flat buffer) stay
+                matmul(dZ.T, A_prev, out=grads[kW])
+                batch_sum(dZ, out=grads[kb])
+            else:
+                grads[kW], grads[kb] = matmul(dZ.T, A_prev), batch_sum(dZ)
             if l or input_grad:
                 dA = matmul(dZ, params[kW], out=dA_bufs[l - 1] if l else None)
         return dA if input_grad else None

@@ -24,6 +24,8 @@ class SGD(Optimizer):
     """g <- g + wd p; buf <- mu buf + g (buf_1 = g); g <- g + mu buf (nesterov) or buf; p <- p - lr g.
     With momentum 0: p <- p - lr g (the seed's w <- w - eta dL/dw)."""
 
+    elementwise = True
+
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
         super().__init__(lr)
@@ -35,14 +37,13 @@ class SGD(Optimizer):
         self.t += 1
         plain, xp = not (self.weight_decay or self.momentum), _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))  # all parameters live on one backend
-        for name, p in params.items():
-            g = grads[name]
+        for name, p, g, slot in self.groups(xp, params, grads):
             if not plain:
                 a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
             if self.momentum:
-                buf = self.slot(xp, "momentum", name, p)
+                buf = slot("momentum")
                 if self.t > 1:
                     buf *= self.momentum
                 buf += g
@@ -61,6 +62,8 @@ class Adam(Optimizer):
     """g <- g + wd p (L2, as torch.optim.Adam); m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     p <- p - lr m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)."""
 
+    elementwise = True
+
     decoupled = False
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
@@ -77,15 +80,14 @@ class Adam(Optimizer):
         step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p in params.items():
-            g = grads[name]
+        for name, p, g, slot in self.groups(xp, params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay and self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
             elif self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
-            m = self.slot(xp, "m", name, p)
-            v = self.slot(xp, "v", name, p)
+            m = slot("m")
+            v = slot("v")
             m *= b1
             _axpy(fast, m, 1 - b1, g, b)                # m = b1 m + (1 - b1) g
             v *= b2
@@ -111,6 +113,8 @@ class RMSprop(Optimizer):
     """v <- a v + (1-a) g^2; d = g / (sqrt(v) + eps); buf <- mu buf + d and p <- p - lr buf
     (momentum > 0) or p <- p - lr d (torch.optim.RMSprop, centered=False)."""
 
+    elementwise = True
+
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         super().__init__(lr)
@@ -120,19 +124,18 @@ class RMSprop(Optimizer):
         self.t += 1
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p in params.items():
-            g = grads[name]
+        for name, p, g, slot in self.groups(xp, params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
-            v = self.slot(xp, "square_avg", name, p)
+            v = slot("square_avg")
             v *= self.alpha
             _axpy(fast, v, 1 - self.alpha, into(b, xp.multiply, g, g), b)  # v = a v + (1 - a) g^2
             into(b, xp.sqrt, v)
             b += self.eps
             d = into(b, xp.divide, g, b)                # d = g / (sqrt(v) + eps)
             if self.momentum:
-                buf = self.slot(xp, "momentum", name, p)
+                buf = slot("momentum")
                 buf *= self.momentum
                 buf += d
                 d = buf
@@ -143,6 +146,8 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """s <- s + g^2; p <- p - lr g / (sqrt(s) + eps) (torch.optim.Adagrad, lr_decay=0)."""
 
+    elementwise = True
+
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0):
         super().__init__(lr)
         self.eps, self.weight_decay = float(eps), float(weight_decay)
@@ -151,12 +156,11 @@ class Adagrad(Optimizer):
         self.t += 1
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p in params.items():
-            g = grads[name]
+        for name, p, g, slot in self.groups(xp, params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
-            s = self.slot(xp, "sum", name, p)
+            s = slot("sum")
             s += into(b, xp.multiply, g, g)             # s = s + g^2
             into(b, xp.sqrt, s)
             b += self.eps

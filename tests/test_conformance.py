@@ -110,6 +110,14 @@ class HiddenState(SGD):
             p -= self.lr * v
 
 
+class MixesCoordinates(SGD):
+    """Declares elementwise (SGD's) but divides each update by the gradient's norm, as LARS does."""
+
+    def step(self, params, grads):
+        for _, p, g, _ in self.groups(np, params, grads):
+            p -= self.lr * g / np.sqrt(np.sum(g * g))
+
+
 class WrongVariance(initializers.get("he_normal")):
     def __call__(self, rng, shape):
         return rng.normal(0.0, (1.0 / shape[1]) ** 0.5, shape)  # variance() says 2 / fan_in
@@ -177,6 +185,7 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("optimizer", Rebinds, "dtype_shape", "step replaced params['w']"),
     ("optimizer", MutatesGrads, "no_mutation", "grads['w'] was modified in place"),
     ("optimizer", HiddenState, "state_dict", "after load_state_dict(state_dict()) params['w'] differ"),
+    ("optimizer", MixesCoordinates, "flat", "declared elementwise, but updating all parameters at once (flat) differs"),
     ("initializer", WrongVariance, "variance", "sample variance 0.003"),
     ("initializer", Unseeded, "seeded", "two draws from generators seeded alike differ"),
     ("scheduler", NegativeLr, "lr", "it must be finite and >= 0"),

@@ -4,6 +4,7 @@ import pytest
 from framework import ElementwiseActivation
 from framework.errors import ConfigError, ShapeError
 from framework.gradcheck import check_model
+from framework.flat import FlatDict
 from framework.model import MLP
 from framework.registry import activations, losses
 
@@ -102,3 +103,25 @@ def test_bad_input_shape_names_both_shapes():
 def test_wrong_number_of_activations():
     with pytest.raises(ConfigError, match="2 activations given for 1 hidden layers"):
         MLP([4, 5, 3], ["relu", "tanh"])
+
+
+def test_parameters_and_gradients_are_views_of_one_flat_buffer():
+    """On a backend that writes into `out` (NumPy), params and grads are FlatDicts: their entries are
+    consecutive views of `.flat`, backward writes into them, and assigning an entry copies into its
+    view (what gradcheck and load_state_dict do), so the flat buffer never goes stale."""
+    m = MLP([3, 4, 2], "tanh", backend="numpy", dtype="float64", seed=0)
+    for d in (m.params, m.grads):
+        assert isinstance(d, FlatDict) and d.flat.shape == (m.num_params,)
+        assert all(np.shares_memory(v, d.flat) for v in d.values())
+    m.backward(m.forward(np.ones((5, 3))))
+    assert np.array_equal(np.concatenate([g.ravel() for g in m.grads.values()]), m.grads.flat)
+    assert np.any(m.grads.flat != 0)
+    W = m.params["layers.0.W"]
+    m.params["layers.0.W"] = np.full((4, 3), 2.0)
+    assert m.params["layers.0.W"] is W and np.array_equal(m.params.flat[:12], np.full(12, 2.0))
+    with pytest.raises(KeyError):
+        m.params["layers.9.W"] = np.zeros(3)
+    with pytest.raises(ValueError):  # a wrong shape cannot be written into the view
+        m.params["layers.0.b"] = np.zeros(5)
+    pytest.importorskip("array_api_strict", reason="array-api-strict not installed")
+    assert type(MLP([3, 4, 2], backend="array_api", dtype="float64").params) is dict  # no `out`: no views kept
