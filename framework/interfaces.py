@@ -127,10 +127,11 @@ class Optimizer:
     def step(self, params: dict, grads: dict) -> None:
         raise NotImplementedError
 
-    def groups(self, xp, params: dict, grads: dict):
+    def groups(self, params: dict, grads: dict):
         """[(name, p, g, slot)] to update: one per parameter, slot(kind) its `kind` state array; for an
         `elementwise` optimizer on flat params and grads of one layout, a single ("*", params.flat,
         grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`)."""
+        xp = special.namespace_of(next(iter(params.values()))) if params else None
         flat = flat_pair(params, grads) if self.elementwise else None
         if flat is not None:
             return [("*", *flat, lambda kind: self.flat_slot(xp, kind, params))]

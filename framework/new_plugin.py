@@ -89,9 +89,11 @@ class {cls}(Optimizer):
 
     v <- momentum v + g;  p <- p - lr v      TODO: your update rule (placeholder: SGD with momentum)
     Shapes: params and grads map names to arrays of one shape and dtype each; update p in place (the
-    trainer holds these arrays), never g. Per-parameter state comes from self.slot(...), so
-    state_dict() saves it and a resumed run continues exactly.
+    trainer holds these arrays), never g. State comes from slot(kind), so state_dict() saves it and
+    a resumed run continues exactly.
     """
+
+    elementwise = True  # TODO: False if a coordinate's update uses others (a norm over a parameter)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):  # TODO: your hyperparameters
         super().__init__(lr)
@@ -99,9 +101,9 @@ class {cls}(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        for name, p in params.items():
-            xp, g = namespace_of(p), grads[name]
-            v = self.slot(xp, "velocity", name, p)  # TODO: your state (zeros at the first step)
+        for name, p, g, slot in self.groups(params, grads):  # all parameters at once where elementwise
+            xp = namespace_of(p)
+            v = slot("velocity")                    # TODO: your state (zeros at the first step)
             v *= self.momentum                      # TODO: your update, in place
             v += g
             p -= self.lr * v

@@ -37,7 +37,7 @@ class SGD(Optimizer):
         self.t += 1
         plain, xp = not (self.weight_decay or self.momentum), _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))  # all parameters live on one backend
-        for name, p, g, slot in self.groups(xp, params, grads):
+        for name, p, g, slot in self.groups(params, grads):
             if not plain:
                 a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -80,7 +80,7 @@ class Adam(Optimizer):
         step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p, g, slot in self.groups(xp, params, grads):
+        for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay and self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
@@ -124,7 +124,7 @@ class RMSprop(Optimizer):
         self.t += 1
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p, g, slot in self.groups(xp, params, grads):
+        for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)
@@ -156,7 +156,7 @@ class Adagrad(Optimizer):
         self.t += 1
         xp = _namespace(params)
         fast = axpy_for(next(iter(params.values()), None))
-        for name, p, g, slot in self.groups(xp, params, grads):
+        for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
                 g = _add_decay(a, g, p, self.weight_decay)

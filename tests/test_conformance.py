@@ -114,7 +114,7 @@ class MixesCoordinates(SGD):
     """Declares elementwise (SGD's) but divides each update by the gradient's norm, as LARS does."""
 
     def step(self, params, grads):
-        for _, p, g, _ in self.groups(np, params, grads):
+        for _, p, g, _ in self.groups(params, grads):
             p -= self.lr * g / np.sqrt(np.sum(g * g))
 
 
