@@ -32,6 +32,8 @@ class MLP:
     backend: registered name or a `Backend` instance; dtype: "float32" (default) or "float64".
     Weights come from `initializer` with NumPy's generator seeded by `seed` (same on every backend);
     biases start at zero.
+    `params` and `grads` map names ("layers.0.W", ...) to arrays; where the backend writes into `out`
+    they are `framework.flat.FlatDict`s, views of one flat buffer each (`params.flat`, `grads.flat`).
     """
 
     def __init__(self, sizes: Sequence[int], activation="relu", output_activation="identity",
@@ -121,7 +123,7 @@ class MLP:
         if not cache:
             raise RuntimeError("MLP.backward called before forward")
         be, xp, params, grads = self.backend, self.backend.xp, self.params, self.grads
-        matmul, batch_sum, into = be.matmul, be.batch_sum, be.writes_out
+        matmul, batch_sum, writes_out = be.matmul, be.batch_sum, be.writes_out
         out = cache[-1][2]
         if tuple(grad_out.shape) != tuple(out.shape):
             raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(out.shape)}")
@@ -133,7 +135,7 @@ class MLP:
             kW, kb, f = self._layers[l]
             # grad_out is the caller's (never overwritten); the hidden layers' dA are the model's buffers
             dZ = f.backward(xp, Z, A, dA) if l == last else f.backward_inplace(xp, Z, A, dA)
-            if into:  # the gradient buffers (views of one flat buffer) stay
+            if writes_out:  # into the gradient buffers (views of one flat buffer), which stay
                 matmul(dZ.T, A_prev, out=grads[kW])
                 batch_sum(dZ, out=grads[kb])
             else:
