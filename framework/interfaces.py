@@ -130,9 +130,13 @@ class Optimizer:
     def groups(self, params: dict, grads: dict):
         """[(name, p, g, slot)] to update: one per parameter, slot(kind) its `kind` state array; for an
         `elementwise` optimizer on flat params and grads of one layout, a single ("*", params.flat,
-        grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`)."""
-        xp = special.namespace_of(next(iter(params.values()))) if params else None
-        flat = flat_pair(params, grads) if self.elementwise else None
+        grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`). The namespace and the flat
+        pair are looked up once per (params, grads) pair: a FlatDict's views never change."""
+        known = self.__dict__.get("_groups_of")
+        if known is None or known[0] is not params or known[1] is not grads:
+            xp = special.namespace_of(next(iter(params.values()))) if params else None
+            known = self._groups_of = (params, grads, xp, flat_pair(params, grads) if self.elementwise else None)
+        xp, flat = known[2:]
         if flat is not None:
             return [("*", *flat, lambda kind: self.flat_slot(xp, kind, params))]
         return [(name, p, grads[name], lambda kind, name=name, p=p: self.slot(xp, kind, name, p))
