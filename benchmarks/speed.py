@@ -3,11 +3,13 @@ beside a hand-written NumPy step of the same math.
 
     python benchmarks/speed.py                  # CPU, float32, 1 thread: 64-128-10 @ 32, 784-256-256-10 @ 128
     python benchmarks/speed.py --device cuda    # GPU, float32: CuPy vs PyTorch CUDA, 4096-4096-4096-10 @ 1024
+    python benchmarks/speed.py --optimizer adam # the default experiment's optimizer (no hand-written NumPy step)
 
 The work is the same everywhere: an MLP of Linear + ReLU layers (same initial weights), softmax
-cross-entropy on class indices, plain SGD (lr 0.01). The contenders, per shape:
+cross-entropy on class indices, plain SGD (lr 0.01; `--optimizer adam`: Adam, lr 0.01, defaults otherwise,
+torch.optim.Adam with its defaults on the PyTorch side). The contenders, per shape:
 
-    numpy step      hand-written NumPy (CPU only): preallocated buffers, in-place ReLU, fused softmax
+    numpy step      hand-written NumPy (CPU only, SGD only): preallocated buffers, in-place ReLU, fused softmax
                     cross-entropy, no dL/dX for the input, in-place SGD - the floor the engine is held to
     framework step  `framework.train_step` (forward, loss, backward, update) on a batch already on the device
     PyTorch step    zero_grad(set_to_none=True), forward, CrossEntropyLoss, backward, SGD step
@@ -57,6 +59,7 @@ CUDA_CASES = [([4096, 4096, 4096, 10], 1024, {})]
 N_BATCHES = 8        # distinct batches the steps cycle through
 FIT_BATCHES = {"cpu": 64, "cuda": 8}   # batches per timed epoch
 LR = 0.01
+OPTIMIZER = "sgd"    # --optimizer
 
 
 def _data(sizes, n, seed=1):
@@ -77,7 +80,7 @@ def _batches(sizes, batch):
 def framework_step(model, batch):
     """`train_step` on N_BATCHES batches already on the model's backend."""
     be = model.backend
-    loss, opt = losses.create("cross_entropy"), optimizers.create("sgd", lr=LR)
+    loss, opt = losses.create("cross_entropy"), optimizers.create(OPTIMIZER, lr=LR)
     batches = [(be.asarray(X), be.asarray(y, "int64")) for X, y in _batches(model.sizes, batch)]
 
     def step(i):
@@ -90,7 +93,7 @@ def framework_fit(model, batch, n_batches):
     """One more `Trainer.fit` epoch per call, on n_batches batches (no val/test split, no callbacks)."""
     X, y = _data(model.sizes, n_batches * batch)
     ds = Dataset(X.astype(np.float64), y, "classification", model.sizes[-1], "speed")
-    trainer = Trainer(model, losses.create("cross_entropy"), optimizers.create("sgd", lr=LR),
+    trainer = Trainer(model, losses.create("cross_entropy"), optimizers.create(OPTIMIZER, lr=LR),
                       Splits(ds, None, None), epochs=0, batch_size=batch, seed=0)
 
     def epoch(i):
@@ -162,7 +165,8 @@ def torch_net(torch, sizes, weights, device):
             lin.bias.copy_(torch.from_numpy(weights[f"layers.{l}.b"]))
         layers += [lin, torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers[:-1]).to(device)
-    return net, torch.optim.SGD(net.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[OPTIMIZER]
+    return net, opt(net.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
 
 
 def torch_step(torch, sizes, batch, weights, device):
@@ -364,7 +368,7 @@ def contenders(sizes, batch, backend, device, torch, sync):
     model = MLP(sizes, "relu", "identity", backend=backend, dtype="float32", seed=0)
     weights = model.state_dict()
     out = {}
-    if device == "cpu":
+    if device == "cpu" and OPTIMIZER == "sgd":
         out["numpy"] = (numpy_step(weights, sizes, batch), sync, batch)
     out["step"] = (framework_step(model, batch), sync, batch)
     fit_model = MLP(sizes, "relu", "identity", backend=backend, dtype="float32", seed=0)
@@ -386,7 +390,7 @@ def run(args, device, cases, backend, xp, matmul, square, sync):
             plan["gemm:step"] = (step_gemms(xp, matmul, sizes, batch), sync, 1)
             plan["gemm:square"] = (square_gemm(xp, matmul, square), sync, 1)
         times = interleaved(plan, args.repeats, args.seconds, args.settle)
-        report(sizes, batch, times, {k: v[2] for k, v in plan.items()}, targets)
+        report(sizes, batch, times, {k: v[2] for k, v in plan.items()}, targets if OPTIMIZER == "sgd" else {})
         if large:
             times["gemm:square:rate"] = 2 * square**3 / statistics.median(times["gemm:square"])
             roofline(sizes, batch, times, f"{xp.__name__}.matmul")
@@ -403,18 +407,21 @@ def main(argv=None):
     p.add_argument("--square", type=int, default=1024, help="side of the square CPU GEMM")
     p.add_argument("--square-cuda", type=int, default=8192, help="side of the square GPU GEMM")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the BLAS and for PyTorch")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="the update every contender makes (adam: no hand-written NumPy step)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: this process's CPU time (1 thread, CPU only): robust when other processes "
                         "share the cores, which inflate wall time")
     args = p.parse_args(argv)
     if args.settle is None:
         args.settle = 0.2 if args.threads > 1 or args.device == "cuda" else 0.0
-    global CLOCK
+    global CLOCK, OPTIMIZER
+    OPTIMIZER = args.optimizer
     if args.clock == "cpu":
         if args.device != "cpu" or args.threads != 1:
             p.error("--clock cpu measures one thread on the CPU: use it with --device cpu --threads 1")
         CLOCK = time.process_time
-    print(f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall time'}")
+    print(f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall time'}; optimizer: {OPTIMIZER}")
     backends.create("numpy")  # loads the backend's BLAS libraries first, so the thread limit covers them all
     limit = header(args.threads if args.device == "cpu" else None)  # noqa: F841 - held for the run
     if args.device == "cpu":
