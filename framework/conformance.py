@@ -446,7 +446,7 @@ def _opt_state_dict(reg, name):
     for g in grads[:3]:
         a.step(pa, g)
     b, pb = reg.create(name), {k: p.copy() for k, p in pa.items()}
-    b.load_state_dict({k: (v.copy() if hasattr(v, "copy") else v) for k, v in a.state_dict().items()})
+    b.load_state_dict(_state_copy(a))
     for g in grads[3:]:
         a.step(pa, g)
         b.step(pb, g)
@@ -458,10 +458,12 @@ def _opt_state_dict(reg, name):
 
 def _flat_copy(arrays: dict):
     """A FlatDict (`framework.flat`) holding a copy of `arrays`."""
-    out = flat_zeros(np, {k: v.shape for k, v in arrays.items()}, np.float64)
-    for k, v in arrays.items():
-        out[k] = v
-    return out
+    return flat_zeros(np, {k: v.shape for k, v in arrays.items()}, np.float64, arrays)
+
+
+def _state_copy(opt) -> dict:
+    """A copy of `opt.state_dict()` (its arrays copied), for another optimizer's load_state_dict."""
+    return {k: (v.copy() if hasattr(v, "copy") else v) for k, v in opt.state_dict().items()}
 
 
 def _opt_flat(reg, name):
@@ -473,7 +475,7 @@ def _opt_flat(reg, name):
     c = reg.create(name)                                     # from a's state after 3 steps, then all at once
     for i, g in enumerate(grads):
         if i == 3:
-            c.load_state_dict({k: (v.copy() if hasattr(v, "copy") else v) for k, v in a.state_dict().items()})
+            c.load_state_dict(_state_copy(a))
             pc = _flat_copy(pa)
         flat_g = _flat_copy(g)
         a.step(pa, g)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 
+from .special import namespace_of
+
 
 class FlatDict(dict):
     """{name: view}: the values are consecutive C-contiguous views of the 1-D array `flat`, in order.
     Assigning an entry copies into its view (the same array object stays), so the views always add
-    up to `flat`. `layout`: ((name, shape), ...); equal layouts hold equal parts at equal offsets."""
+    up to `flat`. `layout`: ((name, shape), ...); equal layouts hold equal parts at equal offsets.
+    Copies (copy.deepcopy, pickle) are views of their own copy of `flat`."""
 
     def __init__(self, flat, views: dict):
         super().__init__(views)
@@ -25,15 +28,26 @@ class FlatDict(dict):
         if value is not view:
             view[...] = value
 
+    def __reduce__(self):
+        return _views, (self.flat, dict(self.layout))
 
-def flat_zeros(xp, shapes: dict, dtype) -> FlatDict:
-    """A FlatDict of zeros with the given {name: shape}, on the namespace's default device."""
-    sizes = {k: math.prod(s) for k, s in shapes.items()}
-    flat = xp.zeros(sum(sizes.values()), dtype=dtype)
-    views, offset = {}, 0
+
+def flat_zeros(xp, shapes: dict, dtype, values: dict | None = None) -> FlatDict:
+    """A FlatDict with the given {name: shape}, on the namespace's default device: zeros, with `values`
+    ({name: array}, some or all names) copied in."""
+    out = _views(xp.zeros(sum(math.prod(s) for s in shapes.values()), dtype=dtype), shapes)
+    for name, value in (values or {}).items():
+        out[name] = value
+    return out
+
+
+def _views(flat, shapes: dict) -> FlatDict:
+    """The FlatDict whose consecutive views of the 1-D array `flat` have the given {name: shape}."""
+    xp, views, offset = namespace_of(flat), {}, 0
     for name, shape in shapes.items():
-        views[name] = xp.reshape(flat[offset:offset + sizes[name]], tuple(shape))
-        offset += sizes[name]
+        size = math.prod(shape)
+        views[name] = xp.reshape(flat[offset:offset + size], tuple(shape))
+        offset += size
     return FlatDict(flat, views)
 
 

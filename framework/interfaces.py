@@ -5,11 +5,12 @@ array and a gradient of the shape of `pred`.
 """
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
 from typing import Any
 
 from . import special
-from .flat import flat_pair, flat_zeros
+from .flat import FlatDict, flat_pair, flat_zeros
 
 
 class Activation:
@@ -130,15 +131,17 @@ class Optimizer:
     def groups(self, params: dict, grads: dict):
         """[(name, p, g, slot)] to update: one per parameter, slot(kind) its `kind` state array; for an
         `elementwise` optimizer on flat params and grads of one layout, a single ("*", params.flat,
-        grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`). The namespace and the flat
-        pair are looked up once per (params, grads) pair: a FlatDict's views never change."""
-        known = self.__dict__.get("_groups_of")
-        if known is None or known[0] is not params or known[1] is not grads:
-            xp = special.namespace_of(next(iter(params.values()))) if params else None
-            known = self._groups_of = (params, grads, xp, flat_pair(params, grads) if self.elementwise else None)
-        xp, flat = known[2:]
+        grads.flat, slot) whose slot(kind) is the flat state (`flat_slot`), made once per (params, grads)
+        pair: a FlatDict's views never change."""
+        known = self.__dict__.get("_flat_group")
+        if known is not None and known[0] is params and known[1] is grads:
+            return known[2]
+        flat = flat_pair(params, grads) if self.elementwise else None
         if flat is not None:
-            return [("*", *flat, lambda kind: self.flat_slot(xp, kind, params))]
+            group = [("*", *flat, functools.partial(self.flat_slot, params=params))]
+            self._flat_group = (params, grads, group)
+            return group
+        xp = special.namespace_of(next(iter(params.values()))) if params else None
         return [(name, p, grads[name], lambda kind, name=name, p=p: self.slot(xp, kind, name, p))
                 for name, p in params.items()]
 
@@ -149,17 +152,14 @@ class Optimizer:
             slots[name] = xp.zeros_like(like)
         return slots[name]
 
-    def flat_slot(self, xp, kind: str, params):
-        """The `kind` state of all of `params` (a FlatDict) as one flat array, zeros on first use;
-        state[kind][name] are its views (state_dict stays per parameter). Per-parameter values
-        already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
-        flats = self.__dict__.setdefault("_flat", {})
-        found = flats.get(kind)
-        if found is None or found.layout != params.layout:
-            found = flats[kind] = flat_zeros(xp, {k: v.shape for k, v in params.items()}, params.flat.dtype)
-            for name, values in self.state.get(kind, {}).items():
-                found[name] = values
-            self.state[kind] = dict(found)
+    def flat_slot(self, kind: str, params):
+        """The `kind` state of all of `params` (a FlatDict) as one flat array, zeros on first use:
+        state[kind] is then a FlatDict of the same layout (state_dict stays per parameter). Per-parameter
+        values already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
+        found = self.state.get(kind)
+        if not isinstance(found, FlatDict) or found.layout != params.layout:
+            xp = special.namespace_of(params.flat)
+            found = self.state[kind] = flat_zeros(xp, dict(params.layout), params.flat.dtype, found)
         return found.flat
 
     def state_dict(self) -> dict[str, Any]:
@@ -172,7 +172,6 @@ class Optimizer:
         """Inverse of `state_dict`; arrays must already be on the params' backend."""
         self.t = int(state["t"])
         self.state = {}
-        self.__dict__.pop("_flat", None)  # flat state is rebuilt from these at the next step
         for key, arr in state.items():
             if key != "t":
                 kind, name = key.split("/", 1)

@@ -35,8 +35,7 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        plain, xp = not (self.weight_decay or self.momentum), _namespace(params)
-        fast = axpy_for(next(iter(params.values()), None))  # all parameters live on one backend
+        plain, (xp, fast) = not (self.weight_decay or self.momentum), _namespace_and_axpy(params)
         for name, p, g, slot in self.groups(params, grads):
             if not plain:
                 a, b = _work(self, xp, name, p)
@@ -78,8 +77,7 @@ class Adam(Optimizer):
         # the bias corrections folded into two scalars (9 passes per parameter instead of 13)
         root_bc2 = math.sqrt(1 - b2**self.t)
         step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
-        xp = _namespace(params)
-        fast = axpy_for(next(iter(params.values()), None))
+        xp, fast = _namespace_and_axpy(params)
         for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay and self.decoupled:
@@ -122,8 +120,7 @@ class RMSprop(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        xp = _namespace(params)
-        fast = axpy_for(next(iter(params.values()), None))
+        xp, fast = _namespace_and_axpy(params)
         for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -154,8 +151,7 @@ class Adagrad(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        xp = _namespace(params)
-        fast = axpy_for(next(iter(params.values()), None))
+        xp, fast = _namespace_and_axpy(params)
         for name, p, g, slot in self.groups(params, grads):
             a, b = _work(self, xp, name, p)
             if self.weight_decay:
@@ -167,9 +163,10 @@ class Adagrad(Optimizer):
             _axpy(fast, p, -self.lr, into(a, xp.divide, g, b), a)  # p -= lr g / (sqrt(s) + eps)
 
 
-def _namespace(params):
-    """The array namespace of the parameters (all live on one backend): looked up once per step."""
-    return _xp(next(iter(params.values()))) if params else None
+def _namespace_and_axpy(params):
+    """(namespace, declared axpy) of the parameters (all live on one backend): looked up once per step."""
+    first = next(iter(params.values()), None)
+    return (None if first is None else _xp(first)), axpy_for(first)
 
 
 def _axpy(fast, y, alpha: float, x, work) -> None:

@@ -125,3 +125,25 @@ def test_parameters_and_gradients_are_views_of_one_flat_buffer():
         m.params["layers.0.b"] = np.zeros(5)
     pytest.importorskip("array_api_strict", reason="array-api-strict not installed")
     assert type(MLP([3, 4, 2], backend="array_api", dtype="float64").params) is dict  # no `out`: no views kept
+
+
+def test_a_copied_model_and_optimizer_are_views_of_their_own_buffers():
+    """copy.deepcopy and pickle of a model and its optimizer (a best-model copy, a sweep worker) give
+    FlatDicts whose entries are views of the copy's own flat buffer, so the copy trains on its own."""
+    import copy
+    import pickle
+
+    from framework.registry import optimizers
+
+    m = MLP([3, 4, 2], "tanh", backend="numpy", dtype="float64", seed=0)
+    m.grads.flat[...] = 0.1
+    opt = optimizers.create("adam")
+    opt.step(m.params, m.grads)
+    for m2, opt2 in (copy.deepcopy((m, opt)), pickle.loads(pickle.dumps((m, opt)))):
+        w, state = m.params.flat.copy(), {k: v.copy() for k, v in opt.state_dict().items() if k != "t"}
+        opt2.step(m2.params, m2.grads)
+        for d in (m2.params, m2.grads, opt2.state["m"], opt2.state["v"]):
+            assert isinstance(d, FlatDict) and all(np.shares_memory(v, d.flat) for v in d.values())
+        assert np.array_equal(m.params.flat, w) and all(np.array_equal(opt.state_dict()[k], v) for k, v in state.items())
+        assert not np.array_equal(m2.params.flat, w)
+        assert np.array_equal(np.concatenate([v.ravel() for v in opt2.state["m"].values()]), opt2.state["m"].flat)
