@@ -46,11 +46,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framework.data import Dataset, Splits  # noqa: E402
+from framework import train_step  # noqa: E402
+from framework.engine.data import Dataset, Splits  # noqa: E402
+from framework.engine.trainer import Trainer  # noqa: E402
 from framework.model import MLP  # noqa: E402
 from framework.registry import backends, losses, optimizers  # noqa: E402
-from framework import train_step  # noqa: E402
-from framework.trainer import Trainer  # noqa: E402
 
 TARGETS = {("step", "numpy"): 0.95, ("fit", "step"): 0.90}  # (a, b): least rate a / rate b (CPU)
 CPU_CASES = [([64, 128, 10], 32, {**TARGETS, ("fit", "loop"): 2.5}),  # sizes, batch, targets

@@ -52,7 +52,8 @@ class LoopTimer(Callback):
 
 def timed_job() -> None:
     """Child mode: the default job (`framework.train.main`), printing its training-loop seconds."""
-    from framework import train, trainer
+    from framework import train
+    from framework.engine import trainer
 
     timer, fit = LoopTimer(), trainer.Trainer.fit
 
@@ -115,7 +116,7 @@ def synthetic_runlog(folder: Path, points: int) -> int:
 
 def sync_rate(folder: Path, uri: str, bulk: bool | None) -> float:
     """Points/s of one RunSync of `folder` into `uri` (store opened before the clock starts)."""
-    from framework.tracking.sync import RunSync, Store
+    from framework.tracking.replay import RunSync, Store
 
     store = Store(uri, bulk)
     sync = RunSync(folder, store)

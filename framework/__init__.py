@@ -1,11 +1,20 @@
 """A from-scratch framework for fully-connected networks: hand-derived backprop, registries, Hydra, MLflow."""
-from .callbacks import BatchRecord, Callback
-from .errors import ConfigError, DivergenceError, FrameworkError, ShapeError, UnknownNameError
-from .inference import load
-from .interfaces import Activation, Backend, ElementwiseActivation, Initializer, Loss, Metric, Optimizer, Scheduler
-from .model import MLP
-from .step import train_step
-from .trainer import Trainer
+from framework.engine.callbacks import BatchRecord, Callback
+from framework.engine.step import train_step
+from framework.engine.trainer import Trainer
+from framework.errors import ConfigError, DivergenceError, FrameworkError, ShapeError, UnknownNameError
+from framework.inference import load
+from framework.interfaces import (
+    Activation,
+    Backend,
+    ElementwiseActivation,
+    Initializer,
+    Loss,
+    Metric,
+    Optimizer,
+    Scheduler,
+)
+from framework.model import MLP
 
 __all__ = [
     "Activation", "Backend", "BatchRecord", "Callback", "ConfigError", "DivergenceError",

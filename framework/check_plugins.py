@@ -1,6 +1,6 @@
 """Conformance checker: `python -m framework.check_plugins [NAME ...] [--paths DIR]... [--plot DIR]`.
 
-Runs every check of `framework.conformance` on the named plugins of every kind (a name registered in
+Runs every check of `framework.extend.conformance` on the named plugins of every kind (a name registered in
 two kinds, like the loss and the metric `mse`, checks both) - by default all registered ones, or with
 `--paths` the ones defined in those folders - and prints one line per check (kind, name, check,
 ok/FAIL, figure) and a summary. `--plot DIR` also writes
@@ -14,11 +14,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import conformance, discovery
-from .errors import ConfigError, UnknownNameError
-from .plugin_plots import KINDS as PLOT_KINDS
-from .plugin_plots import plot_plugin
-from .registry import KINDS
+from framework import discovery
+from framework.errors import ConfigError, UnknownNameError
+from framework.extend import conformance
+from framework.extend.pictures import KINDS as PLOT_KINDS
+from framework.extend.pictures import plot_plugin
+from framework.registry import KINDS
 
 
 def check(kind: str, name: str) -> list[str]:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import ConfigError
+from framework.errors import ConfigError
 
 ENV_VAR = "FRAMEWORK_PLUGIN_PATH"
 ENTRY_POINT_GROUP = "framework.plugins"

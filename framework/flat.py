@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .special import namespace_of
+from framework.special import namespace_of
 
 
 class FlatDict(dict):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FrameworkError
+from framework.errors import FrameworkError
 
 
 class GradcheckError(FrameworkError, AssertionError):

@@ -1,9 +1,6 @@
-"""Use a trained model on raw features: the weights plus what the input pipeline did.
-
-`export(trainer)` is what `weights.npz` holds (artifact and checkpoint): the parameters by name
-("layers.0.W", ...) and, under `pipeline/`, the task, the train-set standardization (x_mean, x_std:
-(features,)), the feature names and the class labels. `load(source)` rebuilds the model from such a
-file and the run's `config.yaml`:
+"""Use a trained model on raw features: the weights plus what the input pipeline did
+(`framework.engine.weights`). `load(source)` rebuilds the model from a weights file and the run's
+`config.yaml`:
 
     model = framework.load("outputs/2026-11-29/12-00-00")   # or an MLflow run id (prefix), or an artifact folder
     model.predict(X)          # X (n, features) raw: class labels (n,), or values (n, k) for regression
@@ -16,33 +13,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from .errors import ConfigError, ShapeError
-from .model import MLP
-from .registry import activations, losses
 
-PIPELINE = "pipeline/"
-WEIGHTS, CONFIG = "weights.npz", "config.yaml"
-# where a folder keeps them: an artifact folder, a Hydra run folder (its checkpoint), a checkpoint folder
-LAYOUTS = ((WEIGHTS, CONFIG), (f"checkpoint/{WEIGHTS}", f".hydra/{CONFIG}"), (WEIGHTS, f"../.hydra/{CONFIG}"))
-
-
-def export(trainer) -> dict[str, np.ndarray]:
-    """The model's parameters (host arrays) and the input pipeline of its training data, as arrays."""
-    splits, train = trainer.splits, trainer.splits.train
-    out = {**trainer.model.state_dict(), f"{PIPELINE}task": np.array(train.task)}
-    if splits.x_mean is not None:
-        out[f"{PIPELINE}x_mean"], out[f"{PIPELINE}x_std"] = splits.x_mean, splits.x_std
-    if train.feature_names:
-        out[f"{PIPELINE}features"] = np.array(train.feature_names)
-    if train.task != "regression":
-        labels = train.classes if train.classes is not None else np.arange(train.n_classes)
-        out[f"{PIPELINE}classes"] = np.asarray(labels)
-    return out
-
-
-def parameters(arrays: dict) -> dict:
-    """The model parameters of an `export` dict (without the pipeline entries)."""
-    return {k: v for k, v in arrays.items() if not k.startswith(PIPELINE)}
+from framework.engine.weights import CONFIG, LAYOUTS, PIPELINE, WEIGHTS, parameters
+from framework.errors import ConfigError, ShapeError
+from framework.model import MLP
+from framework.registry import activations, losses
 
 
 class TrainedModel:
@@ -80,12 +55,12 @@ class TrainedModel:
         return np.hstack([1 - p, p]) if p.shape[1] == 1 else p
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (n,) as `framework.tasks.labels` predicts them, or values (n, k) for regression."""
+        """Class labels (n,) as `framework.engine.tasks.labels` predicts them, or values (n, k) for regression."""
         return self.scores(X) if self.task == "regression" else self.labels(self.predict_proba(X))
 
     def labels(self, proba: np.ndarray) -> np.ndarray:
         """Class labels (n,) from `predict_proba`'s (n, classes) probabilities."""
-        from .tasks import labels
+        from framework.engine.tasks import labels
 
         return self.classes[labels(self.task, proba)]
 
@@ -94,7 +69,7 @@ def from_files(weights: Path, config: Path) -> TrainedModel:
     """The model of a `weights.npz` (an `export`) and the run's resolved `config.yaml`."""
     from omegaconf import OmegaConf
 
-    from .discovery import load_paths
+    from framework.discovery import load_paths
 
     cfg = OmegaConf.load(config)
     with np.load(weights, allow_pickle=False) as f:
@@ -112,7 +87,7 @@ def from_files(weights: Path, config: Path) -> TrainedModel:
 
 
 def _create(registry, node):
-    from .config import kwargs
+    from framework.run.config import kwargs
 
     return registry.create(node.name, **kwargs(node))
 
@@ -121,7 +96,7 @@ def load(source: str, uri: str | None = None) -> TrainedModel:
     """The trained model of `source`: a folder (an artifact folder with weights.npz and config.yaml,
     a Hydra run folder, a checkpoint folder) or the id (or id prefix) of a run in the MLflow store
     `uri` (default: `framework.tracking.store_uri`)."""
-    from .tracking.runs import RUN_ID
+    from framework.tracking.table import RUN_ID
 
     folder = Path(source).expanduser()
     if not folder.exists() and not RUN_ID.fullmatch(source.lower()):
@@ -140,9 +115,9 @@ def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
     """weights.npz and config.yaml of run `run` (an id or a unique id prefix), downloaded into `folder`."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from .tracking import store_uri
-    from .tracking.runs import resolve_run_id
-    from .tracking.store import open_store
+    from framework.tracking import store_uri
+    from framework.tracking.store import open_store
+    from framework.tracking.table import resolve_run_id
 
     client = open_store(store_uri(uri))
     try:

@@ -9,8 +9,8 @@ import functools
 from contextlib import nullcontext
 from typing import Any
 
-from . import special
-from .flat import FlatDict, flat_pair, flat_zeros
+from framework import special
+from framework.flat import FlatDict, flat_pair, flat_zeros
 
 
 class Activation:
@@ -275,7 +275,7 @@ class Backend:
     def sq_norms(self, arrays, out=None):
         """(len(arrays),) array of sum(g^2) per array g (a step's squared gradient norms); written into
         `out` (a view, e.g. a row of the trainer's record) when given: only where `writes_out`."""
-        from .gradients import sq_norm
+        from framework.engine.gradients import sq_norm
 
         sq = self.xp.stack([sq_norm(self.xp, g) for g in arrays])
         if out is None:
@@ -316,9 +316,9 @@ class Initializer:
 
 
 class Metric:
-    """`metric(y_true, y_pred) -> float` for the tasks in `tasks` (see `framework.tasks`).
+    """`metric(y_true, y_pred) -> float` for the tasks in `tasks` (see `framework.engine.tasks`).
 
-    `uses="labels"`: y_pred is predicted classes (n,) int64 (`framework.tasks.labels`).
+    `uses="labels"`: y_pred is predicted classes (n,) int64 (`framework.engine.tasks.labels`).
     `uses="scores"`: y_pred is the scores: (n,) probability of class 1 for binary, (n, C) for
     classification, (n, k) for regression (then y_true is (n, k) too).
     """

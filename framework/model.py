@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError, ShapeError
-from .flat import flat_zeros
-from .interfaces import Activation, Backend
-from .registry import activations, backends, initializers
+from framework.errors import ConfigError, ShapeError
+from framework.flat import flat_zeros
+from framework.interfaces import Activation, Backend
+from framework.registry import activations, backends, initializers
 
 
 def _activation(spec) -> Activation:

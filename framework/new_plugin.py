@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .registry import activations, losses, optimizers
+from framework.registry import activations, losses, optimizers
 
 ACTIVATION = '''"""Activation '{name}': load with plugins.paths=[{dir}] (or $FRAMEWORK_PLUGIN_PATH).
 

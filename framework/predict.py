@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
-from .data import csv_columns, read_csv
-from .errors import ConfigError, FrameworkError
-from .inference import TrainedModel, load
+from framework.engine.data import csv_columns, read_csv
+from framework.errors import ConfigError, FrameworkError
+from framework.inference import TrainedModel, load
 
 
 def features_of(model: TrainedModel, path: str, delimiter: str = ",") -> np.ndarray:

@@ -11,8 +11,8 @@ import functools
 import inspect
 from typing import Any, Callable
 
-from . import discovery
-from .errors import ConfigError, UnknownNameError
+from framework import discovery
+from framework.errors import ConfigError, UnknownNameError
 
 
 class Registry:

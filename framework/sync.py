@@ -1,5 +1,5 @@
-"""`python -m framework.sync [PATH ...] [--uri URI] [--watch]`: see `framework.tracking.sync`."""
-from .tracking.sync import main
+"""`python -m framework.sync [PATH ...] [--uri URI] [--watch]`: see `framework.tracking.replay`."""
+from framework.tracking.replay import main
 
 if __name__ == "__main__":
     main()

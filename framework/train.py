@@ -16,17 +16,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from . import check_plugins, discovery, schema
-from .checkpoint import Checkpointer, restore_checkpoint
-from .config import CONF_DIR, GROUPS, experiment_presets, hydra_config, kwargs, register_configs
-from .data import Splits, split, standardize, validate
-from .errors import ConfigError, FrameworkError, UnknownNameError
-from .model import MLP
-from .progress import make_progress, print_metrics
-from .registry import KINDS, datasets
-from .sweep_report import FAILED_FILE
-from .tasks import output_size
-from .trainer import Divergence, EarlyStopping, Interrupted, Trainer
+from framework import check_plugins, discovery
+from framework.engine.checkpoint import Checkpointer, restore_checkpoint
+from framework.engine.data import Splits, split, standardize, validate
+from framework.engine.progress import make_progress, print_metrics
+from framework.engine.tasks import output_size
+from framework.engine.trainer import Divergence, EarlyStopping, Interrupted, Trainer
+from framework.errors import ConfigError, FrameworkError, UnknownNameError
+from framework.model import MLP
+from framework.registry import KINDS, datasets
+from framework.run import schema
+from framework.run.config import CONF_DIR, GROUPS, experiment_presets, hydra_config, kwargs, register_configs
+from framework.run.sweep import FAILED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def load_data(cfg: DictConfig) -> Splits:
 
 def build(cfg: DictConfig, callbacks=()) -> Trainer:
     """Data, model, loss, optimizer and schedule from the config, wired into a Trainer. Every value is
-    checked (`framework.schema`), every plugin created and every user plugin conformance-checked
+    checked (`framework.run.schema`), every plugin created and every user plugin conformance-checked
     before the data is loaded, so a bad config fails at once (`tracking.*`: by `Tracking`, which uses them)."""
     schema.check(cfg, skip="tracking")
     loss = create("loss", cfg.loss)
@@ -126,7 +127,7 @@ def train(cfg: DictConfig) -> dict:
     """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
-    from .tracking import Tracking
+    from framework.tracking import Tracking
 
     tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads;
     done = tracking.finished_run()       # build() checks the rest inside the run (a bad value: a FAILED run)
@@ -245,7 +246,7 @@ def main() -> None:
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    from .tracking.process import start_early
+    from framework.tracking.process import start_early
 
     start_early(sys.argv[1:])  # its imports overlap Hydra's composition and the data loading
     try:

@@ -20,8 +20,8 @@ import numpy as np
 
 from framework import Backend
 from framework.errors import ConfigError
-from framework.launchers import auto_threads
 from framework.registry import backends
+from framework.run.launchers import auto_threads
 from framework.special import Direct
 
 
@@ -84,7 +84,7 @@ class NumpyBackend(Backend):
     into `out` (a preallocated buffer) so the training step allocates nothing for its matrix products
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
     None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
-    `framework.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
+    `framework.run.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
     pass; SciPy's BLAS, also used for the squared gradient norms, is a second library that the thread
     limit covers too), and the ufuncs' reduce and the ndarray methods as the direct forms of sum, max,
     take, reshape, astype. Small MLPs' GEMMs gain nothing from more threads, and an extra thread that

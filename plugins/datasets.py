@@ -1,7 +1,7 @@
 """Built-in data sets: offline, deterministic given `seed`.
 
 A loader's keyword arguments are the fields of its Hydra config (`data=moons data.noise=0.3`). Loaders
-return raw features; the trainer standardizes them with `framework.data.standardize` (train statistics).
+return raw features; the trainer standardizes them with `framework.engine.data.standardize` (train statistics).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.data import TASKS, Dataset, csv_columns, read_csv, validate
+from framework.engine.data import TASKS, Dataset, csv_columns, read_csv, validate
 from framework.errors import ConfigError
 from framework.registry import datasets
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.metrics import Metric, confusion_matrix
+from framework.engine.metrics import Metric, confusion_matrix
 from framework.registry import metrics
 
 LABEL_TASKS = ("classification", "binary")

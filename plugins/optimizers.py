@@ -16,7 +16,8 @@ import math
 
 from framework import Optimizer
 from framework.registry import optimizers
-from framework.special import axpy_for, into, namespace_of as _xp
+from framework.special import axpy_for, into
+from framework.special import namespace_of as _xp
 
 
 @optimizers.register("sgd")

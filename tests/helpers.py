@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from framework.config import CONF_DIR, GROUPS, node_for, register_configs
+from framework.run.config import CONF_DIR, GROUPS, node_for, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
 _registered: dict = {}     # (group, name) -> the plugin whose option is in Hydra's ConfigStore
@@ -28,7 +28,7 @@ ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 # Each Hydra compose deep-copies its config repository and with it the ConfigStore singleton (every registered
 # option as a DictConfig): ~80 of a ~260 ms compose here. Nothing writes through that copy (`ConfigStore.load`
-# hands out copies of its nodes; tests/test_helpers.py checks a compose leaves the store as it was), so in the
+# hands out copies of its nodes; tests/unit/test_helpers.py checks a compose leaves the store as it was), so in the
 # tests the copy is the store itself.
 ConfigStore.__deepcopy__ = lambda self, memo: self
 
@@ -64,7 +64,7 @@ def make_cfg(*overrides: str):
     Hydra composes the defaults list of the group choices (~0.2 s), then applies the value overrides
     (`a.b=v`, `+k=v`) to the result. Here the first step runs once per set of group choices and the
     second is Hydra's own code on a copy, so the result is that of `compose_all(*QUIET, *overrides)`
-    (`tests/test_helpers.py`).
+    (`tests/unit/test_helpers.py`).
     """
     register()
     parsed = OverridesParser.create().parse_overrides([*QUIET, *overrides])

@@ -1,19 +1,19 @@
 """Tracking: every run recorded in a local run log first, then synced into MLflow by another process.
 
     training process                         sync process (one per launcher process)
-    job.Tracking -> logger.RunLogger  --->  runlog/ (journal + points)  --->  service -> sync.RunSync -> store
+    job.Tracking -> logger.RunLogger  --->  runlog/ (journal + points)  --->  service -> replay.RunSync -> store
                                   (Follow / Synced: messages)
 
 - `messages`: the records of the run log and the requests/replies between the two processes.
 - `runlog`: the run log's format, writer, reader, acknowledgements and locks.
 - `logger`: the trainer callback that writes it; `job`: the one object `framework.train` uses.
 - `places`: store URI, run folder, pre-training checks; `process` / `service`: the sync process.
-- `sync`: replaying a run log into a store (`python -m framework.sync`); `store`: MLflow access with
+- `replay`: replaying a run log into a store (`python -m framework.sync`); `store`: MLflow access with
   retries and bulk inserts; `plots`: the run's figures; `sweeps`: a multirun's parent run;
-  `runs`: the runs table (`python -m framework.runs`).
-Only `service`, `sync`'s store side, `store` and `runs` import mlflow.
+  `table`: the runs table (`python -m framework.runs`).
+Only `service`, `replay`'s store side, `store` and `table` import mlflow.
 """
-from .job import Tracking
-from .places import artifact_location, store_uri, sweep_id
+from framework.tracking.job import Tracking
+from framework.tracking.places import artifact_location, store_uri, sweep_id
 
 __all__ = ["Tracking", "artifact_location", "store_uri", "sweep_id"]

@@ -20,12 +20,12 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config import config_hash, flatten, hydra_config
-from ..errors import ConfigError
-from .logger import LONG_PARAMS, RunLogger, split_long_params
-from .messages import End, FindCheckpoint, FindFinished, RunStart, Tags
-from .places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
-from .runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
+from framework.errors import ConfigError
+from framework.run.config import config_hash, flatten, hydra_config
+from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
+from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Tags
+from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
+from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ class Tracking:
     """Tracking of one job as configured by `cfg.tracking` (`enabled` false: every method is a no-op)."""
 
     def __init__(self, cfg):
-        from .. import schema
-        from .process import discard_unused
+        from framework.run import schema
+        from framework.tracking.process import discard_unused
 
         t = cfg.get("tracking")
         if t is not None:
@@ -68,7 +68,7 @@ class Tracking:
     @property
     def run_id(self) -> str | None:
         """This run's id in the store, once the store has acknowledged its start."""
-        from .runlog import read_ack
+        from framework.tracking.runlog import read_ack
 
         return read_ack(self.folder, self.uri)["run_id"]
 
@@ -78,7 +78,7 @@ class Tracking:
             return None
         if not self.online:
             raise ConfigError("tracking.skip_finished looks runs up in the store: use tracking.mode=online")
-        from .process import sync_process
+        from framework.tracking.process import sync_process
 
         return sync_process().ask(FindFinished, uri=self.uri, experiment=self.settings.experiment,
                                   config_hash=config_hash(self.cfg))
@@ -94,7 +94,7 @@ class Tracking:
         if not (self.enabled and self.online):
             raise ConfigError(f"trainer.resume={resume}: no such checkpoint folder (a run id needs tracking "
                               f"in online mode)")
-        from .process import sync_process
+        from framework.tracking.process import sync_process
 
         try:
             found = sync_process().ask(FindCheckpoint, uri=self.uri, run_id=str(resume))
@@ -143,7 +143,7 @@ class Tracking:
             callback.artifacts.append(LONG_PARAMS)
         callback.log.flush()
         if self.online:
-            from .process import sweep_followed, sync_process
+            from framework.tracking.process import sweep_followed, sync_process
 
             if not (folder and sweep_followed(folder, self.uri)):  # else the sweep launcher's sync process does
                 sync_process().follow(self.folder, self.uri, reply=sid is None)
@@ -157,7 +157,7 @@ class Tracking:
             return
         if sweep_id(hydra_config()):
             return  # the sweep's end waits for every job's run (framework.tracking.sweeps)
-        from .process import sync_process
+        from framework.tracking.process import sync_process
 
         synced = sync_process().wait_synced([self.folder], float(self.settings.timeout_s)).get(str(self.folder))
         if synced is None:
@@ -172,7 +172,7 @@ def source_tags() -> dict[str, str]:
     import getpass
     import sys
 
-    from ..config import ROOT
+    from framework.run.config import ROOT
 
     prog = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
     if prog and prog.suffix == ".py" and prog.is_relative_to(ROOT):  # `python -m framework.train ...`

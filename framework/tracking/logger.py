@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..callbacks import BatchRecord, Callback
-from ..inference import export
-from .messages import End, Params, Tags
-from .runlog import RunLogWriter, now_ms
+from framework.engine.callbacks import BatchRecord, Callback
+from framework.engine.weights import export
+from framework.tracking.messages import End, Params, Tags
+from framework.tracking.runlog import RunLogWriter, now_ms
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
@@ -98,8 +98,8 @@ def plugin_curves(cfg) -> dict[str, dict]:
     with a warning, when a plugin cannot be drawn)."""
     import logging
 
-    from ..config import kwargs
-    from ..plugin_plots import plugin_curves as curves
+    from framework.extend.pictures import plugin_curves as curves
+    from framework.run.config import kwargs
 
     out = {}
     for kind, node in (("activation", cfg.activation), ("activation", cfg.output_activation), ("loss", cfg.loss)):

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..config import ROOT, absolute_sqlite, hydra_config
-from ..errors import ConfigError
+from framework.errors import ConfigError
+from framework.run.config import ROOT, absolute_sqlite, hydra_config
 
 
 def store_uri(uri: str | None) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runlog import LOG
+from framework.tracking.runlog import LOG
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
@@ -50,9 +50,9 @@ def plot_loss(history: dict) -> str:
 
 
 def plot_curves(curves: dict) -> str:
-    """A plugin's `plugin_curves` as `framework.plugin_plots.picture` says: f, its derivative (dashed),
+    """A plugin's `plugin_curves` as `framework.extend.pictures.picture` says: f, its derivative (dashed),
     f's numeric slope (dotted), y = 0 in grey."""
-    from ..plugin_plots import picture
+    from framework.extend.pictures import picture
 
     drawn = picture(curves)
     return Axes(drawn["series"], drawn["title"], drawn["xlabel"], "", hline=drawn["hline"]).svg()
@@ -69,10 +69,10 @@ def plot_predictions(y_true, scores, split: str) -> str:
 
 
 def plot_confusion(y_true, scores, task: str, split: str) -> str:
-    """Confusion matrix on `split` (rows: true class, columns: predicted, as `framework.tasks.labels`
+    """Confusion matrix on `split` (rows: true class, columns: predicted, as `framework.engine.tasks.labels`
     predicts them), counts written in the cells."""
-    from ..metrics import confusion_matrix
-    from ..tasks import labels
+    from framework.engine.metrics import confusion_matrix
+    from framework.engine.tasks import labels
 
     scores = np.asarray(scores).reshape(len(scores), -1)
     n = 2 if task == "binary" else scores.shape[1]

@@ -22,8 +22,8 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from ..config import ROOT
-from .messages import Answer, Follow, Synced
+from framework.run.config import ROOT
+from framework.tracking.messages import Answer, Follow, Synced
 
 
 class SyncProcess:

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .messages import End, Metrics, RunStart, SweepEnd, decode, encode
+from framework.errors import ConfigError
+from framework.tracking.messages import End, Metrics, RunStart, SweepEnd, decode, encode
 
 LOG = "runlog"
 JOURNAL = "journal.jsonl"

@@ -26,18 +26,18 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
-from .runlog import JournalReader, find_runlogs, is_complete
+from framework.tracking.messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
+from framework.tracking.runlog import JournalReader, find_runlogs, is_complete
 
 # Optional imports of mlflow's dependencies this process never uses, made to fail at once (ImportError: the
 # importer falls back): mako (alembic's templates) highlights tracebacks with pygments if it imports, ~0.5 s
-# CPU of each start (tests/test_sync.py syncs without them).
+# CPU of each start (tests/integration/test_sync.py syncs without them).
 SKIPPED_IMPORTS = ("pygments",)
 if __name__ == "__main__":
     gc.disable()
     for _name in SKIPPED_IMPORTS:
         sys.modules.setdefault(_name, None)
-from .sync import RunSync, Store  # noqa: E402
+from framework.tracking.replay import RunSync, Store  # noqa: E402
 
 POLL_S = 0.1
 SCAN_S = 0.5  # how often a sweep folder is searched for new jobs' run logs
@@ -91,7 +91,7 @@ class Follower:
 
 def answer(request, stores: dict[str, Store]):
     """The value a FindFinished / FindCheckpoint request asks for."""
-    from .store import search, tag_equals
+    from framework.tracking.store import search, tag_equals
 
     store = stores.get(request.uri) or stores.setdefault(request.uri, Store(request.uri))
     client = store.client
@@ -104,7 +104,7 @@ def answer(request, stores: dict[str, Store]):
         return {**runs[0].data.metrics, "run_id": runs[0].info.run_id} if runs else None
     from mlflow.artifacts import download_artifacts
 
-    from .runs import resolve_run_id
+    from framework.tracking.table import resolve_run_id
 
     run_id = resolve_run_id(client, request.run_id)
     return {"folder": download_artifacts(run_id=run_id, artifact_path="checkpoint", tracking_uri=request.uri),

@@ -7,7 +7,7 @@
   them as one INSERT per chunk through MLflow's own table models (`SqlMetric` -> `metrics`,
   `SqlLatestMetric` -> `latest_metrics`), re-inserting a point already there being a no-op; other
   stores (HTTP, untested revisions) get `log_batch` calls of <= 1000 points, which skip exact
-  duplicates too; to a server `IN_FLIGHT` of them at once. Both give the same `get_metric_history` and latest values (tests/test_sync.py).
+  duplicates too; to a server `IN_FLIGHT` of them at once. Both give the same `get_metric_history` and latest values (tests/integration/test_sync.py).
 - Experiments are created tagged `mlflow.experimentKind=custom_model_development` (the UI then opens
   on the runs table) with their artifact location pinned beside a SQLite file.
 """
@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from .places import artifact_root
+from framework.tracking.places import artifact_root
 
 log = logging.getLogger(__name__)
 LOCKED_WAIT_S = 300.0  # give up retrying a locked SQLite file after this long

@@ -15,12 +15,12 @@ import math
 import secrets
 from pathlib import Path
 
-from ..config import flatten
-from ..sweep_report import failed_jobs
-from .job import source_tags
-from .messages import RunStart, SweepEnd
-from .places import check_store, store_uri, sweep_folder, sweep_id
-from .runlog import RunLogWriter, check_new, find_runlogs, last_values, now_ms
+from framework.run.config import flatten
+from framework.run.sweep import failed_jobs
+from framework.tracking.job import source_tags
+from framework.tracking.messages import RunStart, SweepEnd
+from framework.tracking.places import check_store, store_uri, sweep_folder, sweep_id
+from framework.tracking.runlog import RunLogWriter, check_new, find_runlogs, last_values, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class SweepParent:
         self.log = RunLogWriter(self.folder, start)
         self.log.flush()
         if self.online:
-            from .process import sync_process
+            from framework.tracking.process import sync_process
 
             sync_process().follow_sweep(self.folder, self.uri)
 
@@ -79,7 +79,7 @@ class SweepParent:
 
     def _wait(self, folders) -> None:
         """Until every run of `folders` is complete in the store (or the store failed: one line)."""
-        from .process import sync_process
+        from framework.tracking.process import sync_process
 
         process = sync_process()
         for f in folders:

@@ -34,8 +34,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from framework.config import absolute_sqlite
 from framework.errors import ConfigError
+from framework.run.config import absolute_sqlite
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,66 @@
+"""Trainer callbacks: tracking, progress and checkpoints hook in here; the trainer imports none of them.
+
+Per-batch numbers stay on the device: the trainer writes one row per batch into a device buffer
+(`BatchRecord`) and hands the rows to `on_batches` in one host transfer per flush (every
+`flush_every` batches and at each epoch end), so a callback never forces a per-batch sync.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The per-batch record's columns, named once: the trainer, its divergence check and callbacks use these.
+LOSS = "batch/loss"              # the batch's loss
+LR = "batch/lr"                  # the learning rate of the update
+GLOBAL_NORM = "grad_norm/global"  # sqrt(sum over parameters of |g|^2)
+
+
+def grad_norm_key(param: str) -> str:
+    """Column of parameter `param`'s gradient norm, e.g. "grad_norm/layers.0.W"."""
+    return f"grad_norm/{param}"
+
+
+def record_keys(params) -> list[str]:
+    """The columns for a model with parameter names `params`, in order:
+    [LOSS, LR, grad_norm_key(p) for each p, GLOBAL_NORM]."""
+    return [LOSS, LR, *(grad_norm_key(p) for p in params), GLOBAL_NORM]
+
+
+@dataclass
+class BatchRecord:
+    """Host copy of flushed per-batch rows.
+
+    steps:   (n,) int64 global batch indices (0-based)
+    keys:    column names, `record_keys(model.params)`
+    values:  (n, len(keys)) float64
+    epoch:   epoch the rows belong to
+    """
+
+    steps: np.ndarray
+    keys: list[str]
+    values: np.ndarray
+    epoch: int
+
+    def column(self, key: str) -> np.ndarray:
+        """(n,) values of column `key` (LOSS, LR, GLOBAL_NORM or a grad_norm_key)."""
+        return self.values[:, self.keys.index(key)]
+
+
+class Callback:
+    """Override what you need. `trainer` exposes `model`, `loss`, `optimizer`, `splits`, `epoch`, `step`,
+    `history`, `status`, `failure`, and `request_stop(reason)`; raise `framework.engine.trainer.StopTraining` to end early."""
+
+    def on_train_start(self, trainer) -> None: ...
+
+    def on_batch_end(self, trainer, step: int) -> None:
+        """After each update; `trainer.batch_loss` is the loss as a device 0-d array (read lazily)."""
+
+    def on_batches(self, trainer, record: BatchRecord) -> None:
+        """Flushed per-batch rows (host arrays)."""
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
+        """`logs`: train/loss, val/loss, val/<metric>, epoch/seconds, epoch/samples_per_second."""
+
+    def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
+        """`status`: FINISHED, FAILED or KILLED; `logs`: final metrics (test/<metric>, ...)."""

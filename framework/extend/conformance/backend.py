@@ -1,0 +1,81 @@
+"""Backends: the conformance checks (see `framework.extend.conformance`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from framework.extend.conformance.common import created_config, named
+from framework.special import direct
+
+
+def _backend_methods(reg, name):
+    be = named(reg, name)
+    if isinstance(be, str):
+        return f"skipped: not available here ({be})"
+    rng = np.random.default_rng(0)
+    host = {k: rng.normal(size=s).astype(np.float32) for k, s in (("A", (5, 4)), ("B", (4, 3)), ("g", (3, 2)))}
+    dev = {k: be.asarray(v) for k, v in host.items()}
+    assert be.resolve_dtype("float32") == dev["A"].dtype, "asarray's default dtype is not resolve_dtype('float32')"
+    assert be.asarray(dev["A"]) is dev["A"], "asarray copied an array already on the backend with its dtype"
+    back = be.to_numpy(dev["A"])
+    assert isinstance(back, np.ndarray) and np.array_equal(back, host["A"]), "to_numpy(asarray(x)) != x"
+    want = host["A"] @ host["B"]
+    out = be.asarray(np.zeros((5, 3), np.float32))
+    got = be.matmul(dev["A"], dev["B"], out=out if be.writes_out else None)
+    assert np.allclose(be.to_numpy(got), want, rtol=1e-5), "matmul differs from NumPy"
+    if be.writes_out:
+        assert np.allclose(be.to_numpy(out), want, rtol=1e-5), "writes_out is declared but matmul left `out` unwritten"
+    idx = be.asarray(np.array([3, 0, 3]), "int64")
+    rows = be.asarray(np.zeros((3, 4), np.float32))
+    taken = be.take(dev["A"], idx, out=rows if be.writes_out else None)
+    assert np.array_equal(be.to_numpy(taken), host["A"][[3, 0, 3]]), "take differs from NumPy's"
+    if be.writes_out:
+        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), "writes_out is declared but take left `out` unwritten"
+    sums = be.asarray(np.zeros(4, np.float32))
+    got = be.batch_sum(dev["A"], out=sums if be.writes_out else None)
+    assert np.allclose(be.to_numpy(got), host["A"].sum(axis=0), rtol=1e-5), "batch_sum differs from sum(axis=0)"
+    if be.writes_out:
+        assert np.allclose(be.to_numpy(sums), host["A"].sum(axis=0), rtol=1e-5), (
+            "writes_out is declared but batch_sum left `out` unwritten")
+    _direct_forms(be, dev["A"])
+    sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
+    want = [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)]
+    assert np.allclose(sq, want, rtol=1e-5), "sq_norms differs from sum(g^2)"
+    if be.host_memory:  # what the trainer reads every batch there
+        got = be.host_sq_norms([dev["A"], dev["g"]])
+        assert all(type(v) is float for v in got), f"host_sq_norms must return Python floats, got {got!r}"
+        assert np.allclose(got, want, rtol=1e-5), "host_sq_norms differs from sum(g^2)"
+    be.synchronize()
+    with be.limits():
+        pass
+    try:
+        np.from_dlpack(dev["A"])
+        readable = True
+    except Exception:  # noqa: BLE001 - device memory
+        readable = False
+    assert readable == be.host_memory, f"host_memory={be.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays"
+    return f"host_memory={be.host_memory}, writes_out={be.writes_out}"
+
+
+def _direct_forms(be, A) -> None:
+    """The `direct` forms of the backend's namespace give what its standard functions give (same
+    shape, dtype and values), with the standard's defaults (e.g. sum over all axes)."""
+    xp, d = be.xp, direct(be.xp)
+    rows, flat_rows = be.asarray(np.array([3, 0, 3]), "int64"), be.asarray(np.array([7, 0, 19]), "int64")
+    cases = {
+        "sum(x)": (d.sum(A), xp.sum(A)),
+        "sum(x, axis=-1, keepdims=True)": (d.sum(A, axis=-1, keepdims=True), xp.sum(A, axis=-1, keepdims=True)),
+        "max(x)": (d.max(A), xp.max(A)),
+        "max(x, axis=-1, keepdims=True)": (d.max(A, axis=-1, keepdims=True), xp.max(A, axis=-1, keepdims=True)),
+        "take(x, rows, axis=0)": (d.take(A, rows, axis=0), xp.take(A, rows, axis=0)),
+        "reshape(x, (-1,))": (d.reshape(A, (-1,)), xp.reshape(A, (-1,))),
+        "take(x_1d, indices)": (d.take(d.reshape(A, (-1,)), flat_rows), xp.take(xp.reshape(A, (-1,)), flat_rows)),
+        "astype(x, float64)": (d.astype(A, xp.float64), xp.astype(A, xp.float64)),
+    }
+    for what, (got, want) in cases.items():
+        got, want = np.asarray(be.to_numpy(got)), np.asarray(be.to_numpy(want))
+        assert got.shape == want.shape and got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6), (
+            f"direct {what} gives {got.dtype} {got.shape}, the namespace's {want.dtype} {want.shape}"
+            + ("" if got.shape != want.shape else f", max difference {np.max(np.abs(got - want))}"))
+
+
+CHECKS = {"config": created_config, "methods": _backend_methods}

@@ -1,0 +1,77 @@
+"""Hydra callbacks of a multirun: `MlflowSweep` makes it one MLflow parent run, each job's run its child;
+`FailedJobsReport` lists the jobs that failed and exits non-zero.
+
+Enabled in conf/config.yaml:
+
+    hydra:
+      callbacks:
+        mlflow_sweep:
+          _target_: framework.run.sweep.MlflowSweep
+
+`on_multirun_start` writes the parent's run log in the sweep folder before any job starts
+(`framework.tracking.sweeps`; tagged `sweep.id`: the sweep folder, or `storage#study_name` of a stored
+Optuna study, whose rerun reopens the same parent run); `on_multirun_end` waits until every job's run is in the store
+(online), records the best job by the sweep's objective (`objective.metric`, `objective.mode`) and the
+failed jobs, and ends the parent; a sweep that dies first leaves it FAILED at exit.
+Like the trainer, this process never imports mlflow: the sync process does the work.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+log = logging.getLogger(__name__)
+
+FAILED_FILE = "FAILED.json"  # a failed sweep job's report in its folder (written by framework.train)
+
+
+class MlflowSweep(Callback):
+    """Opens a multirun's parent run at its start and closes it at its end."""
+
+    def __init__(self):
+        self._parent = None
+
+    def __getstate__(self) -> dict:  # the joblib launcher sends callbacks to its workers; the parent stays here
+        return {"_parent": None}
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        tracking = config.get("tracking")
+        if tracking is None or not tracking.enabled:
+            return
+        from framework.tracking.sweeps import SweepParent
+
+        self._parent = SweepParent(config, tracking)
+        atexit.register(self._parent.close, "FAILED")
+        log.info("tracking: sweep %s is a parent run (run log in its folder)", self._parent.folder)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        if self._parent is not None:
+            atexit.unregister(self._parent.close)
+            best = self._parent.close("FINISHED")
+            if best:
+                log.info("tracking: best job %s (%s = %.6g)", best["folder"], config.objective.metric, best["value"])
+            self._parent = None
+
+
+def failed_jobs(sweep_folder) -> list[dict]:
+    """The reports {"job", "overrides", "error"} of the failed jobs of `sweep_folder`, by job number."""
+    reports = [json.loads(p.read_text()) for p in Path(sweep_folder).glob(f"*/{FAILED_FILE}")]
+    return sorted(reports, key=lambda r: r["job"])
+
+
+class FailedJobsReport(Callback):
+    """Reads each job's FAILED.json under the sweep folder; exits 1 when any job failed."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        reports = failed_jobs(config.hydra.sweep.dir)
+        if not reports:
+            return
+        print(f"\n{len(reports)} sweep job(s) failed:", file=sys.stderr)
+        for r in reports:
+            print(f"  job {r['job']} [{' '.join(r['overrides'])}]: {r['error'].splitlines()[0]}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,290 @@
+"""Every registered activation, loss and optimizer passes every conformance check (one test per plugin
+and check, generated from the registries); the checks catch the faults they are for; the checker CLI."""
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+from framework import ElementwiseActivation, UnknownNameError, special
+from framework.check_plugins import check, main
+from framework.extend import conformance
+from framework.extend.pictures import plot_plugin
+from framework.registry import (
+    KINDS,
+    Registry,
+    activations,
+    backends,
+    initializers,
+    losses,
+    metrics,
+    optimizers,
+    schedulers,
+)
+
+
+@pytest.mark.parametrize("kind,name,check", [pytest.param(*c, id="-".join(c)) for c in conformance.cases()])
+def test_plugin_conforms(kind, name, check):
+    outcome = conformance.run(KINDS[kind], name, check)
+    assert outcome.ok, str(outcome)
+
+
+Tanh, MSE, SGD = activations.get("tanh"), losses.get("mse"), optimizers.get("sgd")
+
+
+class WrongDerivative(Tanh):
+    def derivative(self, xp, z, a):
+        return 1 - a  # tanh' = 1 - a^2
+
+
+class NaiveSoftplus(ElementwiseActivation):
+    def forward(self, xp, z):
+        return xp.log(1 + xp.exp(z))  # e^z overflows
+
+    def derivative(self, xp, z, a):
+        return 1 - xp.exp(-a)
+
+
+class IntegerDerivative(ElementwiseActivation):
+    kinks = (0.0,)
+
+    def forward(self, xp, z):
+        return xp.maximum(z, xp.zeros_like(z))
+
+    def derivative(self, xp, z, a):
+        return (z > 0).astype(np.int64)  # float32 * int64 -> float64
+
+
+class MutatesInput(Tanh):
+    def forward(self, xp, z):
+        return np.tanh(z, out=z)
+
+
+class NumpyOnly(Tanh):
+    def forward(self, xp, z):
+        return np.tanh(z)
+
+
+class Warns(Tanh):
+    def forward(self, xp, z):
+        warnings.warn("precision lost", RuntimeWarning, stacklevel=2)
+        return super().forward(xp, z)
+
+
+class ForgetsArgument(Tanh):
+    def __init__(self, slope: float = 1.0):
+        self.k = slope
+
+
+class RequiredArgument(Tanh):
+    def __init__(self, slope):
+        self.slope = slope
+
+
+class IgnoresWeight(MSE):
+    def forward(self, xp, pred, target, weight=None):
+        return super().forward(xp, pred, target)
+
+    def backward(self, xp, pred, target, weight=None):
+        return super().backward(xp, pred, target)
+
+
+class Ascends(SGD):
+    def step(self, params, grads):
+        super().step(params, {k: -g for k, g in grads.items()})
+
+
+class Rebinds(SGD):
+    def step(self, params, grads):
+        for k in params:
+            params[k] = params[k] - self.lr * grads[k]
+
+
+class MutatesGrads(SGD):
+    def step(self, params, grads):
+        for g in grads.values():
+            g *= 0.5
+        super().step(params, grads)
+
+
+class HiddenState(SGD):
+    """Momentum kept outside `state`, so state_dict misses it."""
+
+    def __init__(self, lr: float = 0.01):
+        super().__init__(lr)
+        self.velocity = {}
+
+    def step(self, params, grads):
+        for k, p in params.items():
+            v = self.velocity[k] = 0.9 * self.velocity.get(k, 0) + grads[k]
+            p -= self.lr * v
+
+
+class MixesCoordinates(SGD):
+    """Declares elementwise (SGD's) but divides each update by the gradient's norm, as LARS does."""
+
+    def step(self, params, grads):
+        for _, p, g, _ in self.groups(params, grads):
+            p -= self.lr * g / np.sqrt(np.sum(g * g))
+
+
+class WrongVariance(initializers.get("he_normal")):
+    def __call__(self, rng, shape):
+        return rng.normal(0.0, (1.0 / shape[1]) ** 0.5, shape)  # variance() says 2 / fan_in
+
+
+class Unseeded(initializers.get("normal")):
+    def __call__(self, rng, shape):
+        return np.random.default_rng().normal(0.0, self.std, shape)
+
+
+class NegativeLr(schedulers.get("cosine")):
+    def factor(self, step, epoch, progress):
+        return super().factor(step, epoch, progress) - 0.5
+
+
+class NoWarmup(schedulers.get("constant")):
+    def lr(self, base_lr, step, steps_per_epoch, total_steps):
+        return base_lr
+
+
+class LowerIsBetter(metrics.get("accuracy")):
+    higher_is_better = False
+
+
+class OverwritesZ(ElementwiseActivation):
+    """Writes a over z in its fast path, but its derivative reads z."""
+
+    def forward(self, xp, z):
+        return xp.tanh(z)
+
+    def forward_inplace(self, xp, z):
+        z[...] = xp.tanh(z)
+        return z
+
+    def derivative(self, xp, z, a):
+        return 1 - xp.tanh(z) ** 2
+
+
+class ClaimsOut(backends.get("array_api")):
+    writes_out = True
+
+
+class ClaimsDevice(backends.get("numpy")):
+    host_memory = False
+
+
+class SumsOneAxis(backends.get("numpy")):
+    """Declares np.add.reduce as is for sum: its default axis is 0, the standard's all axes."""
+    direct = backends.get("numpy").direct._replace(sum=np.add.reduce)
+
+
+FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
+    ("activation", WrongDerivative, "gradcheck", "gradcheck activation 'bad': FAILED"),
+    ("activation", WrongDerivative, "extreme", "analytic"),
+    ("activation", NaiveSoftplus, "extreme", "forward at z=[-10000.0"),
+    ("activation", IntegerDerivative, "dtype_shape", "backward has dtype float64 for float32 input"),
+    ("activation", MutatesInput, "no_mutation", "z (by forward) was modified in place"),
+    ("activation", NumpyOnly, "array_api", "forward returned ndarray, not an array of xp"),
+    ("activation", Warns, "dtype_shape", "RuntimeWarning: precision lost"),
+    ("activation", ForgetsArgument, "config", "attributes {'slope': '<missing>'} do not reproduce"),
+    ("activation", RequiredArgument, "config", "constructor arguments ['slope'] have no default"),
+    ("activation", OverwritesZ, "inplace", "backward_inplace differs from backward"),
+    ("loss", IgnoresWeight, "weight", "sample 0 has weight 0 but gradient"),
+    ("optimizer", Ascends, "decrease", "f(p) = p^T diag(1, 10) p / 2 went from 24.5 to"),
+    ("optimizer", Rebinds, "dtype_shape", "step replaced params['w']"),
+    ("optimizer", MutatesGrads, "no_mutation", "grads['w'] was modified in place"),
+    ("optimizer", HiddenState, "state_dict", "after load_state_dict(state_dict()) params['w'] differ"),
+    ("optimizer", MixesCoordinates, "flat", "declared elementwise, but updating all parameters at once (flat) differs"),
+    ("initializer", WrongVariance, "variance", "sample variance 0.003"),
+    ("initializer", Unseeded, "seeded", "two draws from generators seeded alike differ"),
+    ("scheduler", NegativeLr, "lr", "it must be finite and >= 0"),
+    ("scheduler", NoWarmup, "warmup", "with warmup_epochs=2 (10 steps) lr at step 0 is 0.1"),
+    ("metric", LowerIsBetter, "tasks", "but higher_is_better=False"),
+    ("backend", ClaimsOut, "methods", "writes_out is declared but matmul left `out` unwritten"),
+    ("backend", ClaimsDevice, "methods", "host_memory=False is declared but NumPy can view its arrays"),
+    ("backend", SumsOneAxis, "methods", "direct sum(x) gives float32 (4,), the namespace's float32 ()"),
+]
+
+
+@pytest.mark.parametrize("kind,cls,check,message", FAULTS, ids=[f"{c.__name__}-{k}" for _, c, k, _ in FAULTS])
+def test_checks_catch_faults(kind, cls, check, message):
+    tables = {t: copy.copy(getattr(special, t)) for t in ("_WRITES_OUT", "_ERF", "_AXPY", "_DIRECT")}
+    registry = Registry(kind, group=KINDS[kind].group)
+    registry.register("bad")(cls)
+    outcome = conformance.run(registry, "bad", check)
+    assert not outcome.ok and message in outcome.figure, outcome.figure
+    assert {t: getattr(special, t) for t in tables} == tables  # a faulty backend's declarations end with its check
+
+
+def test_every_kind_is_under_contract():
+    counts = {kind: sum(1 for k, _, _ in conformance.cases() if k == kind) for kind in KINDS}
+    assert set(conformance.CHECKS) == set(KINDS) and all(counts.values()), counts
+
+
+def test_check_api_returns_the_failures():
+    assert check("activation", "tanh") == []
+    registry = Registry("activation")
+    registry.register("bad")(WrongDerivative)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(KINDS, "activation", registry)
+        failures = check("activation", "bad")
+    assert [f.split(":")[0] for f in failures] == ["gradcheck", "extreme"]
+    with pytest.raises(UnknownNameError, match="unknown plugin kind 'activations'. Did you mean 'activation'"):
+        check("activations", "tanh")
+
+
+def test_cli_prints_one_line_per_check_and_a_summary(capsys):
+    assert main(["tanh", "mse", "sgd"]) == 0  # mse: the loss and the metric
+    lines = capsys.readouterr().out.splitlines()
+    n = sum(len(conformance.CHECKS[k]) for k in ("activation", "loss", "optimizer", "metric"))
+    assert len(lines) == n + 1 and lines[-1] == f"summary: 4 plugins, {n} checks, 0 failed"
+    assert lines[0].split() == ["activation", "tanh", "config", "ok", "(no", "arguments)"]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_cli_checks_the_plugins_of_paths_and_names_the_failure(tmp_path, capsys):
+    (tmp_path / "bad.py").write_text(
+        "from framework.registry import activations\n"
+        "Tanh = activations.get('tanh')\n\n\n"
+        "@activations.register('bad_tanh')\n"
+        "class BadTanh(Tanh):\n"
+        "    def derivative(self, xp, z, a):\n"
+        "        return 1 - a\n")
+    assert main(["--paths", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "sigmoid" not in out and f"summary: 1 plugin, {len(conformance.CHECKS['activation'])} checks, 2 failed" in out
+    assert "FAIL activation 'bad_tanh' gradcheck: gradcheck activation 'bad_tanh': FAILED, max relative error" in out
+    assert "analytic" in out and "numeric" in out
+
+
+@pytest.mark.usefixtures("isolated")
+def test_cli_import_failure_exits_1_naming_the_file(tmp_path, capsys):
+    (tmp_path / "broken.py").write_text("import numpy as np\nnp.nonexistent\n")
+    assert main(["--paths", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL plugin file '{tmp_path / 'broken.py'}' failed to import (line 2): AttributeError" in out
+
+
+def test_cli_unknown_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sigmod"])
+    assert e.value.code == 2 and "unknown plugin 'sigmod'. Did you mean 'sigmoid'?" in capsys.readouterr().err
+
+
+def test_cli_plot_writes_a_png_per_activation_and_loss(tmp_path, capsys):
+    assert main(["softmax", "cross_entropy", "sgd", "--plot", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activation_softmax.png", "loss_cross_entropy.png"]
+    assert f"plot         ok    {tmp_path / 'activation_softmax.png'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind,name,config", [("activation", "leaky_relu", {"alpha": 0.2}), ("loss", "bce", {}),
+                                              ("loss", "bce_with_logits", {}), ("loss", "huber", {"delta": 2.0})])
+def test_plot_plugin_writes_a_png(tmp_path, kind, name, config):
+    path = plot_plugin(kind, name, tmp_path / "sub" / "p.png", **config)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_plugin_rejects_kinds_without_a_plot(tmp_path):
+    with pytest.raises(ValueError, match="plots exist for activation, loss"):
+        plot_plugin("optimizer", "sgd", tmp_path / "p.png")
