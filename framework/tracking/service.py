@@ -86,7 +86,13 @@ class Follower:
     def _finish(self, missing: str) -> Synced:
         if self.locked:
             self.run.lock.release()
-        return Synced(self.folder, self.run.run_id if self.run else None, missing)
+        run_id, experiment = self.run.run_id if self.run else None, None
+        if run_id and not missing:
+            try:
+                experiment = self.run.store.client.get_run(run_id).info.experiment_id
+            except Exception:  # noqa: BLE001 - the job then prints no UI address
+                pass
+        return Synced(self.folder, run_id, missing, experiment)
 
 
 def answer(request, stores: dict[str, Store]):
