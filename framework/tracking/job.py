@@ -24,6 +24,7 @@ from framework.errors import ConfigError
 from framework.run.config import config_hash, flatten, hydra_config
 from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
 from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Synced, Tags
+from framework.tracking.notes import differences, run_name
 from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
 from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
 
@@ -130,13 +131,15 @@ class Tracking:
         task = overrides()
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
-            tags["sweep.id"] = sid
+            tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})
         folder = sweep_folder(hc)
         parent = str(folder) if folder and (folder / LOG / JOURNAL).exists() else None
-        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, hc, parent, task),
+        swept = read_start(parent).tags.get("sweep.keys", "").split() if parent else None
+        differs = differences(task, swept, sweep=sid is not None)
+        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, self.cfg, differs),
                          params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
-                             bool(t.plugin_plots))
+                             bool(t.plugin_plots), differs)
         if long:
             import yaml
 
@@ -169,9 +172,9 @@ class Tracking:
     def where(self) -> list[str]:
         """What a job prints after its metrics table (at most 3 lines): the run id (8 characters, then in full),
         the store and the UI address that opens the run in MLflow's model-training view; offline, the run
-        folder and the `framework.sync` command (last); a sweep job only its run id (the sweep's end says the rest)."""
-        if not self.enabled:
-            return []
+        folder and the `framework.sync` command (last)."""
+        if not self.enabled or sweep_id(hydra_config()):
+            return []  # a sweep's end says where its runs went
         if not self.online:
             return [f"run log  {self.folder} (offline: in no store yet)",
                     f"sync     {sync_command(self.folder, shown_uri(self.uri))}"]
@@ -179,8 +182,6 @@ class Tracking:
         if run_id is None:
             return []  # the store has not created the run (the warning above says why)
         lines = [f"run    {run_id[:8]}  ({run_id})"]
-        if sweep_id(hydra_config()):
-            return lines
         ui = ui_address(self.uri, self.synced and self.synced.experiment_id, run_id)
         server = self.uri.startswith(("http://", "https://"))
         lines.append(f"store  {shown_uri(self.uri)}" + ("" if server else f"  (UI: mlflow ui --backend-store-uri "
@@ -246,14 +247,3 @@ def git_commit(root) -> str | None:
         except (OSError, subprocess.SubprocessError):
             _commit[root] = None
     return _commit[root]
-
-
-def run_name(name: str | None, hc, parent: str | None, task: list[str]) -> str | None:
-    """`tracking.run_name`; a sweep job: "<job num>: <its values of the swept keys>"; else None (MLflow names it)."""
-    if name or hc is None or not sweep_id(hc):
-        return name
-    swept = None
-    if parent:
-        swept = read_start(parent).tags.get("sweep.keys", "").split()
-    shown = [o for o in task if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
-    return f"{hc.job.num}: {' '.join(shown)}"

@@ -14,8 +14,7 @@ then this process exits. It runs at a lower CPU priority (`NICE`) than the train
 imports it has no use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing
 mlflow and its store (~2,000 modules, a heap growing to ~215 MB) would otherwise run ~700 collections, 5 of
 them over the whole heap (~0.9 of ~3.9 CPU-s of start-up); it is turned back on, with what start-up built
-frozen out of its traversals
-(`gc.freeze`), once the first request has been handled (`resume_gc`).
+frozen out of its traversals (`gc.freeze`), once the first request has been handled (`resume_gc`).
 """
 from __future__ import annotations
 
