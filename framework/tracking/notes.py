@@ -22,12 +22,24 @@ GROUP_ROWS = 30  # groups listed in a sweep's description (MLflow keeps tag valu
 
 def short(override: str) -> str:
     """`optimizer.lr=0.0123456` -> `lr=0.01235`, `activation=relu` -> `relu` (see the module docstring)."""
+    if "=" not in override:
+        return override
+    key, _, value = override.partition("=")
+    name = key_name(key)
+    return number(value) if name == group_of(key) else f"{name}={number(value)}"
+
+
+def group_of(key: str) -> str | None:
+    """The config group `key` chooses (`activation`, `activation.name`), else None."""
     from framework.run.config import GROUPS
 
-    key, _, value = override.partition("=")
     key = key.lstrip("+~").removesuffix(".name")  # a flattened config's `activation.name`: the group's choice
-    value = number(value)
-    return value if key in GROUPS or key == "experiment" else f"{key.rsplit('.', 1)[-1]}={value}"
+    return key if key in GROUPS or key == "experiment" else None
+
+
+def key_name(key: str) -> str:
+    """A key as names show it: a group by its name, any other key by its last part."""
+    return group_of(key) or key.lstrip("+~").rsplit(".", 1)[-1]
 
 
 NOT_DIFFERENCES = ("tracking.", "hydra.", "trainer.progress")  # overrides that change where, not what, a run is
@@ -54,8 +66,8 @@ def label(overrides: list[str], limit: int = NAME_CHARS) -> str:
     """The overrides in their short forms, clashing last parts given in full, cut to `limit` characters."""
     parts = [short(o) for o in overrides]
     names = [p.split("=", 1)[0] for p in parts if "=" in p]
-    parts = [o.lstrip("+~") if "=" in p and names.count(p.split("=", 1)[0]) > 1 else p
-             for o, p in zip(overrides, parts)]
+    parts = [f"{o.split('=', 1)[0].lstrip('+~')}={number(o.split('=', 1)[1])}"
+             if "=" in p and names.count(p.split("=", 1)[0]) > 1 else p for o, p in zip(overrides, parts)]
     text = " ".join(parts)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -68,8 +80,7 @@ def run_name(name: str | None, cfg, differs: list[str]) -> str:
 
 def sweep_name(name: str | None, swept: list[str]) -> str:
     """A sweep parent's name: `tracking.run_name`, else `sweep: ` and the swept keys' short names."""
-    keys = [short(f"{k}=").rstrip("=") or k for k in swept]
-    return name or label(["sweep:", *keys])
+    return name or label(["sweep:", *map(key_name, swept)])
 
 
 def metrics_table(values: dict[str, float]) -> str:

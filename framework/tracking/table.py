@@ -357,9 +357,13 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     uri = store_uri(args.uri)
     try:
-        runs, header = select(read_runs(uri, args.experiment), args.parent, args.sweep, args.all)
+        runs = read_runs(uri, args.experiment)
+        try:
+            runs, header = select(runs, args.parent, args.sweep, args.all)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (experiment '{args.experiment}')") from None
         if not runs:
-            raise ConfigError(f"no runs in {header} of experiment '{args.experiment}' in {uri}")
+            raise ConfigError(f"no runs in {header} (experiment '{args.experiment}')")
         text = render(runs, header, args.width or terminal_width(), args.sort, args.reverse,
                       [c for c in args.columns.split(",") if c], args.wide, args.limit)
     except ConfigError as e:
