@@ -310,7 +310,7 @@ def render(runs: list[Run], header: str, width: int | None, sort: str | None = N
     out = [title, line({k: k for k in keys}), SEP.join("-" * widths[k] for k in keys)]
     out += [line({k: cells[k][i] for k in keys}) for i in range(len(runs))]
     if left_out:
-        out.append(f"({len(left_out)} more differing params: {', '.join(reversed(left_out))}; --wide shows all)")
+        out.append(f"(--wide shows {len(left_out)} more differing params: {', '.join(reversed(left_out))})")
     if width is not None:
         out = [out[0] if len(out[0]) <= width else cut(out[0], width), *out[1:-1],
                cut(out[-1], width) if left_out else out[-1]]
