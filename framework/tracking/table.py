@@ -230,7 +230,8 @@ def value_of(run: Run, key: str):
 
 
 def sort_runs(runs: list[Run], key: str, reverse: bool = False) -> list[Run]:
-    """Best first by `key` (a metric: its direction; text keys: ascending); runs without it last."""
+    """Best first by `key` (a metric: its direction; a param or column: ascending, numbers as numbers); runs
+    without it last."""
     numeric = any(key in r.metrics for r in runs)
     sign = -1.0 if numeric and (direction(key) == "max") != reverse else 1.0
 
@@ -239,9 +240,11 @@ def sort_runs(runs: list[Run], key: str, reverse: bool = False) -> list[Run]:
         if numeric:
             missing = value is None or isinstance(value, str) or math.isnan(value)
             return (missing, 0.0 if missing else sign * value, "")
-        return (value is None, 0.0, "" if value is None else str(value))
+        if value is None:
+            return (True, 0.0, "")
+        return (False, float(value), "") if _number(value) else (False, math.inf, str(value))  # params: 0.001 < 0.01
 
-    ordered = sorted(runs, key=order)
+    ordered = sorted(sorted(runs, key=lambda r: r.start_time), key=order)  # ties and runs without it: oldest first
     return ordered[::-1] if reverse and not numeric else ordered
 
 
@@ -268,8 +271,9 @@ def render(runs: list[Run], header: str, width: int | None, sort: str | None = N
     known = metrics | params | set(FIXED)
     for key in columns:
         check_key(key, known, "column")
-    sort = sort or objective
-    check_key(sort, known, "--sort")
+    if sort:
+        check_key(sort, known, "--sort")
+    sort = sort or objective  # runs without it (none have metrics yet): in start order
     runs = sort_runs(runs, sort, reverse)[:limit]
     test = main_test_metric(runs, objective)
     shown_params = differing([r.params for r in runs])
@@ -277,9 +281,9 @@ def render(runs: list[Run], header: str, width: int | None, sort: str | None = N
         tail = sorted(metrics, key=lambda k: (k.split("/")[0] not in ("val", "test", "train", "best"), k))
         width = None
     else:
-        tail = list(dict.fromkeys(k for k in (objective, test) if k))
-    tail = list(dict.fromkeys([*(c for c in columns if c not in FIXED), *([sort] if sort not in FIXED else []),
-                               *tail]))
+        tail = [k for k in dict.fromkeys((objective, test)) if k in metrics]
+    tail = list(dict.fromkeys([*(c for c in columns if c not in FIXED),
+                               *([sort] if sort in known and sort not in FIXED else []), *tail]))
     shown_params = [p for p in shown_params if p not in tail]
     keys = [*FIXED, *shown_params, *tail]
     cells = {k: [cell(r, k, metrics) for r in runs] for k in keys}
