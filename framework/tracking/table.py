@@ -171,7 +171,7 @@ def select(runs: list[Run], parent: str | None = None, sweep: str | None = None,
         sid = str(Path(sweep).resolve())
         tops = [r for r in runs if r.tags.get("sweep.role") == "parent" and r.tags.get("sweep.id") == sid]
         picked = [r for r in rows if r.tags.get("sweep.id") == sid]
-        return picked, f"sweep {tops[0].run_id[:ID_CHARS] if tops else ''} '{sid}'"
+        return picked, f"sweep {tops[0].run_id[:ID_CHARS] + ' ' if tops else ''}'{sid}'"
     if every:
         return rows, "every run"
     tops = [r for r in runs if "mlflow.parentRunId" not in r.tags]
@@ -295,7 +295,7 @@ def render(runs: list[Run], header: str, width: int | None, sort: str | None = N
             return sum(widths[k] for k in keys) + len(SEP) * (len(keys) - 1)
 
         if total() > width:  # the name gives way first, down to 16 columns
-            widths["name"] = max(16, widths["name"] - (total() - width), len("name"))
+            widths["name"] = min(widths["name"], max(16, widths["name"] - (total() - width)))
         while total() > width and shown_params:  # then the params, from the right
             key = shown_params.pop()
             keys.remove(key)
@@ -310,14 +310,12 @@ def render(runs: list[Run], header: str, width: int | None, sort: str | None = N
                  else cut(values[k], widths[k]).ljust(widths[k]) for k in keys]
         return SEP.join(parts).rstrip()
 
-    title = f"{header}: {len(runs)} runs by {sort}" + (" (reversed)" if reverse else "")
-    out = [title, line({k: k for k in keys}), SEP.join("-" * widths[k] for k in keys)]
+    fit = (lambda text: text) if width is None else (lambda text: cut(text, width))  # the rows fit already
+    out = [fit(f"{header}: {len(runs)} runs by {sort}" + (" (reversed)" if reverse else "")),
+           line({k: k for k in keys}), SEP.join("-" * widths[k] for k in keys)]
     out += [line({k: cells[k][i] for k in keys}) for i in range(len(runs))]
     if left_out:
-        out.append(f"(--wide shows {len(left_out)} more differing params: {', '.join(reversed(left_out))})")
-    if width is not None:
-        out = [out[0] if len(out[0]) <= width else cut(out[0], width), *out[1:-1],
-               cut(out[-1], width) if left_out else out[-1]]
+        out.append(fit(f"(--wide shows {len(left_out)} more differing params: {', '.join(reversed(left_out))})"))
     return "\n".join(out)
 
 
