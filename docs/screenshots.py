@@ -11,7 +11,9 @@ into a new SQLite store, starts `mlflow ui` on 127.0.0.1 on it, and drives headl
   *Search metric charts*;
 - `ui_parent.png`: the sweep's parent run, *Overview*, *Show more*: its description (the groups table);
 - `ui_report.png`: the parent run's *Artifacts* tab, `report.html` selected (only when the sweep logged one).
-Nothing leaves 127.0.0.1; each PNG is checked to stay under `MAX_BYTES`.
+Nothing leaves 127.0.0.1; each PNG is checked to stay under `MAX_BYTES`. The parent's page is opened at the
+address a job prints (`...#/experiments/<id>/runs/<id>?workflowType=machine_learning`), and the script stops
+if that shows MLflow's GenAI view ("Evaluation runs") instead of the model-training view.
 """
 from __future__ import annotations
 
@@ -113,6 +115,8 @@ def shoot(base: str, experiment: str, parent: str, report: bool, out: Path) -> l
 
         page.goto(f"{base}/#/experiments/{experiment}/runs/{parent}?workflowType=machine_learning")
         page.get_by_text("Description").first.wait_for(timeout=60_000)
+        if "Evaluation runs" in page.inner_text("body"):  # the GenAI view: the address a job prints is wrong
+            raise SystemExit("the run's address opened MLflow's GenAI view, not the model-training view")
         page.get_by_text("Show more").first.click()
         page.wait_for_timeout(1500)
         shots.append(save(page, out / "ui_parent.png"))
