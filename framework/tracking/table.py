@@ -355,7 +355,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None, console=None) -> None:
+    """`console`: a rich Console to print on (its width is the table's) instead of stdout."""
     args = parse_args(argv)
     uri = store_uri(args.uri)
     try:
@@ -366,11 +367,15 @@ def main(argv=None) -> None:
             raise ConfigError(f"{e} (experiment '{args.experiment}')") from None
         if not runs:
             raise ConfigError(f"no runs in {header} (experiment '{args.experiment}')")
-        text = render(runs, header, args.width or terminal_width(), args.sort, args.reverse,
+        width = args.width or (console.width if console is not None else terminal_width())
+        text = render(runs, header, width, args.sort, args.reverse,
                       [c for c in args.columns.split(",") if c], args.wide, args.limit)
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
-    print(text)
+    if console is None:
+        print(text)
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
