@@ -168,7 +168,6 @@ class Tracking:
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
 
-
     def where(self) -> list[str]:
         """What a job prints after its metrics table (at most 3 lines): the run id (8 characters, then in full),
         the store and the UI address that opens the run in MLflow's model-training view; offline, the run
