@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from framework import check_plugins, discovery
 from framework.engine.checkpoint import Checkpointer, restore_checkpoint
 from framework.engine.data import Splits, split, standardize, validate
-from framework.engine.progress import make_progress, print_metrics
+from framework.engine.progress import echo, make_progress, print_metrics
 from framework.engine.tasks import output_size
 from framework.engine.trainer import Divergence, EarlyStopping, Interrupted, Trainer
 from framework.errors import ConfigError, FrameworkError, UnknownNameError
@@ -123,8 +123,9 @@ def objective(cfg: DictConfig, final: dict) -> float:
     return float(final[key])
 
 
-def train(cfg: DictConfig) -> dict:
-    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
+def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
+    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective"; `where` (a list)
+    gets the lines saying where the run went (`Tracking.where`: run id, store, UI address or sync command).
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
     from framework.tracking import Tracking
@@ -134,6 +135,8 @@ def train(cfg: DictConfig) -> dict:
     if done is not None:
         log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
         final = {k: v for k, v in done.items() if k != "run_id"}
+        if where is not None:
+            where.append(f"run    {done['run_id'][:8]}  ({done['run_id']}, finished before)")
         return {**final, "objective": objective(cfg, final)}
     t = cfg.trainer
     resume, resume_run = tracking.resume_source(t.resume)  # a folder, or a tracked run's id (that run continues)
@@ -153,6 +156,8 @@ def train(cfg: DictConfig) -> dict:
                         f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
             raise
     final["objective"] = objective(cfg, final)
+    if where is not None:
+        where += tracking.where()
     return final
 
 
@@ -206,11 +211,14 @@ def _check_command_line(argv: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    where: list[str] = []
     try:
-        final = train(cfg)
+        final = train(cfg, where)
     except Exception as e:  # noqa: BLE001 - a sweep outlives its failing jobs
         return failed_job(cfg, e)
     print_metrics(final)
+    for line in where:
+        echo(line)
     return final["objective"]
 
 

@@ -10,8 +10,8 @@
 - `places`: store URI, run folder, pre-training checks; `process` / `service`: the sync process.
 - `replay`: replaying a run log into a store (`python -m framework.sync`); `store`: MLflow access with
   retries and bulk inserts; `plots`: the run's figures; `sweeps`: a multirun's parent run;
-  `table`: the runs table (`python -m framework.runs`).
-Only `service`, `replay`'s store side, `store` and `table` import mlflow.
+  `notes`: run names and descriptions; `table`: the runs table (`python -m framework.runs`).
+Only `service`, `replay`'s store side, `store` and `table` (for stores other than SQLite files) import mlflow.
 """
 from framework.tracking.job import Tracking
 from framework.tracking.places import artifact_location, store_uri, sweep_id

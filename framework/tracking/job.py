@@ -23,7 +23,8 @@ from pathlib import Path
 from framework.errors import ConfigError
 from framework.run.config import config_hash, flatten, hydra_config
 from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
-from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Tags
+from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Synced, Tags
+from framework.tracking.notes import differences, run_name
 from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
 from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
 
@@ -64,6 +65,7 @@ class Tracking:
         if not t.skip_finished:  # (with it, a finished run's folder is looked up first, then skipped)
             check_new(self.folder)
         self.callback: RunLogger | None = None
+        self.synced: Synced | None = None  # the sync process's reply at the end of a single online run
 
     @property
     def run_id(self) -> str | None:
@@ -129,13 +131,15 @@ class Tracking:
         task = overrides()
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
-            tags["sweep.id"] = sid
+            tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})
         folder = sweep_folder(hc)
         parent = str(folder) if folder and (folder / LOG / JOURNAL).exists() else None
-        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, hc, parent, task),
+        swept = read_start(parent).tags.get("sweep.keys", "").split() if parent else None
+        differs = differences(task, swept, sweep=sid is not None)
+        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, self.cfg, differs),
                          params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
-                             bool(t.plugin_plots))
+                             bool(t.plugin_plots), differs)
         if long:
             import yaml
 
@@ -152,19 +156,58 @@ class Tracking:
     def _finish(self) -> None:
         """A single online run waits until its run is in the store; then one line if anything is missing."""
         command = sync_command(self.folder, self.uri)
-        if not self.online:
-            log.info("tracking offline: the run log is in %s; send it to MLflow with: %s", self.folder, command)
-            return
-        if sweep_id(hydra_config()):
-            return  # the sweep's end waits for every job's run (framework.tracking.sweeps)
+        if not self.online or sweep_id(hydra_config()):
+            return  # offline: `where` gives the sync command; a sweep's end waits for every job's run (sweeps.py)
         from framework.tracking.process import sync_process
 
         synced = sync_process().wait_synced([self.folder], float(self.settings.timeout_s)).get(str(self.folder))
+        self.synced = synced
         if synced is None:
             log.warning("mlflow: run not complete in %s after tracking.timeout_s=%s s (still syncing in the "
                         "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
+
+    def where(self) -> list[str]:
+        """What a job prints after its metrics table (at most 3 lines): the run id (8 characters, then in full),
+        the store and the UI address that opens the run in MLflow's model-training view; offline, the run
+        folder and the `framework.sync` command (last)."""
+        if not self.enabled or sweep_id(hydra_config()):
+            return []  # a sweep's end says where its runs went
+        if not self.online:
+            return [f"run log  {self.folder} (offline: in no store yet)",
+                    f"sync     {sync_command(self.folder, shown_uri(self.uri))}"]
+        run_id = (self.synced and self.synced.run_id) or self.run_id
+        if run_id is None:
+            return []  # the store has not created the run (the warning above says why)
+        lines = [f"run    {run_id[:8]}  ({run_id})"]
+        ui = ui_address(self.uri, self.synced and self.synced.experiment_id, run_id)
+        server = self.uri.startswith(("http://", "https://"))
+        lines.append(f"store  {shown_uri(self.uri)}" + ("" if server else f"  (UI: mlflow ui --backend-store-uri "
+                                                                          f"{shown_uri(self.uri)})"))
+        return lines + ([f"ui     {ui}"] if ui else [])
+
+
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a SQLite (or any non-HTTP) store
+
+
+def ui_address(uri: str, experiment_id: str | None, run_id: str) -> str | None:
+    """The MLflow UI address of a run's page in the model-training view (not the GenAI view a new browser
+    opens on): the server of an http(s) store, else `mlflow ui`'s default address."""
+    if experiment_id is None:
+        return None
+    base = shown_uri(uri).rstrip("/") if uri.startswith(("http://", "https://")) else UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+def shown_uri(uri: str) -> str:
+    """`uri` with the password of `scheme://user:password@host` masked, as printed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return uri.replace(f":{parts.password}@", ":***@", 1)
 
 
 def source_tags() -> dict[str, str]:
@@ -203,14 +246,3 @@ def git_commit(root) -> str | None:
         except (OSError, subprocess.SubprocessError):
             _commit[root] = None
     return _commit[root]
-
-
-def run_name(name: str | None, hc, parent: str | None, task: list[str]) -> str | None:
-    """`tracking.run_name`; a sweep job: "<job num>: <its values of the swept keys>"; else None (MLflow names it)."""
-    if name or hc is None or not sweep_id(hc):
-        return name
-    swept = None
-    if parent:
-        swept = read_start(parent).tags.get("sweep.keys", "").split()
-    shown = [o for o in task if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
-    return f"{hc.job.num}: {' '.join(shown)}"

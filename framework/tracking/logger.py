@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
 from framework.tracking.messages import End, Params, Tags
+from framework.tracking.notes import NOTE, job_note
 from framework.tracking.runlog import RunLogWriter, now_ms
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
@@ -32,8 +33,10 @@ class RunLogger(Callback):
     """Writes one run's log; `log.close(End(...))` happens in `on_train_end` (or `Tracking` for a run
     that failed before training)."""
 
-    def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool):
+    def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool,
+                 differs: list[str] = ()):
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
+        self.differs = list(differs)  # the overrides in the run's description (`notes.differences`)
         self.plugin_plots = plugin_plots
         self.artifacts: list[str] = []
 
@@ -44,7 +47,8 @@ class RunLogger(Callback):
     def on_train_start(self, trainer) -> None:
         model = trainer.model
         self.log.append(Params({"model.sizes": str(model.sizes)}))
-        self.log.append(Tags({"backend": model.backend.name, "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
+        self.log.append(Tags({"backend": model.backend.name,
+                              "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
                               "device": str(model.backend.device)}))
         self.log.flush()
 
@@ -68,6 +72,7 @@ class RunLogger(Callback):
                                 np.array([list(final.values())]), now_ms())
         if trainer.failure:
             self.log.append(Tags({f"failure.{k}": v for k, v in trainer.failure.items()}))
+        self.log.append(Tags({NOTE: job_note(self.differs, logs, status)}))
         self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status)))
 
     def _artifacts(self, trainer) -> list[str]:

@@ -110,12 +110,13 @@ class Follow:
 
 @dataclass
 class Synced:
-    """Reply to `Follow`: `folder`'s run is complete in the store (`missing` empty), or what is not
-    there yet and why."""
+    """Reply to `Follow`: `folder`'s run is complete in the store (`missing` empty; its experiment's id
+    then given, for the UI address), or what is not there yet and why."""
 
     folder: str
     run_id: str | None
     missing: str = ""
+    experiment_id: str | None = None
 
 
 @dataclass

@@ -30,6 +30,11 @@ def store_uri(uri: str | None) -> str:
     return absolute_sqlite(uri, _original_cwd())
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` store, else None."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root(uri: str) -> Path | None:
     """The artifact root of a SQLite store: `mlartifacts/` beside the file (absolute); None (the server
     decides) for other stores."""

@@ -10,11 +10,11 @@ several runs may be in flight (a finished job's artifacts overlap the next job's
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
 exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
-then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional imports it has no
-use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing mlflow and its store
-(~2,000 modules, a heap growing to ~215 MB) would otherwise run ~700 collections, 5 of them over the whole heap
-(~0.9 of ~3.9 CPU-s of start-up); it is turned back on, with what start-up built frozen out of its traversals
-(`gc.freeze`), once the first request has been handled (`resume_gc`).
+then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional
+imports it has no use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing
+mlflow and its store (~2,000 modules, a heap growing to ~215 MB) would otherwise run ~700 collections, 5 of
+them over the whole heap (~0.9 of ~3.9 CPU-s of start-up); it is turned back on, with what start-up built
+frozen out of its traversals (`gc.freeze`), once the first request has been handled (`resume_gc`).
 """
 from __future__ import annotations
 
@@ -86,7 +86,13 @@ class Follower:
     def _finish(self, missing: str) -> Synced:
         if self.locked:
             self.run.lock.release()
-        return Synced(self.folder, self.run.run_id if self.run else None, missing)
+        run_id, experiment = self.run.run_id if self.run else None, None
+        if run_id and not missing:
+            try:
+                experiment = self.run.store.client.get_run(run_id).info.experiment_id
+            except Exception:  # noqa: BLE001 - the job then prints no UI address
+                pass
+        return Synced(self.folder, run_id, missing, experiment)
 
 
 def answer(request, stores: dict[str, Store]):

@@ -132,7 +132,7 @@ def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_
     runs_main(["--parent", tracker.run_id[:8], "--uri", uri])
     assert "1 runs by val/loss" in capsys.readouterr().out
     client.delete_run(child.info.run_id)
-    for parent, message in ((tracker.run_id[:8], f"no runs with parent run {tracker.run_id} in experiment 'Default'"),
+    for parent, message in ((tracker.run_id[:8], f"no runs in sweep {tracker.run_id[:8]} '"),
                             ("0123abcd", "error: no run id starts with '0123abcd' (experiment 'Default')")):
         with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
             runs_main(["--parent", parent, "--uri", uri])
