@@ -1,24 +1,29 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
 Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
-one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end
-the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml, weights.npz;
-checkpoint/ when there is one) and the data of the plots.
+one row of epoch metrics (each: one write to runlog/points.f64 and one journal line) and, with
+`tracking.histograms=epoch`, one `Histograms` line (weights and last-batch gradients per parameter);
+at the end the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml,
+weights.npz, histograms.json; checkpoint/ when there is one) and the data of the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
 from __future__ import annotations
+
+import json
+from dataclasses import asdict
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
-from framework.tracking.messages import End, Params, Tags
+from framework.tracking.messages import End, Histograms, Params, Tags
 from framework.tracking.runlog import RunLogWriter, now_ms
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
+HISTOGRAMS = "histograms.json"  # artifact: {"epochs": [Histograms as a dict, one per epoch]}
 
 
 def split_long_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -36,6 +41,8 @@ class RunLogger(Callback):
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
         self.plugin_plots = plugin_plots
         self.artifacts: list[str] = []
+        self.histograms = cfg.get("tracking", {}).get("histograms", "epoch") == "epoch"
+        self.epoch_histograms: list[Histograms] = []
 
     @property
     def points(self) -> int:
@@ -44,8 +51,8 @@ class RunLogger(Callback):
     def on_train_start(self, trainer) -> None:
         model = trainer.model
         self.log.append(Params({"model.sizes": str(model.sizes)}))
-        self.log.append(Tags({"backend": model.backend.name, "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
-                              "device": str(model.backend.device)}))
+        dtype = getattr(model.dtype, "__name__", str(model.dtype))
+        self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -59,6 +66,10 @@ class RunLogger(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
         self.log.add_points(list(logs), np.array([epoch]), np.array([list(logs.values())]), now_ms())
+        if self.histograms:
+            record = epoch_histograms(trainer.model, epoch, trainer.step - 1)
+            self.epoch_histograms.append(record)
+            self.log.append(record)
         self.log.flush()
 
     def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
@@ -76,6 +87,9 @@ class RunLogger(Callback):
         (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.overrides)))
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
+        if self.epoch_histograms:
+            (folder / HISTOGRAMS).write_text(json.dumps({"epochs": [asdict(h) for h in self.epoch_histograms]}))
+            names.append(HISTOGRAMS)
         if trainer.last_checkpoint:
             names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
         return names
@@ -91,6 +105,28 @@ class RunLogger(Callback):
         if self.plugin_plots:
             spec["plugins"] = plugin_curves(self.cfg)
         return spec
+
+
+def signed_log_counts(x: np.ndarray, lo: int, hi: int, per_decade: int) -> list[int]:
+    """Counts of `x`'s finite values in the signed log-spaced bins of `Histograms` (2m + 1 of them)."""
+    m = (hi - lo) * per_decade
+    x = x.ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        j = np.floor((np.log10(np.abs(x)) - lo) * per_decade)  # -inf for 0, NaN for NaN
+    ok = ~np.isnan(j)
+    j = np.clip(j[ok], -1, m - 1).astype(np.int64) + 1  # 0: |x| < 10^lo; 1..m: the log bins
+    index = m + np.where(np.signbit(x[ok]), -j, j)
+    return np.bincount(index, minlength=2 * m + 1).tolist()
+
+
+def epoch_histograms(model, epoch: int, step: int) -> Histograms:
+    """The `Histograms` of `model`'s parameters and of its current gradients (host copies)."""
+    be, spec = model.backend, Histograms(epoch, step, {}, {})
+    bins = (spec.lo, spec.hi, spec.per_decade)
+    for name, W in model.params.items():
+        spec.weights[name] = signed_log_counts(np.asarray(be.to_numpy(W)), *bins)
+        spec.grads[name] = signed_log_counts(np.asarray(be.to_numpy(model.grads[name])), *bins)
+    return spec
 
 
 def plugin_curves(cfg) -> dict[str, dict]:

@@ -55,6 +55,31 @@ class Metrics:
 
 
 @dataclass
+class Histograms:
+    """Per-parameter histograms at the end of epoch `epoch` (`step`: the global index of its last batch):
+    of the weights and of that batch's gradients (as the optimizer got them), counts per bin.
+
+    Signed log-spaced |x| bins, so a gradient of 1e-8 is a bar of its own instead of a sliver of the
+    bin around 0: m = (hi - lo) * per_decade bins per sign; bin m holds |x| < 10^lo (and 0), bin
+    m + 1 + j the x > 0 with 10^(lo + j/per_decade) <= x < 10^(lo + (j+1)/per_decade), bin m - 1 - j
+    the same negative x; |x| >= 10^hi counts in the outermost bins, NaN in none (`edges()`)."""
+
+    epoch: int
+    step: int
+    weights: dict[str, list[int]]
+    grads: dict[str, list[int]]
+    lo: int = -10
+    hi: int = 2
+    per_decade: int = 4
+
+    def edges(self) -> list[float]:
+        """The 2m + 2 bin edges from -10^hi to 10^hi (bin i between edges i and i + 1; bin m: +-10^lo)."""
+        m = (self.hi - self.lo) * self.per_decade
+        mags = [10.0 ** (self.lo + j / self.per_decade) for j in range(m + 1)]
+        return [-v for v in reversed(mags)] + mags
+
+
+@dataclass
 class End:
     """Last record of a job: its status, the files (relative to the run folder) to upload as artifacts,
     and what the sync process draws into `plots/` first (`framework.tracking.plots.draw`)."""
@@ -68,8 +93,9 @@ class End:
 @dataclass
 class SweepEnd:
     """Last record of a sweep's parent: the best job's folder by `metric` ("min" or "max": `mode`), the
-    job count and the failed jobs (job number -> reason) of this sweep folder. A reopened parent (a
-    continued Optuna study) counts and ranks all its children in the store."""
+    job count, the failed jobs (job number -> reason) of this sweep folder and the files (relative to
+    it: report.html) to upload to the parent. A reopened parent (a continued Optuna study) counts and
+    ranks all its children in the store."""
 
     status: str
     end_ms: int
@@ -79,9 +105,10 @@ class SweepEnd:
     runs: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     mode: str = "min"
+    artifacts: list[str] = field(default_factory=list)
 
 
-RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, End, SweepEnd)}
+RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histograms, End, SweepEnd)}
 
 
 def encode(record) -> str:

@@ -5,8 +5,8 @@ overrides and the sweeper's settings, tags `sweep.role=parent`, `sweep.id`, `swe
 keys, which name the jobs: "3: optimizer.lr=0.01"), launcher and sweeper. Every job's run log names
 the sweep folder as its parent. `close_sweep` (at its end) waits until every job's run is in the
 store (online), then records a SweepEnd: the best job by the objective, the job count and the failed
-jobs with their reasons (tag `sweep.failed`). Offline, `python -m framework.sync <sweep folder>`
-sends the parent and its jobs later.
+jobs with their reasons (tag `sweep.failed`), and writes the sweep's report.html (logged to the parent).
+Offline, `python -m framework.sync <sweep folder>` sends the parent and its jobs later.
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ class SweepParent:
         start = RunStart(secrets.token_hex(16), tracking.experiment, now_ms(), tracking.run_name or str(hc.sweep.dir),
                          {k: str(v) for k, v in params.items()}, tags, role="sweep", uri=self.uri)
         check_new(self.folder, "sweep folder", "give this sweep its own hydra.sweep.dir (the default is a new "
-                  "timestamped folder); a stored Optuna study continues under the same MLflow parent run from any folder")
+                  "timestamped folder); a stored Optuna study continues under the same MLflow parent run from "
+                  "any folder")
         self.log = RunLogWriter(self.folder, start)
         self.log.flush()
         if self.online:
@@ -65,17 +66,32 @@ class SweepParent:
         if self.online:
             self._wait(jobs)
         metric, mode = self.objective.metric, self.objective.mode
-        scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)] if v is not None and not math.isnan(v)]
+        scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)]
+                  if v is not None and not math.isnan(v)]
         best = (min if mode == "min" else max)(scored) if scored else None
         failed = {str(r["job"]): r["error"].splitlines()[0] for r in failed_jobs(self.folder)}
+        report = self.report()
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
-                                mode))
+                                mode, [report.name] if report else []))
         if self.online:
             self._wait([self.folder])
         else:
             log.info("tracking offline: send the sweep to MLflow with: python -m framework.sync %s --uri %s",
                      self.folder, self.uri)
         return best and {"folder": str(best[1]), "value": best[0]}
+
+    def report(self) -> Path | None:
+        """`report.html` in the sweep folder, built from the jobs' run logs (local and complete now, and no
+        mlflow import); None, with a warning, when it cannot be built: the sweep's record matters more."""
+        from framework.tracking.report.data import load_folder
+        from framework.tracking.report.page import write
+
+        try:
+            sweep = load_folder(self.folder)
+            return write(sweep, self.folder) if sweep.runs else None
+        except Exception as e:  # noqa: BLE001
+            log.warning("no report.html for sweep %s: %s: %s", self.folder, type(e).__name__, e)
+            return None
 
     def _wait(self, folders) -> None:
         """Until every run of `folders` is complete in the store (or the store failed: one line)."""

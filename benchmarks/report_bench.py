@@ -1,0 +1,155 @@
+"""The sweep report and the histograms it draws, measured, printed as one table:
+
+(a) `python -m framework.report` on a 60-run sweep folder (12 configs x 5 seeds, 20 epochs x 60 = 1,200
+    batches each, a 64-256-256-10 MLP: 6 parameters), its run logs written by the real writer
+    (`RunLogWriter`, `RunLogger`'s histograms): seconds, in-process     target <= 10 s
+(b) the size of that report.html                                      target <= 3 MB
+(c) the default job's `Trainer.fit` (digits, 64-128-10, 30 epochs of 40 batches) with the run log
+    written, tracking.histograms=epoch / none; interleaved, medians  target <= 1.05
+
+    python benchmarks/report_bench.py [--repeats 5] [--only a,c]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from framework.tracking.logger import signed_log_counts  # noqa: E402
+from framework.tracking.messages import End, Histograms, RunStart, SweepEnd, Tags  # noqa: E402
+from framework.tracking.runlog import RunLogWriter, now_ms  # noqa: E402
+
+SIZES = [64, 256, 256, 10]
+PARAMS = [f"layers.{i}.{p}" for i in range(len(SIZES) - 1) for p in ("W", "b")]
+COUNT = {p: SIZES[i + 1] * (SIZES[i] if p.endswith("W") else 1) for i in range(len(SIZES) - 1)
+         for p in (f"layers.{i}.W", f"layers.{i}.b")}  # values per parameter
+CONFIGS = [(act, lr) for act in ("relu", "tanh", "sigmoid") for lr in ("0.001", "0.003", "0.01", "0.03")]
+
+
+def synthetic_sweep(folder: Path, seeds: int = 5, epochs: int = 20, batches: int = 60) -> None:
+    """A sweep folder as `python -m framework.train -m activation=... optimizer.lr=... seed=...` leaves it:
+    the parent's run log and one run log per job, each with per-batch rows flushed every 64 batches,
+    epoch rows, an epoch's histograms, test metrics; one job in 60 diverged (FAILED with its reason)."""
+    rng = np.random.default_rng(0)
+    parent = RunLogWriter(folder, RunStart(secrets.token_hex(16), "bench", now_ms(), "bench sweep",
+                                           {"activation": "relu,tanh,sigmoid"}, {"sweep.role": "parent"}, role="sweep"))
+    base = {"model.hidden": "[256, 256]", "trainer.epochs": str(epochs), "objective.metric": "val/loss",
+            "objective.mode": "min", "optimizer.name": "adam", "data.name": "digits",
+            **{f"setting.{i}": str(i) for i in range(40)}}
+    keys = ["batch/loss", "batch/lr", *(f"grad_norm/{p}" for p in PARAMS), "grad_norm/global"]
+    job = 0
+    for c, (act, lr) in enumerate(CONFIGS):
+        for seed in range(seeds):
+            params = {**base, "activation.name": act, "optimizer.lr": lr, "seed": str(seed)}
+            log = RunLogWriter(folder / str(job), RunStart(secrets.token_hex(16), "bench", now_ms(),
+                                                           f"{job}: activation={act} optimizer.lr={lr} seed={seed}",
+                                                           params, parent=str(folder)))
+            scale = 0.3 + 0.1 * c + 0.02 * rng.standard_normal()
+            diverged = job == 7
+            steps = np.arange(epochs * batches)
+            loss = scale * 2.3 * np.exp(-steps / (300 + 40 * c)) * rng.lognormal(0, 0.3, len(steps)) + 0.01
+            layer = np.exp(-0.5 * np.arange(len(PARAMS)))[None, :]
+            norms = layer * loss[:, None] * rng.lognormal(0, 0.5, (len(steps), len(PARAMS)))
+            rows = np.column_stack([loss, np.full(len(steps), float(lr)), norms, np.sqrt((norms ** 2).sum(1))])
+            end = len(steps) // 3 if diverged else len(steps)
+            for e in range(epochs):
+                for lo in range(e * batches, min((e + 1) * batches, end), 64):
+                    hi = min(lo + 64, (e + 1) * batches, end)
+                    log.add_points(keys, steps[lo:hi], rows[lo:hi], now_ms())
+                if (e + 1) * batches > end:
+                    break
+                val = float(loss[(e + 1) * batches - 1])
+                log.add_points(["train/loss", "val/loss", "val/accuracy", "epoch/seconds"], np.array([e]),
+                               np.array([[val * 1.1, val, 1 - val / 3, 0.2]]), now_ms())
+                weights = {p: signed_log_counts(0.1 * rng.standard_normal(n), -10, 2, 4) for p, n in COUNT.items()}
+                grads = {p: signed_log_counts(1e-3 * 10.0 ** -(e / 4) * rng.standard_normal(n), -10, 2, 4)
+                         for p, n in COUNT.items()}
+                log.append(Histograms(e, (e + 1) * batches - 1, weights, grads))
+                log.flush()
+            if diverged:
+                log.append(Tags({"failure.reason": f"diverged: loss inf at step {end}"}))
+                log.close(End("FAILED", now_ms()))
+            else:
+                log.add_points(["test/accuracy", "test/loss"], np.array([epochs - 1]),
+                               np.array([[1 - loss[-1] / 3, loss[-1]]]), now_ms())
+                log.close(End("FINISHED", now_ms()))
+            job += 1
+    parent.close(SweepEnd("FINISHED", now_ms(), "val/loss", runs=job))
+
+
+def report_row(tmp: Path) -> tuple[float, float]:
+    from framework.tracking.report.data import load_folder
+    from framework.tracking.report.page import write
+
+    folder = tmp / "sweep"
+    synthetic_sweep(folder)
+    start = time.perf_counter()
+    path = write(load_folder(folder), folder)
+    return time.perf_counter() - start, path.stat().st_size / 1e6
+
+
+def fit_seconds(tmp: Path, histograms: str) -> float:
+    """Seconds of one `Trainer.fit` of the default job with its `RunLogger` (run log written)."""
+    from framework.engine.callbacks import Callback
+    from framework.tracking.logger import RunLogger
+    from framework.train import build
+    from tests.helpers import make_cfg
+
+    cfg = make_cfg("trainer.progress=none", f"tracking.histograms={histograms}")
+    folder = tmp / secrets.token_hex(4)
+    logger = RunLogger(RunLogWriter(folder, RunStart(secrets.token_hex(16), "bench", now_ms())), cfg, [], 1, False)
+
+    class Timer(Callback):
+        def on_train_start(self, trainer):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, status, logs):
+            self.seconds = time.perf_counter() - self.start
+
+    timer = Timer()
+    build(cfg, [timer, logger]).fit()
+    return timer.seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", default="a,c")
+    args = p.parse_args()
+    only = set(args.only.split(","))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if "a" in only:
+            seconds, mb = report_row(tmp)
+            rows += [("(a) report of a 60-run sweep (12 configs x 5 seeds, 1,200 batches)", f"{seconds:.2f} s",
+                      "<= 10 s"),
+                     ("(b) its report.html", f"{mb:.2f} MB", "<= 3 MB")]
+        if "c" in only:
+            fit_seconds(tmp, "none")  # warm-up: imports, data
+            times = {"epoch": [], "none": []}
+            for _ in range(args.repeats):
+                for mode in times:
+                    times[mode].append(fit_seconds(tmp, mode))
+            on, off = statistics.median(times["epoch"]), statistics.median(times["none"])
+            rows.append((f"(c) Trainer.fit, histograms on / off ({on:.3f} s / {off:.3f} s, median of {args.repeats})",
+                         f"{on / off:.3f}x", "<= 1.05x"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>10}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>10}  {target}")
+
+
+if __name__ == "__main__":
+    main()
