@@ -72,8 +72,9 @@ def synthetic_sweep(folder: Path, seeds: int = 5, epochs: int = 20, batches: int
                 val = float(loss[(e + 1) * batches - 1])
                 log.add_points(["train/loss", "val/loss", "val/accuracy", "epoch/seconds"], np.array([e]),
                                np.array([[val * 1.1, val, 1 - val / 3, 0.2]]), now_ms())
-                weights = {p: signed_log_counts(0.1 * rng.standard_normal(n), -10, 2, 4) for p, n in COUNT.items()}
-                grads = {p: signed_log_counts(1e-3 * 10.0 ** -(e / 4) * rng.standard_normal(n), -10, 2, 4)
+                weights = {p: signed_log_counts(0.1 * rng.standard_normal(n), -40, 8)[0].tolist()
+                           for p, n in COUNT.items()}
+                grads = {p: signed_log_counts(1e-3 * 10.0 ** -(e / 4) * rng.standard_normal(n), -40, 8)[0].tolist()
                          for p, n in COUNT.items()}
                 log.append(Histograms(e, (e + 1) * batches - 1, weights, grads))
                 log.flush()

@@ -11,7 +11,7 @@ rows since the last flush. Nothing here imports mlflow or matplotlib.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import math
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -43,6 +43,7 @@ class RunLogger(Callback):
         self.artifacts: list[str] = []
         self.histograms = cfg.get("tracking", {}).get("histograms", "epoch") == "epoch"
         self.epoch_histograms: list[Histograms] = []
+        self._offsets: dict = {}  # epoch_histograms' cache
 
     @property
     def points(self) -> int:
@@ -67,7 +68,7 @@ class RunLogger(Callback):
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
         self.log.add_points(list(logs), np.array([epoch]), np.array([list(logs.values())]), now_ms())
         if self.histograms:
-            record = epoch_histograms(trainer.model, epoch, trainer.step - 1)
+            record = epoch_histograms(trainer.model, epoch, trainer.step - 1, self._offsets)
             self.epoch_histograms.append(record)
             self.log.append(record)
         self.log.flush()
@@ -88,7 +89,7 @@ class RunLogger(Callback):
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
         if self.epoch_histograms:
-            (folder / HISTOGRAMS).write_text(json.dumps({"epochs": [asdict(h) for h in self.epoch_histograms]}))
+            (folder / HISTOGRAMS).write_text(json.dumps({"epochs": [vars(h) for h in self.epoch_histograms]}))
             names.append(HISTOGRAMS)
         if trainer.last_checkpoint:
             names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
@@ -107,25 +108,45 @@ class RunLogger(Callback):
         return spec
 
 
-def signed_log_counts(x: np.ndarray, lo: int, hi: int, per_decade: int) -> list[int]:
-    """Counts of `x`'s finite values in the signed log-spaced bins of `Histograms` (2m + 1 of them)."""
-    m = (hi - lo) * per_decade
+def signed_log_counts(x, lo: int, hi: int, offsets=None, params: int = 1) -> np.ndarray:
+    """Counts of host array `x`'s values in the signed power-of-two bins of `Histograms`, shape (params,
+    2m + 1), m = hi - lo. One `frexp` pass (|x| in [2^(e-1), 2^e)), no logarithm: k = clip(e, lo, hi) - lo
+    (0 for x = 0), counted apart by sign; with `offsets` (x's size: 2 (m + 1) times the parameter index
+    of each value) `params` parameters at once (their views of one flat buffer)."""
+    m = hi - lo
     x = x.ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        j = np.floor((np.log10(np.abs(x)) - lo) * per_decade)  # -inf for 0, NaN for NaN
-    ok = ~np.isnan(j)
-    j = np.clip(j[ok], -1, m - 1).astype(np.int64) + 1  # 0: |x| < 10^lo; 1..m: the log bins
-    index = m + np.where(np.signbit(x[ok]), -j, j)
-    return np.bincount(index, minlength=2 * m + 1).tolist()
+    if not np.isfinite(x).all():  # NaN counted nowhere, +-inf in the outermost bins
+        finite = ~np.isnan(x)
+        x = np.nan_to_num(x[finite], posinf=2.0 ** hi, neginf=-(2.0 ** hi))
+        offsets = offsets[finite] if offsets is not None else None
+    mantissa, k = np.frexp(x)
+    np.clip(k, lo, hi, out=k)
+    k -= lo
+    k *= mantissa != 0
+    k += (mantissa < 0) * np.int32(m + 1)
+    if offsets is not None:
+        k += offsets
+    counts = np.bincount(k, minlength=params * 2 * (m + 1)).reshape(params, 2, m + 1)
+    positive, negative = counts[:, 0], counts[:, 1]
+    middle = (positive[:, 0] + negative[:, 0])[:, None]
+    return np.concatenate([negative[:, :0:-1], middle, positive[:, 1:]], axis=1)
 
 
-def epoch_histograms(model, epoch: int, step: int) -> Histograms:
-    """The `Histograms` of `model`'s parameters and of its current gradients (host copies)."""
-    be, spec = model.backend, Histograms(epoch, step, {}, {})
-    bins = (spec.lo, spec.hi, spec.per_decade)
-    for name, W in model.params.items():
-        spec.weights[name] = signed_log_counts(np.asarray(be.to_numpy(W)), *bins)
-        spec.grads[name] = signed_log_counts(np.asarray(be.to_numpy(model.grads[name])), *bins)
+def epoch_histograms(model, epoch: int, step: int, cache: dict | None = None) -> Histograms:
+    """The `Histograms` of `model`'s parameters and of its current gradients; over the flat buffer in one
+    pass where the arrays are views of one (`cache`: keeps the bin offset of each value between calls)."""
+    be, spec, names = model.backend, Histograms(epoch, step, {}, {}), list(model.params)
+    width = 2 * (spec.hi - spec.lo) + 1
+    for out, arrays in ((spec.weights, model.params), (spec.grads, model.grads)):
+        flat = getattr(arrays, "flat", None)
+        if flat is not None and cache is not None:
+            if "offsets" not in cache:
+                sizes = [math.prod(a.shape) for a in arrays.values()]
+                cache["offsets"] = np.repeat(np.arange(len(names), dtype=np.int32) * (width + 1), sizes)
+            counts = signed_log_counts(np.asarray(be.to_numpy(flat)), spec.lo, spec.hi, cache["offsets"], len(names))
+        else:
+            counts = [signed_log_counts(np.asarray(be.to_numpy(arrays[n])), spec.lo, spec.hi)[0] for n in names]
+        out.update({n: c.tolist() for n, c in zip(names, counts)})
     return spec
 
 

@@ -9,7 +9,7 @@ send each other through a pipe (pickled dataclasses; nothing here is ever writte
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 
 # ---- run-log records --------------------------------------------------------------------------------
@@ -59,23 +59,21 @@ class Histograms:
     """Per-parameter histograms at the end of epoch `epoch` (`step`: the global index of its last batch):
     of the weights and of that batch's gradients (as the optimizer got them), counts per bin.
 
-    Signed log-spaced |x| bins, so a gradient of 1e-8 is a bar of its own instead of a sliver of the
-    bin around 0: m = (hi - lo) * per_decade bins per sign; bin m holds |x| < 10^lo (and 0), bin
-    m + 1 + j the x > 0 with 10^(lo + j/per_decade) <= x < 10^(lo + (j+1)/per_decade), bin m - 1 - j
-    the same negative x; |x| >= 10^hi counts in the outermost bins, NaN in none (`edges()`)."""
+    Signed log-spaced |x| bins, one per power of two, so a gradient of 1e-8 is a bar of its own instead
+    of a sliver of the bin around 0: m = hi - lo bins per sign; bin m holds |x| < 2^lo (and 0), bin
+    m + k (k = 1..m) the x with 2^(lo+k-1) <= x < 2^(lo+k), bin m - k the same negative x; |x| >= 2^hi
+    counts in the outermost bins, NaN in none (`edges()`). Defaults: 2^-40 ~ 9.1e-13 to 2^8 = 256."""
 
     epoch: int
     step: int
     weights: dict[str, list[int]]
     grads: dict[str, list[int]]
-    lo: int = -10
-    hi: int = 2
-    per_decade: int = 4
+    lo: int = -40
+    hi: int = 8
 
     def edges(self) -> list[float]:
-        """The 2m + 2 bin edges from -10^hi to 10^hi (bin i between edges i and i + 1; bin m: +-10^lo)."""
-        m = (self.hi - self.lo) * self.per_decade
-        mags = [10.0 ** (self.lo + j / self.per_decade) for j in range(m + 1)]
+        """The 2m + 2 bin edges from -2^hi to 2^hi (bin i between edges i and i + 1; bin m: +-2^lo)."""
+        mags = [2.0 ** k for k in range(self.lo, self.hi + 1)]
         return [-v for v in reversed(mags)] + mags
 
 
@@ -113,7 +111,7 @@ RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histog
 
 def encode(record) -> str:
     """One journal line (with its newline)."""
-    return json.dumps({"type": type(record).__name__, **asdict(record)}) + "\n"
+    return json.dumps({"type": type(record).__name__, **vars(record)}) + "\n"  # fields are JSON values: no deep copy
 
 
 def decode(line: str):

@@ -212,9 +212,9 @@ class Page:
         h = next(r for g in self.order for r in g.counted(self.metric) if r.histograms).histograms[0]
         return ["<h2>Distributions</h2>",
                 f'<p class="note">Each group\'s first run: at every epoch end, a histogram of each layer\'s weights '
-                f"and of that epoch's last batch gradients. Bins: signed, log-spaced in |x|, {h.per_decade} per "
-                f"decade from 1e{h.lo} to 1e{h.hi} on each side of a bin holding |x| &lt; 1e{h.lo}, so a gradient "
-                f"that vanishes to 1e-8 is still its own column.</p>", *out]
+                f"and of that epoch's last batch gradients. Bins: signed, one per power of two in |x| from "
+                f"2^{h.lo} ({2.0 ** h.lo:.2g}) to 2^{h.hi} on each side of a bin holding |x| &lt; 2^{h.lo}, so a "
+                f"gradient that vanishes to 1e-8 is still its own column.</p>", *out]
 
     # ---- params ------------------------------------------------------------------------------------
     def params_section(self) -> list[str]:

@@ -143,7 +143,7 @@ class Axes:
 
 def heatmap(counts: np.ndarray, edges, title: str, ylabel: str, size: tuple[int, int] = (480, 240)) -> str:
     """Rows of histogram counts (row i: e.g. epoch i; column j: bin j between edges[j] and edges[j + 1],
-    signed log-spaced as `framework.tracking.messages.Histograms` makes them) as a heat map, darker =
+    signed power-of-two bins as `framework.tracking.messages.Histograms` makes them) as a heat map, darker =
     more values (log of the count): only the columns from the first to the last non-empty bin are drawn,
     neighbouring cells of a row with the same shade as one rectangle, one path per shade (8 shades)."""
     counts = np.asarray(counts, float)
@@ -179,22 +179,25 @@ def heatmap(counts: np.ndarray, edges, title: str, ylabel: str, size: tuple[int,
     parts.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
                  f'stroke="#444"/>')
     edges = np.asarray(edges, float)
-    mid = (len(edges) - 1) // 2  # the bin around 0
-    every = max(1, math.ceil(48 / ((right - left) / max(1, (b - a) / 4))))  # labels at least ~48 px apart (decades)
+    mid = (len(edges) - 1) // 2  # the bin around 0, between edges mid and mid + 1
+    every = next(n for n in (1, 2, 4, 5, 8, 10, 20, 40) if n * cw >= 44)  # labels >= 44 px apart
     for k in range(a, b + 1):
-        v = edges[k]
-        decade = math.log10(abs(v))
-        if k == mid or k == mid + 1 or abs(decade - round(decade)) > 1e-9 or round(decade) % every:
+        power = round(math.log2(abs(edges[k])))
+        if k in (mid, mid + 1) or power % every:
             continue
         x = left + (k - a) * cw
         parts += [f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#444"/>',
-                  text(x, bottom + 16, ("-" if v < 0 else "") + _fmt(decade, True), anchor="middle", size=10)]
+                  text(x, bottom + 16, _short(edges[k]), anchor="middle", size=10)]
     if a <= mid < b:
-        x = left + (mid - a + 0.5) * cw
-        parts.append(text(x, bottom + 16, "0", anchor="middle", size=10))
+        parts.append(text(left + (mid - a + 0.5) * cw, bottom + 16, "0", anchor="middle", size=10))
     for r in range(0, rows, max(1, math.ceil(rows / 6))):
         parts.append(text(left - 6, top + (r + 0.5) * ch + 4, str(r), anchor="end"))
     return svg_document(*size, parts)
+
+
+def _short(v: float) -> str:
+    """One significant digit: 0.5, 1, 256 as they are, else '-1e-6' (the exponent without padding)."""
+    return f"{v:.1g}" if 0.01 <= abs(v) < 1000 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
 
 
 def _runs(ok: np.ndarray) -> list[list[int]]:
