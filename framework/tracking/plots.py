@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from framework.extend.pictures import curves_svg
 from framework.tracking.report.svg import Axes, svg_document, text
 from framework.tracking.runlog import LOG
 
@@ -33,7 +34,7 @@ def draw(folder: Path, spec: dict) -> None:
         else:
             figures["confusion_matrix.svg"] = plot_confusion(y_true, scores, spec["task"], spec["split"])
     for name, curves in spec.get("plugins", {}).items():  # (run logs of older versions named them .png)
-        figures[Path(name).with_suffix(".svg").name] = plot_curves(curves)
+        figures[Path(name).with_suffix(".svg").name] = curves_svg(curves)
     for name, svg in figures.items():
         (out / name).write_text(svg, encoding="utf-8")
 
@@ -43,15 +44,6 @@ def plot_loss(history: dict) -> str:
     series = [(key, np.arange(len(values)), np.asarray(values, float), "-")
               for key, values in history.items() if key.endswith("loss")]
     return Axes(series, "loss", "epoch", "loss").svg()
-
-
-def plot_curves(curves: dict) -> str:
-    """A plugin's `plugin_curves` as `framework.extend.pictures.picture` says: f, its derivative (dashed),
-    f's numeric slope (dotted), y = 0 in grey."""
-    from framework.extend.pictures import picture
-
-    drawn = picture(curves)
-    return Axes(drawn["series"], drawn["title"], drawn["xlabel"], "", hline=drawn["hline"]).svg()
 
 
 def plot_predictions(y_true, scores, split: str) -> str:

@@ -64,7 +64,7 @@ class Page:
                 f"<code>python -m framework.report</code>.</p>",
                 *self.groups_section(), *self.curves_section(), *self.gradients_section(),
                 *self.distributions_section(), *self.params_section()]
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(self.sweep.title)}'
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(self.sweep.title)}'
                 f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
     # ---- groups ------------------------------------------------------------------------------------

@@ -196,8 +196,8 @@ def heatmap(counts: np.ndarray, edges, title: str, ylabel: str, size: tuple[int,
 
 
 def _short(v: float) -> str:
-    """One significant digit: 0.5, 1, 256 as they are, else '-1e-6' (the exponent without padding)."""
-    return f"{v:.1g}" if 0.01 <= abs(v) < 1000 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
+    """0.125, 1, 256 as they are (3 significant digits), else '-1e-6' (the exponent without padding)."""
+    return f"{v:.3g}" if 0.01 <= abs(v) < 1000 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
 
 
 def _runs(ok: np.ndarray) -> list[list[int]]:
