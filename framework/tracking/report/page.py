@@ -1,5 +1,7 @@
 """The report page: one HTML file, its figures inline SVG (`svg`), its styles inline; no script, no font or
-image fetched, so it opens the same from file://, a mail attachment or MLflow's artifact viewer.
+image fetched, so it opens the same from file://, a mail attachment or MLflow's artifact viewer. Written
+as well-formed XML (void elements closed) with each group row's numbers in `data-` attributes, so a
+program reads it back exactly.
 
 Sections: groups (the runs grouped over seeds, ranked by the objective, Welch's test against the best;
 the runs not counted and why), curves (epoch metrics: group mean ± std; batch loss: each run's EMA),
@@ -81,7 +83,8 @@ class Page:
             for key in tests:
                 t = stats.summarize(g.values(key, self.metric))
                 cells.append(f"{t.text()} ({t.range()})" if t.n else "")
-            rows.append(f'<tr class="{"best" if r.best else ""}">' +
+            data = f' data-group="{escape(g.label)}" data-n="{s.n}" data-mean="{s.mean!r}" data-std="{s.std!r}"'
+            rows.append(f'<tr class="{"best" if r.best else ""}"{data}>' +
                         "".join(f'<td class="{"l" if i == 1 else ""}">{c}</td>' for i, c in enumerate(cells)) + "</tr>")
         out = ["<h2>Groups</h2>",
                f'<p class="note">Runs whose params differ only in <code>seed</code> form a group; mean ± sample std '
