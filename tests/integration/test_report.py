@@ -135,10 +135,21 @@ def test_sweep_report_groups_match_the_store_and_open_cleanly_in_chromium(tmp_pa
     assert {"val/loss", "batch/loss (EMA)", "layers.0.W weights", "layers.0.W grads",
             "optimizer.lr vs val/loss"} <= titles
 
+    from framework.report import main
+
+    moved = folder.rename(tmp_path / "elsewhere")  # the run logs gone: the store's records are read
+    for target in (parent.info.run_id[:8], "sweep"):  # a parent run id prefix; an experiment
+        main([target, "--uri", uri, "--out", str(tmp_path / target)])
+        stored_page = ET.parse(tmp_path / target / "report.html").getroot()
+        means = {row.get("data-group"): float(row.get("data-mean")) for row in stored_page.iter("tr")
+                 if row.get("data-group")}
+        assert means == {g: float(rows[g].get("data-mean")) for g in rows}
+        assert {"layers.0.W weights", "batch/loss (EMA)"} <= {t.text for t in stored_page.iter(f"{SVG}text")}
+
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium): the page was not opened in a browser")
     svgs = len(re.findall(r"<svg\b", html))
-    url = (folder / "report.html").resolve().as_uri()
+    url = (moved / "report.html").resolve().as_uri()
     errors, requests, figures = open_page(url, tmp_path / "profile")
     assert errors == []
     assert requests == [url]  # the page itself, nothing else

@@ -113,11 +113,11 @@ def load_folder(folder) -> Sweep:
     runs = [r for f in found if f != parent for r in [load_run(f)] if r is not None]
     have = {Path(r.id).name for r in runs}
     for report in failed_jobs(folder):
-        if str(report["job"]) not in have:
-            params = dict(o.split("=", 1) for o in report["overrides"] if "=" in o)
+        if str(report["job"]) not in have:  # its config is a sibling's with its own overrides
+            overrides = dict(o.lstrip("+~").split("=", 1) for o in report["overrides"] if "=" in o)
+            params = {**(runs[0].params if runs else {}), **overrides}
             runs.append(Run(str(folder / str(report["job"])), f"{report['job']}: {' '.join(report['overrides'])}",
-                            "FAILED", {k.lstrip("+~"): v for k, v in params.items()},
-                            tags={"failure.reason": report["error"].splitlines()[0]}))
+                            "FAILED", params, tags={"failure.reason": report["error"].splitlines()[0]}))
     title = str(folder)
     if parent is not None:
         start = read_start(parent)
