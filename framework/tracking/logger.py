@@ -10,6 +10,8 @@ rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import math
 
@@ -23,7 +25,8 @@ from framework.tracking.runlog import RunLogWriter, now_ms
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
-HISTOGRAMS = "histograms.json"  # artifact: {"epochs": [Histograms as a dict, one per epoch]}
+HISTOGRAMS = "histograms.json"  # artifact: {"lo", "hi", "edges", "epochs": [{"epoch", "step", "weights": {param:
+#                                  counts per bin}, "grads": {...}}]} (bins: `Histograms`)
 
 
 def split_long_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -89,7 +92,10 @@ class RunLogger(Callback):
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
         if self.epoch_histograms:
-            (folder / HISTOGRAMS).write_text(json.dumps({"epochs": [vars(h) for h in self.epoch_histograms]}))
+            epochs = [{"epoch": h.epoch, "step": h.step, "weights": {k: v.tolist() for k, v in h.weights().items()},
+                       "grads": {k: v.tolist() for k, v in h.grads().items()}} for h in self.epoch_histograms]
+            h = self.epoch_histograms[0]
+            (folder / HISTOGRAMS).write_text(json.dumps({"lo": h.lo, "hi": h.hi, "edges": h.edges(), "epochs": epochs}))
             names.append(HISTOGRAMS)
         if trainer.last_checkpoint:
             names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
@@ -108,45 +114,63 @@ class RunLogger(Callback):
         return spec
 
 
+EXPONENT_BITS, BIAS = 8, 127  # float32's
+
+
+@functools.lru_cache(maxsize=4)
+def _folding(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): float32's 512 raw buckets (sign bit and biased exponent) sorted by their bin of
+    `Histograms`, and where each of its 2m + 1 bins starts in that order."""
+    raw = np.arange(2 ** (EXPONENT_BITS + 1))
+    exponent, negative = raw & (2 ** EXPONENT_BITS - 1), raw >> EXPONENT_BITS
+    k = np.clip(exponent - BIAS + 1 - lo, 0, hi - lo)  # |x| in [2^(lo+k-1), 2^(lo+k)); 0 and subnormals: k = 0
+    k[exponent == 0] = 0
+    target = np.where(negative == 1, hi - lo - k, hi - lo + k)
+    order = np.argsort(target, kind="stable")
+    return order, np.searchsorted(target[order], np.arange(2 * (hi - lo) + 1))
+
+
+def raw_offsets(sizes: list[int]) -> np.ndarray:
+    """The bucket offset of each value of arrays of `sizes` laid end to end (`signed_log_counts`)."""
+    return np.repeat(np.arange(len(sizes), dtype=np.int64) << (EXPONENT_BITS + 1), sizes)
+
+
 def signed_log_counts(x, lo: int, hi: int, offsets=None, params: int = 1) -> np.ndarray:
     """Counts of host array `x`'s values in the signed power-of-two bins of `Histograms`, shape (params,
-    2m + 1), m = hi - lo. One `frexp` pass (|x| in [2^(e-1), 2^e)), no logarithm: k = clip(e, lo, hi) - lo
-    (0 for x = 0), counted apart by sign; with `offsets` (x's size: 2 (m + 1) times the parameter index
-    of each value) `params` parameters at once (their views of one flat buffer)."""
-    m = hi - lo
-    x = x.ravel()
+    2m + 1), m = hi - lo. A value's bucket is its float32's sign bit and exponent (one shift, no logarithm;
+    other dtypes are rounded to float32 first, which moves a value only within 2^-24 of a bin edge), the
+    buckets folded into the bins afterwards; with `offsets` (`raw_offsets`: x holds `params` arrays end
+    to end, e.g. views of one flat buffer) each array's counts at once."""
+    x = np.asarray(x, np.float32).ravel()
     if not np.isfinite(x).all():  # NaN counted nowhere, +-inf in the outermost bins
         finite = ~np.isnan(x)
         x = np.nan_to_num(x[finite], posinf=2.0 ** hi, neginf=-(2.0 ** hi))
         offsets = offsets[finite] if offsets is not None else None
-    mantissa, k = np.frexp(x)
-    np.clip(k, lo, hi, out=k)
-    k -= lo
-    k *= mantissa != 0
-    k += (mantissa < 0) * np.int32(m + 1)
+    buckets = (x.view(np.uint32) >> np.uint32(31 - EXPONENT_BITS)).astype(np.int64)
     if offsets is not None:
-        k += offsets
-    counts = np.bincount(k, minlength=params * 2 * (m + 1)).reshape(params, 2, m + 1)
-    positive, negative = counts[:, 0], counts[:, 1]
-    middle = (positive[:, 0] + negative[:, 0])[:, None]
-    return np.concatenate([negative[:, :0:-1], middle, positive[:, 1:]], axis=1)
+        buckets += offsets
+    raw = np.bincount(buckets, minlength=params << (EXPONENT_BITS + 1)).reshape(params, -1)
+    order, starts = _folding(lo, hi)
+    return np.add.reduceat(raw[:, order], starts, axis=1)
 
 
 def epoch_histograms(model, epoch: int, step: int, cache: dict | None = None) -> Histograms:
-    """The `Histograms` of `model`'s parameters and of its current gradients; over the flat buffer in one
-    pass where the arrays are views of one (`cache`: keeps the bin offset of each value between calls)."""
-    be, spec, names = model.backend, Histograms(epoch, step, {}, {}), list(model.params)
-    width = 2 * (spec.hi - spec.lo) + 1
-    for out, arrays in ((spec.weights, model.params), (spec.grads, model.grads)):
-        flat = getattr(arrays, "flat", None)
-        if flat is not None and cache is not None:
-            if "offsets" not in cache:
-                sizes = [math.prod(a.shape) for a in arrays.values()]
-                cache["offsets"] = np.repeat(np.arange(len(names), dtype=np.int32) * (width + 1), sizes)
-            counts = signed_log_counts(np.asarray(be.to_numpy(flat)), spec.lo, spec.hi, cache["offsets"], len(names))
-        else:
-            counts = [signed_log_counts(np.asarray(be.to_numpy(arrays[n])), spec.lo, spec.hi)[0] for n in names]
-        out.update({n: c.tolist() for n, c in zip(names, counts)})
+    """The `Histograms` of `model`'s parameters and of its current gradients. Where both are views of
+    one flat buffer (and `cache` keeps the work array and each value's bucket offset between calls), one
+    pass over the two buffers side by side; else one per array."""
+    be, names, spec = model.backend, list(model.params), Histograms(epoch, step, [], "")
+    host = [np.asarray(be.to_numpy(getattr(a, "flat", None))) for a in (model.params, model.grads)
+            if getattr(a, "flat", None) is not None]
+    if len(host) == 2 and cache is not None:
+        if "offsets" not in cache:
+            cache["buffer"] = np.empty(2 * host[0].size, np.float32)
+            cache["offsets"] = raw_offsets([math.prod(a.shape) for a in model.params.values()] * 2)
+        counts = signed_log_counts(np.concatenate(host, out=cache["buffer"]), spec.lo, spec.hi, cache["offsets"],
+                                   2 * len(names))
+    else:
+        counts = np.concatenate([signed_log_counts(np.asarray(be.to_numpy(arrays[n])), spec.lo, spec.hi)
+                                 for arrays in (model.params, model.grads) for n in names])
+    spec.params, spec.counts = names, base64.b64encode(counts.astype("<u4").tobytes()).decode()
     return spec
 
 

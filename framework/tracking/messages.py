@@ -8,8 +8,11 @@ send each other through a pipe (pickled dataclasses; nothing here is ever writte
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 
 # ---- run-log records --------------------------------------------------------------------------------
@@ -57,19 +60,39 @@ class Metrics:
 @dataclass
 class Histograms:
     """Per-parameter histograms at the end of epoch `epoch` (`step`: the global index of its last batch):
-    of the weights and of that batch's gradients (as the optimizer got them), counts per bin.
+    of the weights and of that batch's gradients (as the optimizer got them) of each of `params`.
 
-    Signed log-spaced |x| bins, one per power of two, so a gradient of 1e-8 is a bar of its own instead
-    of a sliver of the bin around 0: m = hi - lo bins per sign; bin m holds |x| < 2^lo (and 0), bin
-    m + k (k = 1..m) the x with 2^(lo+k-1) <= x < 2^(lo+k), bin m - k the same negative x; |x| >= 2^hi
-    counts in the outermost bins, NaN in none (`edges()`). Defaults: 2^-40 ~ 9.1e-13 to 2^8 = 256."""
+    `counts`: base64 of a little-endian uint32 array of shape (2, len(params), 2m + 1), [0] the weights'
+    and [1] the gradients' counts per bin (`weights()`, `grads()`; `of` makes one from arrays): compact
+    and cheap to write each epoch, no pickle. Signed log-spaced |x| bins, one per power of two, so a
+    gradient of 1e-8 is a bar of its own instead of a sliver of the bin around 0: m = hi - lo bins per
+    sign; bin m holds |x| < 2^lo (and 0), bin m + k (k = 1..m) the x with 2^(lo+k-1) <= x < 2^(lo+k),
+    bin m - k the same negative x; |x| >= 2^hi counts in the outermost bins, NaN in none (`edges()`).
+    Defaults: 2^-40 ~ 9.1e-13 to 2^8 = 256."""
 
     epoch: int
     step: int
-    weights: dict[str, list[int]]
-    grads: dict[str, list[int]]
+    params: list[str]
+    counts: str
     lo: int = -40
     hi: int = 8
+
+    @classmethod
+    def of(cls, epoch: int, step: int, weights: dict, grads: dict, lo: int = -40, hi: int = 8) -> Histograms:
+        """From {param: counts} of the weights and of the gradients (same params, in order)."""
+        array = np.array([list(weights.values()), [grads[p] for p in weights]], "<u4")
+        return cls(epoch, step, list(weights), base64.b64encode(array.tobytes()).decode(), lo, hi)
+
+    def array(self) -> np.ndarray:
+        """(2, params, 2m + 1) counts: [0] weights, [1] gradients."""
+        flat = np.frombuffer(base64.b64decode(self.counts), "<u4")
+        return flat.reshape(2, len(self.params), 2 * (self.hi - self.lo) + 1)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.params, self.array()[0]))
+
+    def grads(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.params, self.array()[1]))
 
     def edges(self) -> list[float]:
         """The 2m + 2 bin edges from -2^hi to 2^hi (bin i between edges i and i + 1; bin m: +-2^lo)."""

@@ -12,7 +12,7 @@ import pytest
 
 from framework.errors import DivergenceError
 from framework.tracking.logger import RunLogger, epoch_histograms, signed_log_counts
-from framework.tracking.messages import Histograms, RunStart
+from framework.tracking.messages import Histograms, RunStart, decode, encode
 from framework.tracking.report import stats
 from framework.tracking.report.data import Run, Sweep, load_folder, load_run
 from framework.tracking.report.page import Page, write
@@ -27,7 +27,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def test_histogram_bins_are_signed_powers_of_two_and_agree_with_numpy():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.standard_normal(500) * 10.0 ** rng.integers(-14, 4, 500), [0.0, -0.0, 1.0, -1.0]])
-    edges = np.array(Histograms(0, 0, {}, {}).edges())
+    edges = np.array(Histograms(0, 0, [], "").edges())
     counts = signed_log_counts(x, -40, 8)[0]
     assert len(counts) == len(edges) - 1 == 2 * 48 + 1
     inside = np.clip(x, edges[0] * 0.999, edges[-1] * 0.999)  # values past +-2^8 count in the outermost bins
@@ -37,6 +37,10 @@ def test_histogram_bins_are_signed_powers_of_two_and_agree_with_numpy():
     assert counts[mid] == np.sum(np.abs(x) < 2.0 ** -40)
     assert np.array_equal(counts[mid + 1:], positive[mid + 1:])
     assert np.array_equal(counts[:mid], negative[:mid])
+    single = x.astype(np.float32)
+    assert np.array_equal(signed_log_counts(single, -40, 8)[0], signed_log_counts(single.astype(np.float64), -40, 8)[0])
+    assert np.array_equal(signed_log_counts(x.astype(np.float16), -40, 8)[0],
+                          signed_log_counts(x.astype(np.float16).astype(np.float64), -40, 8)[0])
     nan = signed_log_counts(np.array([np.nan, np.inf, -np.inf, 1e-9]), -40, 8)[0]
     assert nan.sum() == 3 and nan[-1] == 1 and nan[0] == 1  # NaN nowhere, +-inf outermost
 
@@ -49,9 +53,14 @@ def test_epoch_histograms_over_the_flat_buffer_equal_the_per_parameter_ones():
         g[...] = np.random.default_rng(2).standard_normal(g.shape) * 1e-6
     model.grads["layers.0.W"][0] = 0.0
     flat, each = epoch_histograms(model, 3, 9, {}), epoch_histograms(model, 3, 9)
-    assert flat.weights == each.weights and flat.grads == each.grads
-    assert {k: sum(v) for k, v in flat.grads.items()} == {k: int(np.prod(v.shape)) for k, v in model.params.items()}
-    assert flat.grads["layers.0.W"][48] == 5  # the zeroed row sits in the bin around 0
+    assert flat == each and flat.params == list(model.params)
+    assert {k: v.sum() for k, v in flat.grads().items()} == {k: np.prod(v.shape) for k, v in model.params.items()}
+    assert flat.grads()["layers.0.W"][48] == 5  # the zeroed row sits in the bin around 0
+    for name, W in model.params.items():
+        assert np.array_equal(flat.weights()[name], signed_log_counts(W, -40, 8)[0])
+    again = decode(encode(flat))  # the journal line
+    assert again == flat and np.array_equal(again.array(), flat.array())
+    assert Histograms.of(3, 9, flat.weights(), flat.grads()) == flat
 
 
 def test_welch_p_is_the_unequal_variance_t_test():
@@ -110,7 +119,7 @@ def test_log_axes_tick_whole_decades_and_bands_are_filled():
 def test_heatmap_draws_the_used_bins_as_shaded_rectangles():
     counts = np.zeros((3, 97))
     counts[:, 60:70] = [[1], [10], [100]]
-    svg = ET.fromstring(heatmap(counts, Histograms(0, 0, {}, {}).edges(), "h", "epoch"))
+    svg = ET.fromstring(heatmap(counts, Histograms(0, 0, [], "").edges(), "h", "epoch"))
     paths = list(svg.iter(f"{SVG}path"))
     assert len(paths) == 3 and all(p.get("d").count("M") == 1 for p in paths)  # one rectangle per row's run
 

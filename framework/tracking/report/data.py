@@ -164,7 +164,9 @@ def _stored_histograms(client, run_id: str) -> list[Histograms]:
         return []
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, HISTOGRAMS, tmp)
-        return [Histograms(**h) for h in json.loads(Path(path).read_text())["epochs"]]
+        stored = json.loads(Path(path).read_text())
+        return [Histograms.of(e["epoch"], e["step"], e["weights"], e["grads"], stored["lo"], stored["hi"])
+                for e in stored["epochs"]]
 
 
 def load_store(uri: str, target: str) -> Sweep:

@@ -199,12 +199,12 @@ class Page:
             if run is None:
                 continue
             h = run.histograms
-            names = sorted(h[0].weights, key=natural)
+            names = sorted(h[0].params, key=natural)
             names = [n for n in names if n.endswith(".W")] or names
             figs = []
             for name in names:
                 for kind in ("weights", "grads"):
-                    counts = np.array([getattr(e, kind).get(name, [0] * (len(h[0].edges()) - 1)) for e in h])
+                    counts = np.array([getattr(e, kind)().get(name, np.zeros(len(e.edges()) - 1)) for e in h])
                     figs.append(self._figure(heatmap(counts, h[0].edges(), f"{name} {kind}", "epoch", size=(330, 200)),
                                              f"{name}: {'weights' if kind == 'weights' else 'last batch gradients'}"
                                              f" per epoch (darker: more values)"))
