@@ -23,7 +23,7 @@ import numpy as np
 
 from experiments.mnist1d.study import DEPTHS, EXPERIMENT, PARTS
 from framework.tracking.report.data import from_mlflow
-from framework.tracking.report.stats import group_runs, rank, summarize
+from framework.tracking.report.stats import group_runs, layer_ratios, rank, summarize
 
 HERE = Path(__file__).resolve().parent
 PAPER = {"logistic regression": 32, "MLP": 68, "CNN": 94, "GRU": 91, "human": 96}
@@ -274,7 +274,7 @@ def grad_section(parts: dict[str, Part], out: Path, name: str) -> list[str]:
             if layers is None:
                 row.append("")
                 continue
-            early, late = (np.median(layers[0][1][s]) / np.median(layers[-1][1][s]) for s in (EARLY, LATE))
+            early, late = layer_ratios(layers[0][1], layers[-1][1], EARLY, LATE)
             row.append(f"{early:.2g} / {late:.2g}")
             if early < VANISHED:
                 vanished.append(f"{a} at depth {d}")
@@ -295,7 +295,7 @@ def grad_section(parts: dict[str, Part], out: Path, name: str) -> list[str]:
             f"![gradient norm per layer, {INITS[name]} initialization]({png})"]
 
 
-EARLY, LATE = slice(0, 10), slice(-100, None)
+EARLY, LATE = 10, 100
 """Batches compared in the gradient table: the first 10 (at initialization) and the last 100."""
 
 

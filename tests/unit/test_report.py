@@ -178,3 +178,10 @@ def test_sweep_of_runs_without_points_still_reports(tmp_path):
     sweep = Sweep("s", "here", [run("x", "FAILED", seed=0), run("y", "FAILED", seed=1)], "val/acc", "max")
     html = Page(sweep).html()
     assert "Runs not counted: 2 of 2" in html and "No per-layer gradient norms recorded" in html
+
+
+def test_layer_ratios_compare_the_first_and_last_layers_at_the_start_and_the_end():
+    first = np.r_[np.full(10, 0.01), np.full(190, 1.0)]  # vanishing at initialization, recovered later
+    last = np.full(200, 0.5)
+    assert stats.layer_ratios(first, last) == (pytest.approx(0.02), pytest.approx(2.0))
+    assert stats.layer_ratios(first, last, early=20, late=100) == (pytest.approx(1.01), pytest.approx(2.0))

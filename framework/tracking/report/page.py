@@ -172,13 +172,7 @@ class Page:
                                      f"{g.label}: per-layer gradient norm, median over {len(runs)} seed(s), band: "
                                      f"inter-quartile range; each run's norm smoothed by an EMA of its log "
                                      f"(half-life n/50 batches)"))
-            early, late = [], []
-            for r in runs:
-                first, last = r.batches[layers[0]][1], r.batches[layers[-1]][1]
-                n = min(len(first), len(last))
-                tail = max(10, n // 10)
-                early.append(np.median(first[:10]) / np.median(last[:10]))
-                late.append(np.median(first[n - tail:n]) / np.median(last[n - tail:n]))
+            early, late = zip(*(stats.layer_ratios(r.batches[layers[0]][1], r.batches[layers[-1]][1]) for r in runs))
             rows.append(f'<tr><td class="l"><span style="color:{color(k)}">■</span> {escape(g.label)}</td>'
                         f"<td>{escape(layers[0])} / {escape(layers[-1])}</td>"
                         f"<td>{np.median(early):.3g}</td><td>{np.median(late):.3g}</td></tr>")

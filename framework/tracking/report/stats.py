@@ -131,6 +131,17 @@ def rank(groups: list[Group], metric: str, mode: str = "min") -> list[Ranked]:
             for i, (g, s) in enumerate(scored)]
 
 
+def layer_ratios(first, last, early: int = 10, late: int | None = None) -> tuple[float, float]:
+    """First layer's gradient norm over the last layer's (per-batch values `first`, `last`): the ratio of
+    their medians over the first `early` batches (at initialization) and over the last `late` ones
+    (default: the last 10 %, at least 10). Well below 1: vanishing toward the input."""
+    first, last = np.asarray(first, float), np.asarray(last, float)
+    n = min(len(first), len(last))
+    late = max(10, n // 10) if late is None else late
+    return (float(np.median(first[:early]) / np.median(last[:early])),
+            float(np.median(first[n - late:n]) / np.median(last[n - late:n])))
+
+
 # ---- curves ----------------------------------------------------------------------------------------
 def half_life(n: int) -> int:
     """The smoothing half-life (in points) for a curve of `n` points: n / 50, at least 1."""
