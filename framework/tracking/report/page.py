@@ -174,7 +174,8 @@ class Page:
                                      f"(half-life n/50 batches)"))
             early, late = zip(*(stats.layer_ratios(r.batches[layers[0]][1], r.batches[layers[-1]][1]) for r in runs))
             rows.append(f'<tr><td class="l"><span style="color:{color(k)}">■</span> {escape(g.label)}</td>'
-                        f"<td>{escape(layers[0])} / {escape(layers[-1])}</td>"
+                        f"<td>{escape(layers[0].removeprefix('grad_norm/'))} / "
+                        f"{escape(layers[-1].removeprefix('grad_norm/'))}</td>"
                         f"<td>{np.median(early):.3g}</td><td>{np.median(late):.3g}</td></tr>")
         if not figs:
             return ["<h2>Gradients</h2>", '<p class="note">No per-layer gradient norms recorded.</p>']
