@@ -80,7 +80,8 @@ def synthetic_sweep(folder: Path, seeds: int = 5, epochs: int = 20, batches: int
                            for p, n in COUNT.items()}
                 grads = {p: signed_log_counts(1e-3 * 10.0 ** -(e / 4) * rng.standard_normal(n), -40, 8)[0].tolist()
                          for p, n in COUNT.items()}
-                log.append(Histograms.of(e, (e + 1) * batches - 1, weights, grads))
+                log.append(Histograms.of(e, (e + 1) * batches - 1, PARAMS,
+                                         [[weights[p] for p in PARAMS], [grads[p] for p in PARAMS]]))
                 log.flush()
             if diverged:
                 log.append(Tags({"failure.reason": f"diverged: loss inf at step {end}"}))

@@ -10,7 +10,6 @@ rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import math
@@ -158,20 +157,18 @@ def epoch_histograms(model, epoch: int, step: int, cache: dict | None = None) ->
     """The `Histograms` of `model`'s parameters and of its current gradients. Where both are views of
     one flat buffer (and `cache` keeps the work array and each value's bucket offset between calls), one
     pass over the two buffers side by side; else one per array."""
-    be, names, spec = model.backend, list(model.params), Histograms(epoch, step, [], "")
+    be, names, lo, hi = model.backend, list(model.params), Histograms.lo, Histograms.hi
     host = [np.asarray(be.to_numpy(getattr(a, "flat", None))) for a in (model.params, model.grads)
             if getattr(a, "flat", None) is not None]
     if len(host) == 2 and cache is not None:
         if "offsets" not in cache:
             cache["buffer"] = np.empty(2 * host[0].size, np.float32)
             cache["offsets"] = raw_offsets([math.prod(a.shape) for a in model.params.values()] * 2)
-        counts = signed_log_counts(np.concatenate(host, out=cache["buffer"]), spec.lo, spec.hi, cache["offsets"],
-                                   2 * len(names))
+        counts = signed_log_counts(np.concatenate(host, out=cache["buffer"]), lo, hi, cache["offsets"], 2 * len(names))
     else:
-        counts = np.concatenate([signed_log_counts(np.asarray(be.to_numpy(arrays[n])), spec.lo, spec.hi)
+        counts = np.concatenate([signed_log_counts(np.asarray(be.to_numpy(arrays[n])), lo, hi)
                                  for arrays in (model.params, model.grads) for n in names])
-    spec.params, spec.counts = names, base64.b64encode(counts.astype("<u4").tobytes()).decode()
-    return spec
+    return Histograms.of(epoch, step, names, counts, lo, hi)
 
 
 def plugin_curves(cfg) -> dict[str, dict]:

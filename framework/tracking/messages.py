@@ -78,10 +78,10 @@ class Histograms:
     hi: int = 8
 
     @classmethod
-    def of(cls, epoch: int, step: int, weights: dict, grads: dict, lo: int = -40, hi: int = 8) -> Histograms:
-        """From {param: counts} of the weights and of the gradients (same params, in order)."""
-        array = np.array([list(weights.values()), [grads[p] for p in weights]], "<u4")
-        return cls(epoch, step, list(weights), base64.b64encode(array.tobytes()).decode(), lo, hi)
+    def of(cls, epoch: int, step: int, params: list[str], counts, lo: int = -40, hi: int = 8) -> Histograms:
+        """From `counts`, shape (2, len(params), 2m + 1): the weights' and the gradients' per param."""
+        array = np.asarray(counts).astype("<u4").reshape(2, len(params), 2 * (hi - lo) + 1)
+        return cls(epoch, step, list(params), base64.b64encode(array.tobytes()).decode(), lo, hi)
 
     def array(self) -> np.ndarray:
         """(2, params, 2m + 1) counts: [0] weights, [1] gradients."""

@@ -60,7 +60,7 @@ def test_epoch_histograms_over_the_flat_buffer_equal_the_per_parameter_ones():
         assert np.array_equal(flat.weights()[name], signed_log_counts(W, -40, 8)[0])
     again = decode(encode(flat))  # the journal line
     assert again == flat and np.array_equal(again.array(), flat.array())
-    assert Histograms.of(3, 9, flat.weights(), flat.grads()) == flat
+    assert Histograms.of(3, 9, flat.params, [list(flat.weights().values()), list(flat.grads().values())]) == flat
 
 
 def test_welch_p_is_the_unequal_variance_t_test():

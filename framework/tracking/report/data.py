@@ -165,8 +165,9 @@ def _stored_histograms(client, run_id: str) -> list[Histograms]:
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, HISTOGRAMS, tmp)
         stored = json.loads(Path(path).read_text())
-        return [Histograms.of(e["epoch"], e["step"], e["weights"], e["grads"], stored["lo"], stored["hi"])
-                for e in stored["epochs"]]
+        return [Histograms.of(e["epoch"], e["step"], list(e["weights"]),
+                              [list(e["weights"].values()), [e["grads"][p] for p in e["weights"]]], stored["lo"],
+                              stored["hi"]) for e in stored["epochs"]]
 
 
 def load_store(uri: str, target: str) -> Sweep:
