@@ -149,15 +149,20 @@ def half_life(n: int) -> int:
 
 
 def ema(values, half: float) -> np.ndarray:
-    """Exponential moving average with half-life `half` points (weight of a point halves every `half`
-    points), bias-corrected at the start (divided by 1 - (1 - a)^t, as Adam's moments); a NaN stays
-    NaN from there on."""
-    from scipy.signal import lfilter
-
+    """Exponential moving average with half-life `half` points (a point's weight halves every `half`
+    points: y_t = a x_t + (1 - a) y_(t-1), a = 1 - 2^(-1/half)), bias-corrected at the start (divided by
+    1 - (1 - a)^(t+1), as Adam's moments); a NaN stays NaN from there on. NumPy only (scipy.signal's
+    lfilter would cost its ~1 s import): per block of <= 200 half-lives, y_(s+i) = (1 - a)^i ((1 - a)
+    y_(s-1) + a cumsum_j((1 - a)^-j x_(s+j))), the scale factors within 2^200."""
     v = np.asarray(values, float)
     a = 1.0 - 0.5 ** (1.0 / half)
-    smooth = lfilter([a], [1.0, a - 1.0], v)
-    return smooth / (1.0 - (1.0 - a) ** np.arange(1, len(v) + 1))
+    out, state, block = np.empty_like(v), 0.0, max(1, int(200 * half))
+    for start in range(0, len(v), block):
+        x = v[start:start + block]
+        grow = 2.0 ** (np.arange(len(x)) / half)  # (1 - a)^-i
+        out[start:start + len(x)] = ((1.0 - a) * state + a * np.cumsum(x * grow)) / grow
+        state = out[start + len(x) - 1]
+    return out / (1.0 - (1.0 - a) ** np.arange(1, len(v) + 1))
 
 
 def downsample(steps, values, max_points: int):
