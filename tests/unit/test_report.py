@@ -103,6 +103,11 @@ def test_ema_halves_a_step_after_its_half_life_and_downsampling_keeps_the_ends()
     smooth = stats.ema(step, 10)
     assert smooth[299] == 0 and smooth[309] == pytest.approx(0.5, rel=1e-8)  # 10 points after the step
     assert np.allclose(stats.ema(np.full(7, 3.0), 2), 3.0)  # bias-corrected: no ramp from 0
+    from scipy.signal import lfilter
+
+    x, a = np.random.default_rng(0).standard_normal(3000) - 2, 1 - 0.5 ** (1 / 4)  # 750 half-lives: 4 blocks
+    debiased = lfilter([a], [1, a - 1], x) / (1 - (1 - a) ** np.arange(1, len(x) + 1))
+    assert np.allclose(stats.ema(x, 4), debiased, rtol=0, atol=1e-12)
     steps, values = stats.downsample(np.arange(1200), np.arange(1200.0), 1000)
     assert len(steps) <= 1000 and steps[0] == 0 and steps[-1] == 1199 and np.array_equal(steps, values)
 
