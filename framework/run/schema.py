@@ -119,6 +119,7 @@ SCHEMA: dict[str, Spec] = {
     "tracking.experiment": STR,
     "tracking.run_name": Spec("str", null=True),
     "tracking.log_every_n_batches": Spec("int", lo=1),
+    "tracking.histograms": Spec("str", choices=("epoch", "none")),
     "tracking.plugin_plots": BOOL,
     "tracking.skip_finished": BOOL,
     "tracking.timeout_s": POSITIVE,

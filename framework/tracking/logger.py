@@ -1,25 +1,32 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
 Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
-one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end
-the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml, weights.npz;
-checkpoint/ when there is one) and the data of the plots.
+one row of epoch metrics (each: one write to runlog/points.f64 and one journal line) and, with
+`tracking.histograms=epoch`, one `Histograms` line (weights and last-batch gradients per parameter);
+at the end the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml,
+weights.npz, histograms.json; checkpoint/ when there is one) and the data of the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
 from __future__ import annotations
+
+import functools
+import json
+import math
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
-from framework.tracking.messages import End, Params, Tags
+from framework.tracking.messages import End, Histograms, Params, Tags
 from framework.tracking.notes import NOTE, job_note
 from framework.tracking.runlog import RunLogWriter, now_ms
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
+HISTOGRAMS = "histograms.json"  # artifact: {"lo", "hi", "edges", "epochs": [{"epoch", "step", "weights": {param:
+#                                  counts per bin}, "grads": {...}}]} (bins: `Histograms`)
 
 
 def split_long_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -39,6 +46,9 @@ class RunLogger(Callback):
         self.differs = list(differs)  # the overrides in the run's description (`notes.differences`)
         self.plugin_plots = plugin_plots
         self.artifacts: list[str] = []
+        self.histograms = cfg.get("tracking", {}).get("histograms", "epoch") == "epoch"
+        self.epoch_histograms: list[Histograms] = []
+        self._offsets: dict = {}  # epoch_histograms' cache
 
     @property
     def points(self) -> int:
@@ -47,9 +57,8 @@ class RunLogger(Callback):
     def on_train_start(self, trainer) -> None:
         model = trainer.model
         self.log.append(Params({"model.sizes": str(model.sizes)}))
-        self.log.append(Tags({"backend": model.backend.name,
-                              "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
-                              "device": str(model.backend.device)}))
+        dtype = getattr(model.dtype, "__name__", str(model.dtype))
+        self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -63,6 +72,10 @@ class RunLogger(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
         self.log.add_points(list(logs), np.array([epoch]), np.array([list(logs.values())]), now_ms())
+        if self.histograms:
+            record = epoch_histograms(trainer.model, epoch, trainer.step - 1, self._offsets)
+            self.epoch_histograms.append(record)
+            self.log.append(record)
         self.log.flush()
 
     def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
@@ -81,6 +94,12 @@ class RunLogger(Callback):
         (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.overrides)))
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
+        if self.epoch_histograms:
+            epochs = [{"epoch": h.epoch, "step": h.step, "weights": {k: v.tolist() for k, v in h.weights().items()},
+                       "grads": {k: v.tolist() for k, v in h.grads().items()}} for h in self.epoch_histograms]
+            h = self.epoch_histograms[0]
+            (folder / HISTOGRAMS).write_text(json.dumps({"lo": h.lo, "hi": h.hi, "edges": h.edges(), "epochs": epochs}))
+            names.append(HISTOGRAMS)
         if trainer.last_checkpoint:
             names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
         return names
@@ -96,6 +115,64 @@ class RunLogger(Callback):
         if self.plugin_plots:
             spec["plugins"] = plugin_curves(self.cfg)
         return spec
+
+
+EXPONENT_BITS, BIAS = 8, 127  # float32's
+
+
+@functools.lru_cache(maxsize=4)
+def _folding(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): float32's 512 raw buckets (sign bit and biased exponent) sorted by their bin of
+    `Histograms`, and where each of its 2m + 1 bins starts in that order."""
+    raw = np.arange(2 ** (EXPONENT_BITS + 1))
+    exponent, negative = raw & (2 ** EXPONENT_BITS - 1), raw >> EXPONENT_BITS
+    k = np.clip(exponent - BIAS + 1 - lo, 0, hi - lo)  # |x| in [2^(lo+k-1), 2^(lo+k)); 0 and subnormals: k = 0
+    k[exponent == 0] = 0
+    target = np.where(negative == 1, hi - lo - k, hi - lo + k)
+    order = np.argsort(target, kind="stable")
+    return order, np.searchsorted(target[order], np.arange(2 * (hi - lo) + 1))
+
+
+def raw_offsets(sizes: list[int]) -> np.ndarray:
+    """The bucket offset of each value of arrays of `sizes` laid end to end (`signed_log_counts`)."""
+    return np.repeat(np.arange(len(sizes), dtype=np.int64) << (EXPONENT_BITS + 1), sizes)
+
+
+def signed_log_counts(x, lo: int, hi: int, offsets=None, params: int = 1) -> np.ndarray:
+    """Counts of host array `x`'s values in the signed power-of-two bins of `Histograms`, shape (params,
+    2m + 1), m = hi - lo. A value's bucket is its float32's sign bit and exponent (one shift, no logarithm;
+    other dtypes are rounded to float32 first, which moves a value only within 2^-24 of a bin edge), the
+    buckets folded into the bins afterwards; with `offsets` (`raw_offsets`: x holds `params` arrays end
+    to end, e.g. views of one flat buffer) each array's counts at once."""
+    x = np.asarray(x, np.float32).ravel()
+    if not np.isfinite(x).all():  # NaN counted nowhere, +-inf in the outermost bins
+        finite = ~np.isnan(x)
+        x = np.nan_to_num(x[finite], posinf=2.0 ** hi, neginf=-(2.0 ** hi))
+        offsets = offsets[finite] if offsets is not None else None
+    buckets = (x.view(np.uint32) >> np.uint32(31 - EXPONENT_BITS)).astype(np.int64)
+    if offsets is not None:
+        buckets += offsets
+    raw = np.bincount(buckets, minlength=params << (EXPONENT_BITS + 1)).reshape(params, -1)
+    order, starts = _folding(lo, hi)
+    return np.add.reduceat(raw[:, order], starts, axis=1)
+
+
+def epoch_histograms(model, epoch: int, step: int, cache: dict | None = None) -> Histograms:
+    """The `Histograms` of `model`'s parameters and of its current gradients. Where both are views of
+    one flat buffer (and `cache` keeps the work array and each value's bucket offset between calls), one
+    pass over the two buffers side by side; else one per array."""
+    be, names, lo, hi = model.backend, list(model.params), Histograms.lo, Histograms.hi
+    host = [np.asarray(be.to_numpy(getattr(a, "flat", None))) for a in (model.params, model.grads)
+            if getattr(a, "flat", None) is not None]
+    if len(host) == 2 and cache is not None:
+        if "offsets" not in cache:
+            cache["buffer"] = np.empty(2 * host[0].size, np.float32)
+            cache["offsets"] = raw_offsets([math.prod(a.shape) for a in model.params.values()] * 2)
+        counts = signed_log_counts(np.concatenate(host, out=cache["buffer"]), lo, hi, cache["offsets"], 2 * len(names))
+    else:
+        counts = np.concatenate([signed_log_counts(np.asarray(be.to_numpy(arrays[n])), lo, hi)
+                                 for arrays in (model.params, model.grads) for n in names])
+    return Histograms.of(epoch, step, names, counts, lo, hi)
 
 
 def plugin_curves(cfg) -> dict[str, dict]:

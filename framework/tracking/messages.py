@@ -8,8 +8,11 @@ send each other through a pipe (pickled dataclasses; nothing here is ever writte
 """
 from __future__ import annotations
 
+import base64
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 
 # ---- run-log records --------------------------------------------------------------------------------
@@ -55,6 +58,49 @@ class Metrics:
 
 
 @dataclass
+class Histograms:
+    """Per-parameter histograms at the end of epoch `epoch` (`step`: the global index of its last batch):
+    of the weights and of that batch's gradients (as the optimizer got them) of each of `params`.
+
+    `counts`: base64 of a little-endian uint32 array of shape (2, len(params), 2m + 1), [0] the weights'
+    and [1] the gradients' counts per bin (`weights()`, `grads()`; `of` makes one from arrays): compact
+    and cheap to write each epoch, no pickle. Signed log-spaced |x| bins, one per power of two, so a
+    gradient of 1e-8 is a bar of its own instead of a sliver of the bin around 0: m = hi - lo bins per
+    sign; bin m holds |x| < 2^lo (and 0), bin m + k (k = 1..m) the x with 2^(lo+k-1) <= x < 2^(lo+k),
+    bin m - k the same negative x; |x| >= 2^hi counts in the outermost bins, NaN in none (`edges()`).
+    Defaults: 2^-40 ~ 9.1e-13 to 2^8 = 256."""
+
+    epoch: int
+    step: int
+    params: list[str]
+    counts: str
+    lo: int = -40
+    hi: int = 8
+
+    @classmethod
+    def of(cls, epoch: int, step: int, params: list[str], counts, lo: int = -40, hi: int = 8) -> Histograms:
+        """From `counts`, shape (2, len(params), 2m + 1): the weights' and the gradients' per param."""
+        array = np.asarray(counts).astype("<u4").reshape(2, len(params), 2 * (hi - lo) + 1)
+        return cls(epoch, step, list(params), base64.b64encode(array.tobytes()).decode(), lo, hi)
+
+    def array(self) -> np.ndarray:
+        """(2, params, 2m + 1) counts: [0] weights, [1] gradients."""
+        flat = np.frombuffer(base64.b64decode(self.counts), "<u4")
+        return flat.reshape(2, len(self.params), 2 * (self.hi - self.lo) + 1)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.params, self.array()[0]))
+
+    def grads(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.params, self.array()[1]))
+
+    def edges(self) -> list[float]:
+        """The 2m + 2 bin edges from -2^hi to 2^hi (bin i between edges i and i + 1; bin m: +-2^lo)."""
+        mags = [2.0 ** k for k in range(self.lo, self.hi + 1)]
+        return [-v for v in reversed(mags)] + mags
+
+
+@dataclass
 class End:
     """Last record of a job: its status, the files (relative to the run folder) to upload as artifacts,
     and what the sync process draws into `plots/` first (`framework.tracking.plots.draw`)."""
@@ -68,8 +114,9 @@ class End:
 @dataclass
 class SweepEnd:
     """Last record of a sweep's parent: the best job's folder by `metric` ("min" or "max": `mode`), the
-    job count and the failed jobs (job number -> reason) of this sweep folder. A reopened parent (a
-    continued Optuna study) counts and ranks all its children in the store."""
+    job count, the failed jobs (job number -> reason) of this sweep folder and the files (relative to
+    it: report.html) to upload to the parent. A reopened parent (a continued Optuna study) counts and
+    ranks all its children in the store."""
 
     status: str
     end_ms: int
@@ -79,14 +126,15 @@ class SweepEnd:
     runs: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     mode: str = "min"
+    artifacts: list[str] = field(default_factory=list)
 
 
-RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, End, SweepEnd)}
+RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histograms, End, SweepEnd)}
 
 
 def encode(record) -> str:
     """One journal line (with its newline)."""
-    return json.dumps({"type": type(record).__name__, **asdict(record)}) + "\n"
+    return json.dumps({"type": type(record).__name__, **vars(record)}) + "\n"  # fields are JSON values: no deep copy
 
 
 def decode(line: str):

@@ -112,8 +112,8 @@ def groups(jobs: list[tuple[dict[str, str], float | None]], ignore=("seed",)) ->
 
 
 def sweep_note(jobs: list[tuple[dict[str, str], float | None]], metric: str, mode: str, failed: dict[str, str],
-               folder) -> str:
-    """A sweep parent's description (see the module docstring)."""
+               folder, report: bool = True) -> str:
+    """A sweep parent's description (see the module docstring); `report`: the sweep folder holds report.html."""
     grouped = [(name, values) for name, values in groups(jobs) if values]
     grouped.sort(key=lambda g: statistics.fmean(g[1]) * (1 if mode == "min" else -1))
     scored = sum(len(v) for _, v in grouped)
@@ -129,6 +129,7 @@ def sweep_note(jobs: list[tuple[dict[str, str], float | None]], metric: str, mod
     if failed:
         lines += ["", f"**Failed:** {len(failed)} job(s): " + "; ".join(
             f"job {j}: {why[:120]}" for j, why in sorted(failed.items(), key=lambda x: int(x[0]))[:10])]
-    lines += ["", f"**Report:** `report.html` in this run's Artifacts tab (file: `{folder}/report.html`). "
-                  f"**Runs table:** `python -m framework.runs --sweep {folder}`."]
+    if report:
+        lines += ["", f"**Report:** `report.html` in this run's Artifacts tab (file: `{folder}/report.html`)."]
+    lines += ["", f"**Runs table:** `python -m framework.runs --sweep {folder}`."]
     return "\n".join(lines)

@@ -176,6 +176,7 @@ class RunSync:
                 tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                 client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
             log_params_tags(client, self.run_id, tags=tags)
+            self._upload(record.artifacts)
             client.set_terminated(self.run_id, record.status, record.end_ms)
 
     def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:

@@ -4,9 +4,10 @@
 overrides and the sweeper's settings, tags `sweep.role=parent`, `sweep.id`, `sweep.keys` (the swept
 keys, which name the jobs: "relu lr=0.01"), launcher and sweeper. Every job's run log names the sweep
 folder as its parent. `close` (at its end) waits until every job's run is in the store (online), then
-records the parent's description (`notes.sweep_note`) and a SweepEnd: the best job by the objective, the
-job count and the failed jobs with their reasons (tag `sweep.failed`), and returns the lines that end the
-sweep's output. Offline, `python -m framework.sync <sweep folder>` sends the parent and its jobs later.
+writes the sweep's report.html, records the parent's description (`notes.sweep_note`) and a SweepEnd: the
+best job by the objective, the job count, the failed jobs with their reasons (tag `sweep.failed`) and the
+report (logged to the parent), and returns the lines that end the sweep's output. Offline,
+`python -m framework.sync <sweep folder>` sends the parent and its jobs later.
 """
 from __future__ import annotations
 
@@ -72,10 +73,12 @@ class SweepParent:
         best = (min if mode == "min" else max)(scored) if scored else None
         failed = {str(r["job"]): r["error"].splitlines()[0] for r in failed_jobs(self.folder)}
         starts = {f: read_start(f) for f in jobs}
-        note = sweep_note([(starts[f].params, values[f]) for f in jobs], metric, mode, failed, self.folder)
+        report = self.report()
+        note = sweep_note([(starts[f].params, values[f]) for f in jobs], metric, mode, failed, self.folder,
+                          report is not None)
         self.log.append(Tags({NOTE: note}))
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
-                                mode))
+                                mode, [report.name] if report else []))
         synced = self._wait([self.folder]).get(str(self.folder)) if self.online else None
         return self.where(synced, best and (best[0], starts[best[1]], best[1]), len(jobs), len(failed))
 
@@ -105,6 +108,19 @@ class SweepParent:
         lines.append(f"runs    python -m framework.runs --parent {parent[:8]}" + (
             "" if self.uri == store_uri(None) else f" --uri {shown_uri(self.uri)}"))
         return lines
+
+    def report(self) -> Path | None:
+        """`report.html` in the sweep folder, built from the jobs' run logs (local and complete now, and no
+        mlflow import); None, with a warning, when it cannot be built: the sweep's record matters more."""
+        from framework.tracking.report.data import load_folder
+        from framework.tracking.report.page import write
+
+        try:
+            sweep = load_folder(self.folder)
+            return write(sweep, self.folder) if sweep.runs else None
+        except Exception as e:  # noqa: BLE001
+            log.warning("no report.html for sweep %s: %s: %s", self.folder, type(e).__name__, e)
+            return None
 
     def _wait(self, folders) -> dict:
         """Until every run of `folders` is complete in the store (or the store failed: one line); the replies."""

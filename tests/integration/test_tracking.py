@@ -167,21 +167,19 @@ def test_plots_are_svg_whose_curves_break_at_non_finite_values():
     assert len(list(pred.iter(f"{ns}circle"))) == 6 + 1  # the points and the legend's mark
 
 
-def test_plugin_pictures_draw_one_definition_of_their_lines_in_svg_and_png(tmp_path):
+def test_plugin_pictures_are_svg_with_f_its_derivative_and_the_numeric_slope(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from framework.extend.pictures import draw_curves, picture, plugin_curves
-    from framework.tracking.plots import plot_curves
+    from framework.extend.pictures import curves_svg, draw_curves, plugin_curves
 
     curves = plugin_curves("activation", "tanh")
-    drawn = picture(curves)
-    (_, x, f, _), (_, _, grad, _), (_, _, slope, _) = drawn["series"]
-    assert np.abs(slope - grad)[1:-1].max() < 1e-3 and np.allclose(f, np.tanh(x))  # the slope lies on f'
-    svg = ET.fromstring(plot_curves(curves))
+    x, f, grad = (np.asarray(curves[k]) for k in ("x", "value", "grad"))
+    assert np.abs(np.gradient(f, x) - grad)[1:-1].max() < 1e-3 and np.allclose(f, np.tanh(x))  # the slope lies on f'
+    svg = ET.fromstring(curves_svg(curves))
     ns = "{http://www.w3.org/2000/svg}"
     assert len(list(svg.iter(f"{ns}polyline"))) == 3
-    assert {t.text for t in svg.iter(f"{ns}text")} >= {label for label, *_ in drawn["series"]} | {drawn["title"]}
-    assert draw_curves(curves, tmp_path / "tanh.png").read_bytes()[:4] == b"\x89PNG"
+    assert {t.text for t in svg.iter(f"{ns}text")} >= {*curves["labels"][1:], curves["title"]}
+    assert draw_curves(curves, tmp_path / "tanh.svg").read_text() == curves_svg(curves)
 
 
 def test_sync_process_started_early_only_when_it_may_be_needed_and_ended_unused(monkeypatch):

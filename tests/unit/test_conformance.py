@@ -253,7 +253,8 @@ def test_cli_checks_the_plugins_of_paths_and_names_the_failure(tmp_path, capsys)
         "        return 1 - a\n")
     assert main(["--paths", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "sigmoid" not in out and f"summary: 1 plugin, {len(conformance.CHECKS['activation'])} checks, 2 failed" in out
+    checks = len(conformance.CHECKS["activation"])
+    assert "sigmoid" not in out and f"summary: 1 plugin, {checks} checks, 2 failed" in out
     assert "FAIL activation 'bad_tanh' gradcheck: gradcheck activation 'bad_tanh': FAILED, max relative error" in out
     assert "analytic" in out and "numeric" in out
 
@@ -272,19 +273,22 @@ def test_cli_unknown_name_is_a_usage_error(capsys):
     assert e.value.code == 2 and "unknown plugin 'sigmod'. Did you mean 'sigmoid'?" in capsys.readouterr().err
 
 
-def test_cli_plot_writes_a_png_per_activation_and_loss(tmp_path, capsys):
+def test_cli_plot_writes_an_svg_per_activation_and_loss(tmp_path, capsys):
     assert main(["softmax", "cross_entropy", "sgd", "--plot", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["activation_softmax.png", "loss_cross_entropy.png"]
-    assert f"plot         ok    {tmp_path / 'activation_softmax.png'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activation_softmax.svg", "loss_cross_entropy.svg"]
+    assert f"plot         ok    {tmp_path / 'activation_softmax.svg'}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind,name,config", [("activation", "leaky_relu", {"alpha": 0.2}), ("loss", "bce", {}),
                                               ("loss", "bce_with_logits", {}), ("loss", "huber", {"delta": 2.0})])
-def test_plot_plugin_writes_a_png(tmp_path, kind, name, config):
-    path = plot_plugin(kind, name, tmp_path / "sub" / "p.png", **config)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_plot_plugin_writes_an_svg_with_three_curves(tmp_path, kind, name, config):
+    import xml.etree.ElementTree as ET
+
+    path = plot_plugin(kind, name, tmp_path / "sub" / "p.svg", **config)
+    svg = ET.parse(path).getroot()
+    assert len(list(svg.iter("{http://www.w3.org/2000/svg}polyline"))) >= 3
 
 
 def test_plot_plugin_rejects_kinds_without_a_plot(tmp_path):
     with pytest.raises(ValueError, match="plots exist for activation, loss"):
-        plot_plugin("optimizer", "sgd", tmp_path / "p.png")
+        plot_plugin("optimizer", "sgd", tmp_path / "p.svg")
