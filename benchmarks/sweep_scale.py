@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from speed import header  # noqa: E402
 
-from tests.helpers import ENV, ray_head  # noqa: E402
+from benchmarks.servers import ENV, ray_head  # noqa: E402
 
 SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
 
