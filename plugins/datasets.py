@@ -142,7 +142,7 @@ def mnist1d(n: int = 5000, seed: int = 42, test: str = "own") -> Dataset:
     of those test rows: "own" (default) makes them the test split (`split.test_fraction` is not used; val
     is carved from the training rows by `split.val_fraction`); "drop" leaves them out, so a model search
     never touches them (with `split.test_fraction=0`); "split" lets `split.*` split all n rows.
-    Generation takes ~2 s for n=5000, so the arrays are cached per (n, seed) within the process.
+    Generation takes seconds, so the arrays are cached per (n, seed) within the process.
     """
     if n < 10:
         raise ConfigError(f"mnist1d needs n >= 10 (n // 10 samples per class); got {n}")

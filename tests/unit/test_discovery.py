@@ -115,6 +115,26 @@ def test_entry_point_import_error_names_entry_point_file_and_line(tmp_path, monk
                             f"({tmp_path / 'disc_ep_bad.py'}, line 2): ImportError: needs torch")
 
 
+def test_the_built_ins_are_the_projects_entry_point_and_register_before_user_folders(tmp_path):
+    from importlib.metadata import entry_points
+
+    own = [ep for ep in entry_points(group=discovery.ENTRY_POINT_GROUP) if ep.dist.name == discovery.DISTRIBUTION]
+    assert [(ep.name, ep.value) for ep in own] == [("builtins", "plugins")]  # pyproject.toml, installed
+    write_activation(tmp_path, "relu")  # a user file taking a built-in's name is refused: the built-in came first
+    with pytest.raises(discovery.PluginImportError, match="'relu' is already registered by plugins.activations"):
+        discovery.load_paths([tmp_path])
+    write_activation(tmp_path / "mine", "disc_mine")
+    discovery.load_paths([tmp_path / "mine"])
+    assert discovery.builtin(activations.get("relu")) and not discovery.builtin(activations.get("disc_mine"))
+
+
+def test_without_the_projects_entry_point_one_line_names_the_install(monkeypatch):
+    monkeypatch.setattr(discovery, "entry_points", lambda group: [])
+    for _ in range(2):  # every lookup, not only the first
+        with pytest.raises(ConfigError, match=r"^no built-in plugins: .* run `pip install -e \.` in the project$"):
+            activations.names()
+
+
 def test_a_fresh_process_finds_all_three_sources_and_imports_no_optional_backend(tmp_path):
     """No test-only state: the real startup path of a new interpreter. Registering the built-in cupy
     backend does not import CuPy (plugins/backends.py imports it when a cupy backend is created)."""
