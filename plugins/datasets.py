@@ -150,8 +150,9 @@ def mnist1d(n: int = 5000, seed: int = 42, test: str = "own") -> Dataset:
         raise ConfigError(f"data.test must be one of {', '.join(MNIST1D_TESTS)}; got {test!r}")
     X, y, n_train = _mnist1d_arrays(n, seed)
     rows = slice(0, n_train) if test == "drop" else slice(None)
+    test_rows = np.arange(n_train, len(X)) if test == "own" else None
     return Dataset(X[rows].copy(), y[rows].copy(), "classification", 10, "mnist1d",
-                   [f"t{i}" for i in range(X.shape[1])], test_rows=np.arange(n_train, len(X)) if test == "own" else None)
+                   [f"t{i}" for i in range(X.shape[1])], test_rows=test_rows)
 
 
 @functools.lru_cache(maxsize=4)

@@ -64,7 +64,8 @@ def test_report_reads_the_study_back_from_mlflow(tmp_path):
     assert "within 3 points of the paper's 32 %: **yes** (0.0 points)" in text
     assert ">= 72 %: **yes** (73.0 %)" in text
     assert "| 2 min 05 s (2 runs) |" in text  # the parent's duration
-    assert "`python -m framework.train -m +experiment=mnist1d_mlp activation=relu,sigmoid 'model.hidden=[100,100]'`" in text
+    command = "python -m framework.train -m +experiment=mnist1d_mlp activation=relu,sigmoid 'model.hidden=[100,100]'"
+    assert f"`{command}`" in text
     assert "| 70.0 % | gelu | 0.001 |" in text and "has the best trial's values" in text
     assert "| silu | 75.0 % | 1 |\n| relu | 70.0 % | 1 |" in text and "(activation=silu) is the preset" in text
     assert text.index("| `relu` | 66.0 ± 1.4 %") < text.index("| `sigmoid` | 51.0 ± 1.4 %")  # best first
