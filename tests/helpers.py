@@ -16,7 +16,7 @@ _registered: dict = {}     # (group, name) -> the plugin whose option is in Hydr
 _composed: dict = {}       # group choices -> Hydra's composition of them (value overrides not applied)
 
 # Each Hydra compose deep-copies its config repository and with it the ConfigStore singleton (every registered
-# option as a DictConfig): ~80 of a ~260 ms compose here. Nothing writes through that copy (`ConfigStore.load`
+# option as a DictConfig), a good part of a compose's time. Nothing writes through that copy (`ConfigStore.load`
 # hands out copies of its nodes; tests/unit/test_helpers.py checks a compose leaves the store as it was), so in the
 # tests the copy is the store itself.
 ConfigStore.__deepcopy__ = lambda self, memo: self
@@ -32,7 +32,7 @@ def register() -> None:
     if not _registered:
         register_configs()
     else:
-        for group, name in changed:  # stored as register_configs stores them (all of them: ~0.2 s)
+        for group, name in changed:  # stored as register_configs stores them (not all of them again: slow)
             if not (CONF_DIR / group / f"{name}.yaml").exists():
                 ConfigStore.instance().store(group=group, name=name, node=node_for(GROUPS[group], name))
     if changed & _registered.keys():
@@ -50,7 +50,7 @@ def compose_all(*overrides: str, hydra: bool = False):
 def make_cfg(*overrides: str):
     """The composed config (like `python -m framework.train <overrides>`), tracking and progress off.
 
-    Hydra composes the defaults list of the group choices (~0.2 s), then applies the value overrides
+    Hydra composes the defaults list of the group choices (the slow part), then applies the value overrides
     (`a.b=v`, `+k=v`) to the result. Here the first step runs once per set of group choices and the
     second is Hydra's own code on a copy, so the result is that of `compose_all(*QUIET, *overrides)`
     (`tests/unit/test_helpers.py`).
