@@ -9,6 +9,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from benchmarks.servers import ENV  # noqa: F401 - the environment of the tests' subprocesses (telemetry off)
 from framework.run.config import CONF_DIR, GROUPS, node_for, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
