@@ -1,9 +1,9 @@
 """A multirun's parent run: a run log in the sweep folder, written by the launcher process.
 
-`SweepParent(config, tracking)` (at the multirun's start, before any job) writes its RunStart: params =
-the sweep's overrides and the sweeper's settings, tags `sweep.role=parent`, `sweep.id`, `sweep.keys` (the
-swept keys, which name the jobs: "3: optimizer.lr=0.01"), launcher and sweeper. Every job's run log names
-the sweep folder as its parent. `SweepParent.close` (at its end) waits until every job's run is in the
+`open_sweep` (at the multirun's start, before any job) writes its RunStart: params = the sweep's
+overrides and the sweeper's settings, tags `sweep.role=parent`, `sweep.id`, `sweep.keys` (the swept
+keys, which name the jobs: "3: optimizer.lr=0.01"), launcher and sweeper. Every job's run log names
+the sweep folder as its parent. `close_sweep` (at its end) waits until every job's run is in the
 store (online), then records a SweepEnd: the best job by the objective, the job count and the failed
 jobs with their reasons (tag `sweep.failed`). Offline, `python -m framework.sync <sweep folder>`
 sends the parent and its jobs later.

@@ -96,8 +96,8 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     sync_paths([run], uri, bulk=bulk)
     client = mlflow.MlflowClient(uri)
     first = points(client, read_ack(run, uri)["run_id"])
-    # killed between creating the run and acknowledging it; after the first chunk
-    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True}, {**read_ack(run, uri), "done": 2}):
+    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the
+                {**read_ack(run, uri), "done": 2}):  # run and acknowledging it; after the first chunk
         write_ack(run, ack)
         assert sync_paths([run], uri, bulk=bulk) == 0
     (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
