@@ -103,7 +103,7 @@ def check_user_plugins(used: dict[str, list[str]]) -> None:
     for kind, names in used.items():
         for name in dict.fromkeys(names):
             key = (kind, name, KINDS[kind].get(name))
-            if key[2].__module__.split(".")[0] == "plugins" or key in _PASSED:
+            if discovery.builtin(key[2]) or key in _PASSED:
                 continue
             messages = check_plugins.check(kind, name)
             failed += [f"{kind} '{name}' {message}" for message in messages]
@@ -130,8 +130,9 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
     written and the run is marked KILLED before `Interrupted` propagates."""
     from framework.tracking import Tracking
 
-    tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads;
-    done = tracking.finished_run()       # build() checks the rest inside the run (a bad value: a FAILED run)
+    bad = checked(cfg)                   # first, so what is recorded (params, config.hash) is the checked config
+    tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads
+    done = None if bad else tracking.finished_run()
     if done is not None:
         log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
         final = {k: v for k, v in done.items() if k != "run_id"}
@@ -139,10 +140,12 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
             where.append(f"run    {done['run_id'][:8]}  ({done['run_id']}, finished before)")
         return {**final, "objective": objective(cfg, final)}
     t = cfg.trainer
-    resume, resume_run = tracking.resume_source(t.resume)  # a folder, or a tracked run's id (that run continues)
+    resume, resume_run = tracking.resume_source(None if bad else t.resume)  # a folder, or a tracked run's id
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
     checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
     with tracking.run(resume_run) as tracker:
+        if bad is not None:
+            raise bad                    # a bad value: a FAILED run that names it
         callbacks = [cb for cb in (make_progress(t.progress), checkpointer, tracker) if cb is not None]
         trainer = build(cfg, callbacks)
         if resume:
@@ -159,6 +162,17 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
     if where is not None:
         where += tracking.where()
     return final
+
+
+def checked(cfg: DictConfig) -> FrameworkError | None:
+    """`schema.check` of everything but `tracking` (which `Tracking` checks): values normalized in place
+    (`optimizer.lr=1` becomes 1.0, so it is the same run as `optimizer.lr=1.0`); the error, if any, is
+    returned to be raised inside the run."""
+    try:
+        schema.check(cfg, skip="tracking")
+    except FrameworkError as e:
+        return e
+    return None
 
 
 def run_dir() -> str | None:

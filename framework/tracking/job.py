@@ -31,10 +31,28 @@ from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now
 log = logging.getLogger(__name__)
 
 
-def overrides() -> list[str]:
-    """The Hydra command-line overrides of this job ([] outside Hydra)."""
+def overrides(cfg) -> list[str]:
+    """The Hydra command-line overrides of this job ([] outside Hydra), each value as the checked `cfg`
+    holds it (`optimizer.lr=1` -> `optimizer.lr=1.0`, as in the params); strings, group choices (`optimizer=adam`)
+    and deletions (`~key`) as typed."""
     hc = hydra_config()
-    return list(hc.overrides.task) if hc else []
+    return [normalized(cfg, o) for o in hc.overrides.task] if hc else []
+
+
+def normalized(cfg, override: str) -> str:
+    """`key=value` with the value `cfg` holds at `key`, written as on the command line (`framework.run.schema.show`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from framework.run.schema import show
+
+    key, eq, _ = override.partition("=")
+    path = key.lstrip("+")
+    if not eq or key.startswith("~") or "@" in key:
+        return override
+    value = OmegaConf.select(cfg, path, default=override)
+    if value is override or isinstance(value, (str, DictConfig)):
+        return override
+    return f"{key}={show(value)}"
 
 
 def sync_command(folder, uri: str) -> str:
@@ -128,7 +146,7 @@ class Tracking:
         t, hc = self.settings, hydra_config()
         sid = sweep_id(hc)
         params, long = split_long_params({k: str(v) for k, v in flatten(self.cfg).items()})
-        task = overrides()
+        task = overrides(self.cfg)
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
             tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})

@@ -74,7 +74,7 @@ def open_store(uri: str) -> Client:
     `MlflowClient(uri)` does at once) under a file lock `<db>.lock`. A new SQLite store is created
     with its artifact root `places.artifact_root` (`mlartifacts/` beside the file), so MLflow's `Default`
     experiment keeps its artifacts there too (MLflow's own default, `./mlruns`, is relative to the working
-    directory); the client then opens it again (0.07 CPU-s, once per new file: MlflowClient takes no store)."""
+    directory); the client then opens it again (once per new file: MlflowClient takes no store)."""
     db = sqlite_path(uri)
     if db is None:
         return Client(uri)

@@ -10,11 +10,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from benchmarks.servers import ray_head
 from framework import ConfigError
 from framework.run import launchers
 from framework.tracking import sweep_id
 from plugins.backends import NumpyBackend
-from tests.helpers import compose_all, ray_head
+from tests.helpers import compose_all
 from tests.integration.test_sweep import check, sweep
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,

@@ -65,10 +65,10 @@ def test_basic_sweep_is_a_parent_with_four_children(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_sweep_with_two_workers_into_an_mlflow_server_loses_nothing(tmp_path, mlflow_server_uri):
+def test_joblib_sweep_with_two_workers_into_an_mlflow_server_loses_nothing(tmp_path, mlflow_server):
     uri, sweep_dir = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "backend.threads=auto",
                            "optimizer.lr=0.05,0.005", "trainer.batch_size=8,16", "trainer.epochs=2",
-                           uri=mlflow_server_uri)
+                           uri=mlflow_server.uri)
     check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.batch_size"])
 
 

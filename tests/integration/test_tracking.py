@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.servers import free_port
 from framework import Callback, ConfigError, DivergenceError
 from framework.run.config import ROOT, config_hash, flatten
 from framework.tracking import Tracking, artifact_location, store_uri
 from framework.train import build, train
-from tests.helpers import free_port, make_cfg
+from tests.helpers import make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 from framework.tracking.store import mlflow_key  # noqa: E402  (imports mlflow)
@@ -253,13 +254,15 @@ def test_store_uri_honours_mlflow_tracking_uri(monkeypatch):
 
 
 def test_skip_finished_returns_the_stored_metrics_without_training(uri):
-    cfg = small(uri, "tracking.skip_finished=true", "seed=11")
+    cfg = small(uri, "tracking.skip_finished=true", "seed=11", "optimizer.weight_decay=0")  # a float typed as an int
     first = train(cfg)
-    again = train(cfg)
-    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
     client = mlflow.MlflowClient(uri)
+    run = _last_run(client)
+    assert run.data.params["optimizer.weight_decay"] == "0.0"  # recorded as checked, not as typed
+    again = train(small(uri, "tracking.skip_finished=true", "seed=11", "optimizer.weight_decay=0.0"))
+    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
     h = config_hash(cfg)
-    assert _last_run(client).data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
+    assert run.data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
     other = train(small(uri, "tracking.skip_finished=true", "seed=12"))  # another config still trains
     assert len(_runs_with_hash(client, h)) == 1 and "objective" in other
 
@@ -325,7 +328,7 @@ CLI = ["data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=1
 
 @pytest.mark.slow
 def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
-    done = _cli(tmp_path, *CLI, f"tracking.uri={uri}", "tracking.experiment=cli")
+    done = _cli(tmp_path, *CLI, "optimizer.weight_decay=0", f"tracking.uri={uri}", "tracking.experiment=cli")
     assert done.returncode == 0, done.stderr
     assert "MLFLOW_IMPORTED False" in done.stdout
     client = mlflow.MlflowClient(uri)
@@ -333,6 +336,8 @@ def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "grad_norm/global")) == 18
     assert run.data.tags["hydra.overrides"].startswith("data=xor")
+    assert "optimizer.weight_decay=0.0 " in run.data.tags["hydra.overrides"]  # as checked, like the param
+    assert run.data.params["optimizer.weight_decay"] == "0.0"
 
 
 @pytest.mark.slow

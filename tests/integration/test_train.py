@@ -32,7 +32,8 @@ def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_pat
     monkeypatch.setattr(config, "EXPERIMENTS_DIR", tmp_path)
     assert list(config.experiment_presets()) == ["deep", "top"]
     (tmp_path / "a" / "top.yaml").write_text("{}")
-    with pytest.raises(ConfigError, match="two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"):
+    both = "two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"
+    with pytest.raises(ConfigError, match=both):
         config.experiment_presets()
 
 

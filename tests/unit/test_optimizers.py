@@ -1,4 +1,4 @@
-"""Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_conformance)."""
+"""Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_plugin_checks)."""
 import inspect
 
 import numpy as np
