@@ -9,6 +9,9 @@ rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 from omegaconf import OmegaConf
 
@@ -44,8 +47,8 @@ class RunLogger(Callback):
     def on_train_start(self, trainer) -> None:
         model = trainer.model
         self.log.append(Params({"model.sizes": str(model.sizes)}))
-        self.log.append(Tags({"backend": model.backend.name, "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
-                              "device": str(model.backend.device)}))
+        self.log.append(Tags({"backend": model.backend.name, "device": str(model.backend.device),
+                              "dtype": getattr(model.dtype, "__name__", str(model.dtype))}))
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -77,8 +80,18 @@ class RunLogger(Callback):
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
         if trainer.last_checkpoint:
-            names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
+            names.append(self._checkpoint(Path(trainer.last_checkpoint)))
         return names
+
+    def _checkpoint(self, path: Path) -> str:
+        """The checkpoint folder relative to the run folder (as every path the run log names); one elsewhere
+        (trainer.checkpoint_dir) is copied into the run folder's checkpoint/, so the run folder holds it."""
+        folder = self.log.folder.resolve()
+        path = (folder / path).resolve()
+        if path.is_relative_to(folder):
+            return str(path.relative_to(folder))
+        shutil.copytree(path, folder / "checkpoint", dirs_exist_ok=True)
+        return "checkpoint"
 
     def _plots(self, trainer, status: str) -> dict:
         """What the sync process draws (`framework.tracking.plots`)."""
