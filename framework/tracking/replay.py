@@ -97,9 +97,9 @@ class RunSync:
         self.folder, self.store = Path(folder), store
         self.journal = journal or JournalReader(self.folder)
         self.lock = Lock(self.folder / LOG / "sync.lock")
+        self.problems: list[str] = []
         self.ack = self._read_ack()
         self.points = 0
-        self.problems: list[str] = []
 
     @property
     def run_id(self) -> str | None:
@@ -343,7 +343,7 @@ class Tally:
 
     def __init__(self):
         self.runs: dict[str, int] = {}
-        self.points = 0
+        self.points = self.empty = 0  # points sent, paths without a run log
 
     def add(self, outcome: str, points: int = 0) -> None:
         self.runs[outcome] = self.runs.get(outcome, 0) + 1
@@ -351,11 +351,11 @@ class Tally:
 
     def summary(self) -> str:
         parts = [f"{what}: {n} run{'s' * (n != 1)}" for what, n in self.runs.items()]
-        return ", ".join(parts or ["no runs"]) + f", {self.points:,} points sent"
+        return ", ".join(parts) + f", {self.points:,} points sent"
 
     @property
     def failed(self) -> int:
-        return sum(n for what, n in self.runs.items() if what not in ("already complete", "synced now"))
+        return self.empty + sum(n for what, n in self.runs.items() if what not in ("already complete", "synced now"))
 
 
 def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = None) -> int:
@@ -387,7 +387,7 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
                     say(f"no run log under {top} yet: watching it")
                 else:
                     say(f"no run log under {top}")
-                    tally.add("no run log")
+                    tally.empty += 1
             for folder in [f for f in folders if f not in done_here]:
                 done_here.add(folder)
                 outcome, points, lines = _sync_one(folder, uri or None, stores, seen, bulk, store_uri)
@@ -395,7 +395,8 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
                     say(line)
                 tally.add(outcome, points)
         if not watch:
-            print(tally.summary(), flush=True)
+            if tally.runs:
+                print(tally.summary(), flush=True)
             return tally.failed
         time.sleep(1.0)
 
@@ -404,6 +405,7 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
     """Sync one run log: (outcome, points sent, lines to print)."""
     run = seen.get(folder)
     lines: list[str] = []
+    before = run.points if run else 0
     try:
         if run is None:
             check_files(folder)
@@ -422,7 +424,6 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
         if not run.claim():
             print(f"{folder}: another process is syncing it; waiting", flush=True)
             run.claim(block=True)
-        before = run.points
         try:
             done = run.step()
         finally:
@@ -434,7 +435,7 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
         outcome = "still training" if not done else "synced with problems" if lines[:-1] else "synced now"
         return outcome, sent, lines
     except Damaged as e:
-        return "damaged", 0, [*lines, f"{folder}: damaged: {e}; {e.outcome or 'nothing synced'}; restore the run "
+        return "damaged", run.points - before if run else 0, [*lines, f"{folder}: damaged: {e}; {e.outcome or 'nothing synced'}; restore the run "
                                       f"folder from a good copy and sync again"]
     except Exception as e:  # noqa: BLE001 - one bad run does not stop the others
         log.debug(traceback.format_exc())
