@@ -100,6 +100,7 @@ class RunSync:
         self.problems: list[str] = []
         self.ack = self._read_ack()
         self.points = 0
+        self.killed: str | None = None  # why step() marked the run KILLED
 
     @property
     def run_id(self) -> str | None:
@@ -117,8 +118,9 @@ class RunSync:
     def _read_ack(self) -> dict:
         ack = read_ack(self.folder, self.store.uri)
         if "damaged" in ack:
-            self.problems.append(f"{self.folder}: {ack.pop('damaged')}: synced again from its start (points "
-                                 f"already in the store are skipped)")
+            line = (f"{self.folder}: {ack.pop('damaged')}: synced again from its start (points already in the store "
+                    f"are skipped)")
+            self.problems += [line] if line not in self.problems else []
         return ack
 
     def done(self, records: list | None = None) -> bool:
@@ -182,6 +184,7 @@ class RunSync:
             reason = (f"the run log ends at {LOG}/{JOURNAL} line {self.journal.line(len(journal) - 1)} without an "
                       f"End record: its training process was killed, or the run log was copied or cut short before "
                       f"the run ended")
+            self.killed = reason
             log_params_tags(self.store.client, self.run_id, tags={"failure.reason": reason})
             self.store.client.set_terminated(self.run_id, "KILLED")
             self._acknowledge(status="KILLED")
@@ -430,13 +433,16 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
             run.lock.release()
             lines, run.problems = run.problems, []
         sent = run.points - before
-        state = "complete" if done else "still training, synced so far"
+        state = ("still training, synced so far" if not done else f"marked KILLED ({run.killed})" if run.killed
+                 else "complete")
+        run.killed = None
         lines.append(f"{folder}: run {run.run_id} in {run.store.uri}: {state} ({sent:,} points sent now)")
         outcome = "still training" if not done else "synced with problems" if lines[:-1] else "synced now"
         return outcome, sent, lines
     except Damaged as e:
-        return "damaged", run.points - before if run else 0, [*lines, f"{folder}: damaged: {e}; {e.outcome or 'nothing synced'}; restore the run "
-                                      f"folder from a good copy and sync again"]
+        line = (f"{folder}: damaged: {e}; {e.outcome or 'nothing synced'}; restore the run folder from a good copy "
+                f"and sync again")
+        return "damaged", run.points - before if run else 0, [*lines, line]
     except Exception as e:  # noqa: BLE001 - one bad run does not stop the others
         log.debug(traceback.format_exc())
         return "not synced", 0, [*lines, f"{folder}: not synced: {type(e).__name__}: "

@@ -159,7 +159,7 @@ class JournalReader:
         self.records: list = []
         self.lines: list[int] = []
         self.damage: Damaged | None = None
-        self._offset = self._line = 0
+        self._offset = self._line = self._points = 0  # bytes, lines of the journal read; bytes of points named
 
     def read(self) -> list:
         if self.damage is None and self.path.exists() and self.path.stat().st_size > self._offset:
@@ -182,9 +182,15 @@ class JournalReader:
         return self.records
 
     def _check_place(self, record) -> None:
-        """A RunStart first, nothing after an End or SweepEnd."""
+        """A RunStart first, nothing after an End or SweepEnd; each Metrics record's points right after the
+        previous one's (as the writer appends them)."""
         if record is None:
             return
+        if isinstance(record, Metrics) and record.offset is not None:
+            if record.offset != self._points:
+                raise ValueError(f"a Metrics record at byte {record.offset} of {POINTS}; the record before it ends "
+                                 f"at byte {self._points}")
+            self._points += 8 * record.points // len(record.keys) * (2 + len(record.keys))
         if isinstance(record, RunStart) != (not self.records):
             raise ValueError("a RunStart record after the first line" if self.records else
                              f"the first record is a {type(record).__name__}, not a RunStart")

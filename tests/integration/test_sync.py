@@ -97,8 +97,8 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     sync_paths([run], uri, bulk=bulk)
     client = mlflow.MlflowClient(uri)
     first = points(client, read_ack(run, uri)["run_id"])
-    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the run and
-                {**read_ack(run, uri), "done": 2}):                  # acknowledging it; after the first chunk
+    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the
+                {**read_ack(run, uri), "done": 2}):  # run and acknowledging it; after the first chunk
         write_ack(run, ack)
         assert sync_paths([run], uri, bulk=bulk) == 0
     (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
@@ -336,7 +336,8 @@ def test_a_group_of_metrics_records_is_read_at_once_as_record_by_record(tmp_path
     records = [r for r in read_records(run) if isinstance(r, Metrics)]
     together = read_chunks(run, records[1:])
     assert [len(r) for r in together] == [64, 22, 1]
-    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True) for a, r in zip(together, records[1:], strict=True))
+    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True)
+               for a, r in zip(together, records[1:], strict=True))
     with open(run / LOG / POINTS, "r+b") as f:
         f.truncate(8 * 5 * 100)
     with pytest.raises(Damaged, match="points.f64 bytes 2560..5120: the file ends at byte 4000 .cut short") as e:
