@@ -11,6 +11,13 @@ drops a point: a re-sent record is a no-op in the store (same run found by its `
 same params, tags overwritten, metric points already there skipped). A run whose training process
 died (kill -9) is set KILLED; one still training is synced as far as it got (`--watch`: followed
 until it ends, and new run logs are picked up until Ctrl-C).
+
+Damage stops one run, never the others: a run log that is damaged (`runlog.Damaged`: a journal line that is
+not a record, a points file cut short or changed) is synced up to the damage, marked FAILED with the reason
+(tag `failure.reason`) and reported in one line naming the file and its line or bytes; a path it names outside
+its run folder is refused in one line and not copied; an acknowledgement that cannot be read is ignored (the
+run is synced again, the store skipping what it has). Any of these, a path with no run log or a run still
+training: exit status 1. The last line sums it up ("already complete: 3 runs, 0 points sent").
 """
 from __future__ import annotations
 
@@ -304,14 +311,16 @@ class RunSync:
     def _files(self, path: Path, line: int):
         """Every regular file at or under `path` (relative to the run folder), following only symbolic links
         that stay inside the run folder."""
-        root, seen = self.folder.resolve(), set()
-        todo = [path]
+        seen, todo = set(), [path]
         while todo:
             rel = todo.pop()
+            try:
+                inside(self.folder, str(rel))
+            except ValueError as e:
+                self._refuse(line, "End artifacts", str(rel), e)
+                continue
             target = (self.folder / rel).resolve()
-            if not target.is_relative_to(root):
-                self._refuse(line, "End artifacts", str(rel), f"a symbolic link to {target}, outside the run folder")
-            elif target.is_file():
+            if target.is_file():
                 yield rel
             elif target.is_dir() and target not in seen:
                 seen.add(target)

@@ -7,14 +7,16 @@
                           of place) ends what is read: the run log is damaged there (`Damaged`)
       points.f64          the points of every `Metrics` record, appended: (n, 2 + k) rows of raw
                           little-endian float64 (step, timestamp ms, one value per key) at the record's
-                          byte `offset`, written before the record (bytes no record names are ignored)
+                          byte `offset` (each record's right after the previous one's), with their CRC-32,
+                          written before the record (bytes no record names are ignored)
       predictions.npz     y_true, scores of the evaluated split, for the plots (optional)
       acks/<store>.json   what one store acknowledged: {"uri", "run_id", "done": records applied,
-                          "status": the status set when the run ended without an End (KILLED),
+                          "status": the status set when the run ended without an End (KILLED) or
+                          its run log is damaged (FAILED),
                           "creating": a sync was creating the run (written before it asks the store;
                           a later sync then looks the run up by its `runlog.id` tag first, as does
                           the first sync to a store when another store's ack is there; removed once
-                          "run_id" is written)}
+                          "run_id" is written)}; a file that is not such an object is ignored
       train.lock          held (flock) by the training process while the run is open
       sync.lock           held (flock) by the process syncing this run log
 No pickle anywhere: JSON and `.npz` read with `allow_pickle=False`. A run is the run log's folder;
@@ -371,10 +373,18 @@ def inside(folder, name: str) -> Path:
             raise ValueError("an absolute path outside the run folder")
     if ".." in path.parts:
         raise ValueError("a path with '..'")
-    target = (folder / path).resolve()
+    target = resolved(folder / path)
     if not target.is_relative_to(folder.resolve()):
         raise ValueError(f"a symbolic link to {target}, outside the run folder")
     return path
+
+
+def resolved(path: Path) -> Path:
+    """`path` with every symbolic link followed; ValueError for a loop of links."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as e:
+        raise ValueError(f"symbolic links that cannot be followed ({e})") from None
 
 
 def sweep_parent(folder, parent: str) -> Path:
@@ -383,7 +393,7 @@ def sweep_parent(folder, parent: str) -> Path:
     folder, path = Path(folder).resolve(), Path(parent)
     if not path.is_absolute() and set(path.parts) != {".."}:
         raise ValueError("not a path of '..' parts")
-    target = (folder / path).resolve()
+    target = resolved(folder / path)
     if target == folder or not folder.is_relative_to(target):
         raise ValueError("not a folder above the job's")
     if not (target / LOG / JOURNAL).is_file():

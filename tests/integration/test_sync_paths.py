@@ -50,7 +50,8 @@ def test_paths_outside_the_run_folder_are_refused_one_line_each(tmp_path, new_st
     run = tmp_path / "run"
     run.mkdir()
     (run / "linked").symlink_to(outside)  # a link out named by the End record
-    names = ["/etc", str(outside), "../x", "linked", "config.yaml", "checkpoint"]
+    (run / "loop").symlink_to(run / "loop")
+    names = ["/etc", str(outside), "../x", "linked", "loop", "config.yaml", "checkpoint"]
     run_log(run, names)
     (run / "checkpoint" / "escape.txt").symlink_to(outside / "secret.txt")  # a link out inside a named folder
     (run / "plots").mkdir()
@@ -59,8 +60,9 @@ def test_paths_outside_the_run_folder_are_refused_one_line_each(tmp_path, new_st
     assert sync_paths([run], uri) == 1
     lines = capsys.readouterr().out.splitlines()
     refused = [line for line in lines if "refused" in line]
-    assert len(refused) == 5, lines
-    for name, line in zip(["/etc", str(outside), "../x", "linked", "checkpoint/escape.txt"], refused, strict=True):
+    assert len(refused) == 6, lines
+    for name, line in zip(["/etc", str(outside), "../x", "linked", "loop", "checkpoint/escape.txt"], refused,
+                          strict=True):
         assert line.startswith(f"{run.resolve()}: runlog/journal.jsonl line 3 (End artifacts): refused '{name}'")
     client = mlflow.MlflowClient(uri)
     run_id = read_ack(run, uri)["run_id"]
