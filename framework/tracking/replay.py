@@ -236,7 +236,10 @@ class RunSync:
                 record.value < earlier if record.mode == "min" else record.value > earlier))
             if record.best and better:  # a reopened parent keeps an earlier invocation's better job
                 try:
-                    best = run_id_of(self.folder / inside(self.folder, record.best), self.store)
+                    job = self.folder / inside(self.folder, record.best)
+                    if not (job / LOG / JOURNAL).is_file():
+                        raise ValueError("holds no run log")
+                    best = run_id_of(job, self.store)
                 except (ValueError, Damaged) as e:
                     self._refuse(line, "SweepEnd best job", record.best, e, "the sweep's best run is not tagged")
                 else:

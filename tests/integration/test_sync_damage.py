@@ -21,7 +21,7 @@ from tests.helpers import make_cfg
 mlflow = pytest.importorskip("mlflow")
 from framework.tracking.replay import main, sync_paths  # noqa: E402
 
-SEED, CASES = 26, 300
+SEED, CASES = 26, 200
 
 
 @pytest.fixture(scope="module")

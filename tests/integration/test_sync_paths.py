@@ -25,9 +25,9 @@ JOB = ["data=xor", "model.hidden=[8]", "trainer.batch_size=16", "trainer.epochs=
        "tracking.mode=offline"]
 
 
-def run_log(folder: Path, artifacts: list[str]) -> Path:
+def run_log(folder: Path, artifacts: list[str], parent: str | None = None) -> Path:
     """A closed run log (two points) whose End names `artifacts`, with config.yaml and checkpoint/ beside it."""
-    log = RunLogWriter(folder, RunStart(secrets.token_hex(16), "paths", 1_700_000_000_000))
+    log = RunLogWriter(folder, RunStart(secrets.token_hex(16), "paths", 1_700_000_000_000, parent=parent))
     log.add_points(["loss"], np.array([0, 1]), np.array([[1.0], [0.5]]), 1_700_000_000_000)
     (folder / "config.yaml").write_text("a: 1\n")
     (folder / "checkpoint").mkdir()
@@ -111,6 +111,36 @@ def test_a_job_parent_that_is_not_a_folder_above_it_is_refused(tmp_path, new_sto
     client = mlflow.MlflowClient(uri)
     assert [r.info.run_name for r in client.search_runs([client.get_experiment_by_name("paths").experiment_id])] \
         == [client.get_run(read_ack(run, uri)["run_id"]).info.run_name]  # the other run log was not synced
+
+
+def test_a_moved_sweep_folder_keeps_its_jobs_and_refuses_a_best_job_outside(tmp_path, new_store, capsys):
+    from framework.tracking.messages import SweepEnd
+
+    def sweep(folder: Path, best: str) -> Path:
+        parent = RunLogWriter(folder, RunStart(secrets.token_hex(16), "paths", 1_700_000_000_000, role="sweep",
+                                               tags={"sweep.role": "parent", "sweep.id": str(folder)}))
+        parent.flush()
+        for job in ("0", "1"):
+            run_log(folder / job, ["config.yaml"], parent="..")
+        parent.close(SweepEnd("FINISHED", 1_700_000_002_000, "loss", best, 0.5, runs=2))
+        return folder
+
+    good = shutil.move(sweep(tmp_path / "a" / "good", "1"), tmp_path / "good")
+    bad = sweep(tmp_path / "bad", "/etc")
+    uri = new_store()
+    assert sync_paths([good, bad], uri) == 1
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if "refused" in line] == [
+        f"{bad}: runlog/journal.jsonl line 2 (SweepEnd best job): refused '/etc': an absolute path outside the run "
+        f"folder; the sweep's best run is not tagged"]
+    client = mlflow.MlflowClient(uri)
+    for folder in (good, bad):
+        parent = client.get_run(read_ack(folder, uri)["run_id"])
+        children = client.search_runs([parent.info.experiment_id],
+                                      f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        assert parent.info.status == "FINISHED" and len(children) == 2
+        assert parent.data.tags.get("sweep.best_run_id") == (read_ack(good / "1", uri)["run_id"] if folder is good
+                                                             else None)
 
 
 def _train(tmp_path: Path, *args: str) -> subprocess.Popen:
