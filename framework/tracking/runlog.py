@@ -347,12 +347,12 @@ def write_ack(folder, ack: dict) -> None:
 
 
 def find_runlogs(paths, known: set[str] = frozenset()) -> list[Path]:
-    """Run folders (those holding a runlog/ folder) at or under `paths`, sweep parents before their jobs;
-    hidden folders and the folders in `known` (with what is under them) skipped."""
+    """Run folders at or under `paths`, sweep parents before their jobs; hidden folders and the
+    folders in `known` (with what is under them) skipped."""
     found = set()
     for top in map(Path, paths):
         for folder, dirs, _ in os.walk(top):
-            if LOG in dirs and folder not in known:
+            if LOG in dirs and folder not in known and (Path(folder) / LOG / JOURNAL).exists():
                 found.add(Path(folder).resolve())
             dirs[:] = [d for d in dirs if d != LOG and not d.startswith((".", "__"))
                        and os.path.join(folder, d) not in known]
