@@ -16,6 +16,7 @@ sync command.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,10 +153,16 @@ class Tracking:
             tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})
         folder = sweep_folder(hc)
         parent = str(folder) if folder and (folder / LOG / JOURNAL).exists() else None
+        up = None  # the sweep folder as the RunStart names it: relative (".." parts), so the sweep can be moved
+        if parent and self.folder.is_relative_to(folder):
+            up = os.path.relpath(folder, self.folder)
+        elif parent:
+            log.warning("the job folder %s is not under the sweep folder %s: its run is not linked to the sweep's "
+                        "parent run (keep hydra.sweep.subdir relative)", self.folder, folder)
         swept = read_start(parent).tags.get("sweep.keys", "").split() if parent else None
         differs = differences(task, swept, sweep=sid is not None)
         start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, self.cfg, differs),
-                         params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
+                         params, tags, parent=up, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
                              bool(t.plugin_plots), differs)
         if long:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -101,8 +103,18 @@ class RunLogger(Callback):
             (folder / HISTOGRAMS).write_text(json.dumps({"lo": h.lo, "hi": h.hi, "edges": h.edges(), "epochs": epochs}))
             names.append(HISTOGRAMS)
         if trainer.last_checkpoint:
-            names.append(str(trainer.last_checkpoint))  # absolute, or relative to the run folder
+            names.append(self._checkpoint(Path(trainer.last_checkpoint)))
         return names
+
+    def _checkpoint(self, path: Path) -> str:
+        """The checkpoint folder relative to the run folder (as every path the run log names); one elsewhere
+        (trainer.checkpoint_dir) is copied into the run folder's checkpoint/, so the run folder holds it."""
+        folder = self.log.folder.resolve()
+        path = (folder / path).resolve()
+        if path.is_relative_to(folder):
+            return str(path.relative_to(folder))
+        shutil.copytree(path, folder / "checkpoint", dirs_exist_ok=True)
+        return "checkpoint"
 
     def _plots(self, trainer, status: str) -> dict:
         """What the sync process draws (`framework.tracking.plots`)."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
+
+Value = str | int | float | bool | None  # a tag's value as the training process records it (a step, a name, ...)
 
 
 # ---- run-log records --------------------------------------------------------------------------------
@@ -26,9 +30,9 @@ class RunStart:
     start_ms: int
     run_name: str | None = None
     params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, Value] = field(default_factory=dict)
     role: str = "job"  # "job" or "sweep" (a multirun's parent run)
-    parent: str | None = None
+    parent: str | None = None  # relative to the job's run folder: ".." parts only (the sweep folder holds the job's)
     resume_run_id: str | None = None
     uri: str | None = None  # the store the run was configured for (what `framework.sync` uses by default)
 
@@ -42,19 +46,21 @@ class Params:
 
 @dataclass
 class Tags:
-    tags: dict[str, str]
+    tags: dict[str, Value]
 
 
 @dataclass
 class Metrics:
     """`points` points as an (n, 2 + k) float64 array whose row i holds a step, its timestamp (ms; both
     exact in float64) and the values of `keys` (k of them) at that step: n rows of raw little-endian
-    float64 at byte `offset` of `runlog/points.f64` (run logs of earlier versions: the .npy file `chunk`)."""
+    float64 at byte `offset` of `runlog/points.f64` (run logs of earlier versions: the .npy file `chunk`),
+    whose bytes have the CRC-32 `crc` (earlier versions: none), so a damaged points file is told apart."""
 
     keys: list[str]
     points: int
     offset: int | None = None
     chunk: str | None = None
+    crc: int | None = None
 
 
 @dataclass
@@ -113,10 +119,10 @@ class End:
 
 @dataclass
 class SweepEnd:
-    """Last record of a sweep's parent: the best job's folder by `metric` ("min" or "max": `mode`), the
-    job count, the failed jobs (job number -> reason) of this sweep folder and the files (relative to
-    it: report.html) to upload to the parent. A reopened parent (a continued Optuna study) counts and
-    ranks all its children in the store."""
+    """Last record of a sweep's parent: the best job's folder (relative to the sweep folder) by `metric`
+    ("min" or "max": `mode`), the job count, the failed jobs (job number -> reason) of this sweep folder and
+    the files (relative to it: report.html) to upload to the parent. A reopened parent (a continued Optuna
+    study) counts and ranks all its children in the store."""
 
     status: str
     end_ms: int
@@ -130,6 +136,8 @@ class SweepEnd:
 
 
 RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histograms, End, SweepEnd)}
+ENDS = ("FINISHED", "FAILED", "KILLED")  # the statuses a run ends with
+_FIELDS = {cls: [(f, typing.get_type_hints(cls)[f.name]) for f in fields(cls)] for cls in RECORDS.values()}
 
 
 def encode(record) -> str:
@@ -138,10 +146,65 @@ def encode(record) -> str:
 
 
 def decode(line: str):
-    d = json.loads(line)
-    cls = RECORDS[d.pop("type")]
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    """The record of one journal line; ValueError saying what is wrong with it (not JSON, an unknown type,
+    a missing field, a field of the wrong type, a Metrics record whose numbers cannot name its points)."""
+    try:
+        d = json.loads(line)
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
+    except ValueError as e:
+        raise ValueError(f"not JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("type") not in RECORDS:
+        raise ValueError(f"not a run-log record (a JSON object whose \"type\" is one of {', '.join(RECORDS)})")
+    cls = RECORDS[d["type"]]
+    values = {}
+    for f, hint in _FIELDS[cls]:
+        if f.name not in d:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{cls.__name__} record without its field \"{f.name}\"")
+            continue
+        if not _is(d[f.name], hint):
+            raise ValueError(f"{cls.__name__} field \"{f.name}\" is {json.dumps(d[f.name])[:40]}, not {_name(hint)}")
+        values[f.name] = d[f.name]
+    record = cls(**values)
+    if isinstance(record, Metrics):
+        _check_metrics(record)
+    if isinstance(record, (End, SweepEnd)) and record.status not in ENDS:
+        raise ValueError(f"{cls.__name__} status {record.status!r} is not one of {', '.join(ENDS)}")
+    return record
+
+
+def _check_metrics(r: Metrics) -> None:
+    """A Metrics record names whole rows (points = rows * keys) at one place: a byte offset (a multiple of 8)
+    or an earlier version's .npy `chunk` (a file name in runlog/)."""
+    if not r.keys or r.points <= 0 or r.points % len(r.keys):
+        raise ValueError(f"Metrics record of {r.points} points for {len(r.keys)} keys (not whole rows)")
+    if (r.offset is None) == (r.chunk is None):
+        raise ValueError("Metrics record with both or neither of \"offset\" and \"chunk\"")
+    if r.offset is not None and (r.offset < 0 or r.offset % 8):
+        raise ValueError(f"Metrics record at byte offset {r.offset} (not a multiple of 8)")
+
+
+def _is(value, hint) -> bool:
+    """Whether JSON `value` has type `hint` (str, int, float, bool, None, list[...], dict[..., ...], unions)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is(k, args[0]) and _is(v, args[1]) for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _name(hint) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
 
 
 # ---- training process <-> sync process ----------------------------------------------------------------

@@ -69,10 +69,13 @@ class Follower:
                 self.locked = self.run.claim()
                 if not self.locked:
                     return None
-            if self.run.step():
+            done = self.run.step()
+            self._report()
+            if done:
                 return self._finish("")
             self.error = None
-        except Exception as e:  # noqa: BLE001 - the store is down or locked: the run log keeps everything
+        except Exception as e:  # noqa: BLE001 - the store is down or locked, the run log damaged: the run log keeps it
+            self._report()
             self.error = f"{type(e).__name__}: {(str(e).strip() or repr(e)).splitlines()[0][:300]}"
             self.retry_at = time.monotonic() + RETRY_S
             print(f"framework sync: {self.folder} -> {self.uri}: {self.error}", file=sys.stderr, flush=True)
@@ -82,6 +85,13 @@ class Follower:
                 return self._finish(f"{len(records) - done} of {len(records)} run-log records are not in "
                                     f"{self.uri} yet ({self.error})")
         return None
+
+    def _report(self) -> None:
+        """The paths of the run log that were refused (`RunSync.problems`), one line each."""
+        if self.run is not None:
+            for line in self.run.problems:
+                print(f"framework sync: {line}", file=sys.stderr, flush=True)
+            self.run.problems = []
 
     def _finish(self, missing: str) -> Synced:
         if self.locked:

@@ -77,8 +77,8 @@ class SweepParent:
         note = sweep_note([(starts[f].params, values[f]) for f in jobs], metric, mode, failed, self.folder,
                           report is not None)
         self.log.append(Tags({NOTE: note}))
-        self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
-                                mode, [report.name] if report else []))
+        self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1].relative_to(self.folder.resolve())),
+                                best and best[0], len(jobs), failed, mode, [report.name] if report else []))
         synced = self._wait([self.folder]).get(str(self.folder)) if self.online else None
         return self.where(synced, best and (best[0], starts[best[1]], best[1]), len(jobs), len(failed))
 

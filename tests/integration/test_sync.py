@@ -331,17 +331,19 @@ def test_the_sync_process_syncs_without_the_imports_it_skips(tmp_path, new_store
 
 def test_a_group_of_metrics_records_is_read_at_once_as_record_by_record(tmp_path):
     from framework.tracking.messages import Metrics
-    from framework.tracking.runlog import POINTS, read_chunk, read_chunks, read_records
+    from framework.tracking.runlog import POINTS, Damaged, read_chunk, read_chunks, read_records
 
     run = synthetic(tmp_path / "run", 150, chunk=64).folder
     records = [r for r in read_records(run) if isinstance(r, Metrics)]
     together = read_chunks(run, records[1:])
     assert [len(r) for r in together] == [64, 22, 1]
-    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True) for a, r in zip(together, records[1:], strict=True))
+    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True)
+               for a, r in zip(together, records[1:], strict=True))
     with open(run / LOG / POINTS, "r+b") as f:
         f.truncate(8 * 5 * 100)
-    with pytest.raises(OSError, match="cut short"):
+    with pytest.raises(Damaged, match="points.f64 bytes 2560..5120: the file ends at byte 4000 .cut short") as e:
         read_chunks(run, records)
+    assert e.value.index == 1  # the record before it is whole
 
 
 def test_the_creating_mark_goes_once_the_run_is_acknowledged(tmp_path, new_store):
