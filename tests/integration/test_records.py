@@ -69,8 +69,9 @@ def test_a_sweep_ends_with_its_parent_the_best_job_and_the_runs_command(tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = train(tmp_path, "-m", "data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.progress=none",
                 "optimizer.lr=0.05,0.005", "seed=0,1", f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / 'sw'}")
-    tail = {line.split()[0]: line for line in out.splitlines()[-4:]}
-    assert list(tail) == ["sweep", "best", "ui", "runs"]
+    tail = {line.split()[0]: line for line in out.splitlines()[-5:]}
+    assert list(tail) == ["sweep", "best", "report", "ui", "runs"]
+    assert tail["report"].split()[1] == str(tmp_path / "sw" / "report.html")
     client = mlflow.MlflowClient(uri)
     (parent,) = client.search_runs(["0"], "tags.`sweep.role` = 'parent'")
     pid = parent.info.run_id
