@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from framework import check_plugins, discovery
-from framework.engine.checkpoint import Checkpointer, restore_checkpoint
+from framework.engine.checkpoint import Checkpointer, check_free, restore_checkpoint
 from framework.engine.data import Splits, split, standardize, validate
 from framework.engine.progress import make_progress, print_metrics
 from framework.engine.tasks import output_size
@@ -26,7 +26,16 @@ from framework.errors import ConfigError, FrameworkError, UnknownNameError
 from framework.model import MLP
 from framework.registry import KINDS, datasets
 from framework.run import schema
-from framework.run.config import CONF_DIR, GROUPS, experiment_presets, hydra_config, kwargs, register_configs
+from framework.run.config import (
+    CONF_DIR,
+    GROUPS,
+    check_extras,
+    check_override_keys,
+    experiment_presets,
+    hydra_config,
+    kwargs,
+    register_configs,
+)
 from framework.run.sweep import FAILED_FILE
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
         log.warning("trainer.batch_size=%d is larger than the %d training rows: every update uses all of them "
                     "(full-batch gradient descent, as with trainer.batch_size=null)", t.batch_size, n)
     sizes = [splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss.targets, loss.name)]
+    check_fits(sizes, backend)
     model = MLP(sizes, activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
                 seed=cfg.seed)
@@ -80,6 +90,37 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
         if es.enabled else None,
         shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks),
         divergence=divergence)
+
+
+COPIES = 4  # arrays of the parameters' size that training holds: parameters, gradients, two optimizer slots (Adam)
+
+
+def check_fits(sizes: list[int], backend) -> None:
+    """ConfigError before allocating when the model's parameters, gradients and optimizer state
+    (`COPIES` x params x itemsize bytes) exceed the memory available now (host-memory backends)."""
+    import numpy as np
+
+    n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    need, free = COPIES * n * np.dtype(backend.dtype).itemsize, available_memory()
+    if backend.host_memory and free is not None and need > free:
+        raise ConfigError(f"model.hidden={sizes[1:-1]}: {n:,} parameters need about {need / 2**30:.1f} GiB "
+                          f"({backend.dtype}: parameters, gradients, optimizer state) but {free / 2**30:.1f} GiB "
+                          "of memory is available; use a smaller model.hidden")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), else the physical memory, else None."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def create(group: str, node: DictConfig):
@@ -138,6 +179,8 @@ def train(cfg: DictConfig) -> dict:
     t = cfg.trainer
     resume, resume_run = tracking.resume_source(t.resume)  # a folder, or a tracked run's id (that run continues)
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
+    if directory and not resume:
+        check_free(directory)
     checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
     with tracking.run(resume_run) as tracker:
         callbacks = [cb for cb in (make_progress(t.progress), checkpointer, tracker) if cb is not None]
@@ -186,7 +229,8 @@ def stop_on_signals(trainer):
 def _check_command_line(argv: list[str]) -> None:
     """Before Hydra composes: import `plugins.paths=[...]` folders named on the command line (so
     their plugins are options), and reject unknown options of registry groups and experiments with
-    the known names and the closest match (sweep lists are checked value by value)."""
+    the known names and the closest match (sweep lists are checked value by value), unknown fields of
+    the chosen plugins (closest key), and launchers/sweepers whose extra is not installed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
@@ -202,6 +246,8 @@ def _check_command_line(argv: list[str]) -> None:
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
                     raise UnknownNameError(GROUPS[group].kind if group in GROUPS else "experiment", str(value), known)
+    check_override_keys(overrides)
+    check_extras(overrides)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

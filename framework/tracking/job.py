@@ -23,6 +23,7 @@ from pathlib import Path
 from framework.errors import ConfigError
 from framework.run.config import config_hash, flatten, hydra_config
 from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Tags
 from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
 from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
@@ -37,7 +38,8 @@ def overrides() -> list[str]:
 
 
 def sync_command(folder, uri: str) -> str:
-    return f"python -m framework.sync {folder} --uri {uri}"
+    """The command that sends `folder`'s run log to `uri` (its password masked: the reader supplies it)."""
+    return f"python -m framework.sync {folder} --uri {mask_secrets(uri)}"
 
 
 class Tracking:
@@ -125,7 +127,7 @@ class Tracking:
     def _open(self, resume_run_id) -> RunLogger:
         t, hc = self.settings, hydra_config()
         sid = sweep_id(hc)
-        params, long = split_long_params({k: str(v) for k, v in flatten(self.cfg).items()})
+        params, long = split_long_params({k: mask_secrets(str(v)) for k, v in flatten(self.cfg).items()})
         task = overrides()
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
@@ -162,7 +164,7 @@ class Tracking:
         synced = sync_process().wait_synced([self.folder], float(self.settings.timeout_s)).get(str(self.folder))
         if synced is None:
             log.warning("mlflow: run not complete in %s after tracking.timeout_s=%s s (still syncing in the "
-                        "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
+                        "background); to finish it later: %s", mask_secrets(self.uri), self.settings.timeout_s, command)
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
 

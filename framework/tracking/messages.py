@@ -85,8 +85,10 @@ RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, End, S
 
 
 def encode(record) -> str:
-    """One journal line (with its newline)."""
-    return json.dumps({"type": type(record).__name__, **asdict(record)}) + "\n"
+    """One journal line (with its newline); secrets masked (`framework.tracking.masking`): a run log never holds one."""
+    from framework.tracking.masking import mask_secrets
+
+    return mask_secrets(json.dumps({"type": type(record).__name__, **asdict(record)})) + "\n"
 
 
 def decode(line: str):

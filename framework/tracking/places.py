@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from framework.errors import ConfigError
 from framework.run.config import ROOT, absolute_sqlite, hydra_config
+from framework.tracking.masking import mask_secrets
 
 
 def store_uri(uri: str | None) -> str:
@@ -97,7 +98,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((parsed.hostname, port), timeout=timeout).close()
     except OSError as e:
-        raise ConfigError(f"tracking server {uri} is unreachable ({e}); start it (e.g. `mlflow server "
+        raise ConfigError(f"tracking server {mask_secrets(uri)} is unreachable ({e}); start it (e.g. `mlflow server "
                           f"--host {parsed.hostname} --port {port}`), fix tracking.uri, train now and sync later "
                           f"with tracking.mode=offline, or turn tracking off with tracking=none") from None
 
@@ -120,5 +121,5 @@ def sweep_id(hc) -> str | None:
         return None
     storage, study = hc.sweeper.get("storage"), hc.sweeper.get("study_name")
     if storage and study:
-        return f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}"
+        return mask_secrets(f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}")  # a tag: no password
     return str(folder)

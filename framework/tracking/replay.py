@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from framework.tracking.masking import MASK, mask_secrets
 from framework.tracking.messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from framework.tracking.places import artifact_location
 from framework.tracking.runlog import (
@@ -257,6 +258,11 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
                 if start is None:
                     continue
                 target = uri or start.uri or store_uri(None)
+                if MASK in target:
+                    print(f"{folder}: not synced: its run log names the store {target} (passwords are never "
+                          "recorded); give the store with --uri URI or $MLFLOW_TRACKING_URI", flush=True)
+                    pending += 1
+                    continue
                 if target not in stores:
                     stores[target] = Store(target, bulk)
                 run = seen[folder] = RunSync(folder, stores[target])
@@ -275,7 +281,8 @@ def sync_paths(paths, uri: str | None, watch: bool = False, bulk: bool | None = 
             finally:
                 run.lock.release()
             state = "complete" if done else "still training, synced so far"
-            print(f"{folder}: run {run.run_id} in {target}: {state} ({run.points:,} points sent now)", flush=True)
+            where = mask_secrets(run.store.uri)
+            print(f"{folder}: run {run.run_id} in {where}: {state} ({run.points:,} points sent now)", flush=True)
             pending += not done
         if not watch:
             return pending

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from framework.errors import ConfigError
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, Metrics, RunStart, SweepEnd, decode, encode
 
 LOG = "runlog"
@@ -226,7 +227,7 @@ def store_key(uri: str) -> str:
 def read_ack(folder, uri: str) -> dict:
     """What store `uri` acknowledged of `folder`'s run log: {"uri", "run_id", "done"}."""
     path = Path(folder) / LOG / "acks" / f"{store_key(uri)}.json"
-    return json.loads(path.read_text()) if path.exists() else {"uri": uri, "run_id": None, "done": 0}
+    return {**json.loads(path.read_text()), "uri": uri} if path.exists() else {"uri": uri, "run_id": None, "done": 0}
 
 
 def acked_elsewhere(folder, uri: str) -> bool:
@@ -239,7 +240,7 @@ def acked_elsewhere(folder, uri: str) -> bool:
 def write_ack(folder, ack: dict) -> None:
     path = Path(folder) / LOG / "acks" / f"{store_key(ack['uri'])}.json"
     path.parent.mkdir(exist_ok=True)
-    write_atomic(path, json.dumps(ack).encode())
+    write_atomic(path, json.dumps({**ack, "uri": mask_secrets(ack["uri"])}).encode())  # the file: no password
 
 
 def find_runlogs(paths, known: set[str] = frozenset()) -> list[Path]:

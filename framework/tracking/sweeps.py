@@ -18,6 +18,7 @@ from pathlib import Path
 from framework.run.config import flatten
 from framework.run.sweep import failed_jobs
 from framework.tracking.job import source_tags
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import RunStart, SweepEnd
 from framework.tracking.places import check_store, store_uri, sweep_folder, sweep_id
 from framework.tracking.runlog import RunLogWriter, check_new, find_runlogs, last_values, now_ms
@@ -74,7 +75,7 @@ class SweepParent:
             self._wait([self.folder])
         else:
             log.info("tracking offline: send the sweep to MLflow with: python -m framework.sync %s --uri %s",
-                     self.folder, self.uri)
+                     self.folder, mask_secrets(self.uri))
         return best and {"folder": str(best[1]), "value": best[0]}
 
     def _wait(self, folders) -> None:
@@ -88,6 +89,7 @@ class SweepParent:
         missing = [str(f) for f in folders if str(f) not in synced or synced[str(f)].missing]
         if missing:
             log.warning("mlflow: %d run(s) not complete in %s yet (%s); the run logs keep them: "
-                        "python -m framework.sync %s --uri %s", len(missing), self.uri,
-                        next((s.missing for s in synced.values() if s.missing), "timed out"), self.folder, self.uri)
+                        "python -m framework.sync %s --uri %s", len(missing), mask_secrets(self.uri),
+                        next((s.missing for s in synced.values() if s.missing), "timed out"), self.folder,
+                        mask_secrets(self.uri))
 
