@@ -156,9 +156,13 @@ def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from framework.tracking import store_uri
     from framework.tracking.masking import mask_secrets
-    from framework.tracking.store import open_store
+    from framework.tracking.store import open_store, sqlite_path
     from framework.tracking.table import resolve_run_id
 
+    db = sqlite_path(store_uri(uri))
+    if db is not None and not db.is_file():  # opening it would create an empty store
+        raise ConfigError(f"'{run}' is neither a folder nor a run id of a store: there is no store {db} "
+                          "(give --uri / uri= of the store that holds the run)")
     client = open_store(store_uri(uri))
     try:
         run_id = resolve_run_id(client, run)

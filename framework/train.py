@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from framework import check_plugins, discovery
@@ -169,7 +170,10 @@ def train(cfg: DictConfig) -> dict:
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
     from framework.tracking import Tracking
+    from framework.tracking.places import mask_hydra_record
 
+    if hydra_config():
+        mask_hydra_record(hydra_config())  # Hydra wrote the command line, secrets included, into the run folder
     tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads;
     done = tracking.finished_run()       # build() checks the rest inside the run (a bad value: a FAILED run)
     if done is not None:
@@ -250,6 +254,27 @@ def _check_command_line(argv: list[str]) -> None:
     check_extras(overrides)
 
 
+class RunFolderCheck(Callback):
+    """Before Hydra writes into the run (or sweep) folder: one line and exit 1 if it is not writable or
+    its disk is full (else Hydra's own write fails with a traceback). Enabled in conf/config.yaml."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(folder, key: str) -> None:
+        from framework.tracking.places import check_writable
+
+        try:
+            check_writable(Path(folder).absolute(), "the run folder", f"give a writable folder with {key}=<folder>")
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     try:
@@ -286,11 +311,17 @@ def penalty(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from hydra.errors import OverrideParseException
+
     try:
         _check_command_line(sys.argv[1:])
         register_configs()
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OverrideParseException as e:  # Hydra's grammar: a value with = , ( ) [ ] { } needs quotes
+        print(f"error: an override does not parse ({str(e).splitlines()[0]}); quote values holding "
+              "= , ( ) [ ] { } or spaces: key='value'", file=sys.stderr)
         sys.exit(1)
     from framework.tracking.process import start_early
 
