@@ -29,13 +29,13 @@ def features_of(model: TrainedModel, path: str, delimiter: str = ",") -> np.ndar
         missing = [c for c in model.features if c not in header]
         if missing:
             unexpected = [c for c in header if c not in model.features]
-            raise ConfigError(f"'{Path(path).name}' lacks the model's column(s) {_few(missing)}; "
+            raise ConfigError(f"data file '{Path(path).name}' lacks the model's column(s) {_few(missing)}; "
                               f"unexpected: {_few(unexpected) or '(none)'}")
         columns = model.features
     elif len(header) == model.n_features:
         columns = header
     else:
-        raise ConfigError(f"'{Path(path).name}' has {len(header)} columns; the model (no feature names) takes "
+        raise ConfigError(f"data file '{Path(path).name}' has {len(header)} columns; the model (no feature names) takes "
                           f"exactly {model.n_features}, in training order")
     return csv_columns(path, header, rows, columns)
 

@@ -27,7 +27,8 @@ def main(argv=None) -> None:
                                  "folder above them")
         uri = store_uri(known.uri) if known.uri else ""
         if uri.startswith("sqlite:///"):  # its folder is made, as training makes it
-            check_writable(Path(uri[len("sqlite:///"):]).parent, "the store's folder", "give a writable store with --uri")
+            check_writable(Path(uri[len("sqlite:///"):]).parent, "the store's folder",
+                           "give a writable store with --uri")
         replay(argv)
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)

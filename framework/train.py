@@ -99,14 +99,13 @@ COPIES = 4  # arrays of the parameters' size that training holds: parameters, gr
 def check_fits(sizes: list[int], backend) -> None:
     """ConfigError before allocating when the model's parameters, gradients and optimizer state
     (`COPIES` x params x itemsize bytes) exceed the memory available now (host-memory backends)."""
-    import numpy as np
-
     n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    need, free = COPIES * n * np.dtype(backend.dtype).itemsize, available_memory()
+    need, free = COPIES * n * backend.xp.finfo(backend.dtype).bits // 8, available_memory()
     if backend.host_memory and free is not None and need > free:
+        dtype = getattr(backend.dtype, "__name__", backend.dtype)
         raise ConfigError(f"model.hidden={sizes[1:-1]}: {n:,} parameters need about {need / 2**30:.1f} GiB "
-                          f"({backend.dtype}: parameters, gradients, optimizer state) but {free / 2**30:.1f} GiB "
-                          "of memory is available; use a smaller model.hidden")
+                          f"({dtype}: parameters, gradients, optimizer state) but {free / 2**30:.1f} GiB of memory "
+                          "is available; use a smaller model.hidden")
 
 
 def available_memory() -> int | None:
@@ -290,16 +289,18 @@ def failed_job(cfg: DictConfig, error: Exception) -> float:
     writes FAILED.json into its folder (the sweep reports them at its end) and returns the penalty."""
     from hydra.types import RunMode
 
+    from framework.tracking.masking import mask_secrets
+
     hc = hydra_config()
     if not (hc and hc.mode == RunMode.MULTIRUN):
         if isinstance(error, FrameworkError):
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {mask_secrets(str(error))}", file=sys.stderr)
             sys.exit(1)
         raise error
     text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
     log.error("job failed: %s", text)
     report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
-    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(json.dumps(report, indent=1))
+    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(mask_secrets(json.dumps(report, indent=1)))
     return penalty(cfg)
 
 

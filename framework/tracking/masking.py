@@ -1,21 +1,24 @@
 """Secrets never recorded: `mask_secrets(text)` is the one place that hides them.
 
 Every value that is recorded (run-log records, hence params and tags in the store; config.yaml and
-overrides.yaml artifacts; Hydra's `.hydra/*.yaml` and `multirun.yaml`; acknowledgements) or printed
-(store URIs in messages) goes through it; the real value is used only to connect.
+overrides.yaml artifacts; Hydra's `.hydra/*.yaml` and `multirun.yaml`; acknowledgements; a failed
+sweep job's report) or printed (store URIs in messages; every log line through `SecretsFilter`) goes
+through it; the real value is used only to connect.
 
     mask_secrets("postgresql://alice:S3cret@db:5432/mlflow")  -> "postgresql://alice:***@db:5432/mlflow"
     mask_secrets("https://host/x?token=abc&v=1")             -> "https://host/x?token=***&v=1"
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 MASK = "***"
-# scheme://user:PASSWORD@  (the password: no whitespace, quote, backslash, '/' or '@': one URI, also inside JSON/YAML)
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'\\]*:)(?P<secret>[^\s/@\"'\\]+)(?=@)")
+# scheme://user:PASSWORD@  (the password: no whitespace, quote, backslash, '/' or '@': one URI, also inside JSON/YAML;
+# the colons may be escaped, as Hydra writes overrides: postgresql\://alice\:pw@host, in JSON with \\)
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*\\*://[^\s:/@\"'\\]*\\*:)(?P<secret>[^\s/@\"'\\]+)(?=@)")
 # ?token=SECRET / &password=SECRET in a URI's query
 _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|secret|api_key|apikey|sig|signature)=)"
                     r"(?P<secret>[^\s&#\"'\\]+)", re.IGNORECASE)
@@ -27,6 +30,18 @@ def mask_secrets(text: str) -> str:
         return text
     text = _USERINFO.sub(lambda m: m["head"] + MASK, text)
     return _QUERY.sub(lambda m: m["head"] + MASK, text)
+
+
+class SecretsFilter(logging.Filter):
+    """Masks the secrets of every log record it passes; conf/config.yaml puts it on Hydra's log handlers
+    (console and the job's log file), so what Hydra and the libraries log is masked too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
 
 
 def mask_file(path: Path) -> None:

@@ -25,7 +25,6 @@ from framework.errors import ConfigError
 from framework.run.config import ROOT, absolute_sqlite, hydra_config
 from framework.tracking.masking import mask_file, mask_secrets
 
-
 # MLflow's tracking stores (a database URI may name its driver: postgresql+psycopg2://); "": a local folder
 SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
 
