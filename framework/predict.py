@@ -35,8 +35,8 @@ def features_of(model: TrainedModel, path: str, delimiter: str = ",") -> np.ndar
     elif len(header) == model.n_features:
         columns = header
     else:
-        raise ConfigError(f"data file '{Path(path).name}' has {len(header)} columns; the model (no feature names) takes "
-                          f"exactly {model.n_features}, in training order")
+        raise ConfigError(f"data file '{Path(path).name}' has {len(header)} columns; the model (no feature names) "
+                          f"takes exactly {model.n_features}, in training order")
     return csv_columns(path, header, rows, columns)
 
 
