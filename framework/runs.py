@@ -5,9 +5,9 @@ from framework.errors import FrameworkError
 from framework.tracking.table import main as table
 
 
-def main(argv=None) -> None:
+def main(argv=None, console=None) -> None:
     try:
-        table(argv)
+        table(argv, console)
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -3,6 +3,7 @@ record; no silent wrong answer from predict, CSVs, damaged weights or a reused c
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,6 +143,24 @@ def test_mask_secrets(text, masked):
     from framework.tracking.masking import mask_secrets
 
     assert mask_secrets(text) == masked
+
+
+def test_log_lines_are_masked_by_the_filter_on_hydras_handlers(capsys):
+    import logging
+
+    from framework.tracking.masking import SecretsFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(SecretsFilter())
+    logger = logging.getLogger("test_trust")
+    logger.addHandler(handler)
+    try:
+        logger.warning("#0 : +note=postgresql\\://alice\\:%s@h/db", SECRET)
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert SECRET not in err and "alice\\:***@h/db" in err
+    assert "SecretsFilter" in (Path(__file__).parents[2] / "conf" / "config.yaml").read_text()
 
 
 # ---- 5. no silent wrong answers -------------------------------------------------------------------------
