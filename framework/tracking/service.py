@@ -10,8 +10,8 @@ several runs may be in flight (a finished job's artifacts overlap the next job's
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
 exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
-then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional imports it has no
-use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing mlflow and its store
+then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional imports it
+has no use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing mlflow and its store
 (~2,000 modules, a heap growing to ~215 MB) would otherwise run ~700 collections, 5 of them over the whole heap
 (~0.9 of ~3.9 CPU-s of start-up); it is turned back on, with what start-up built frozen out of its traversals
 (`gc.freeze`), once the first request has been handled (`resume_gc`).

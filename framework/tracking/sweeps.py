@@ -48,7 +48,8 @@ class SweepParent:
         start = RunStart(secrets.token_hex(16), tracking.experiment, now_ms(), tracking.run_name or str(hc.sweep.dir),
                          {k: str(v) for k, v in params.items()}, tags, role="sweep", uri=self.uri)
         check_new(self.folder, "sweep folder", "give this sweep its own hydra.sweep.dir (the default is a new "
-                  "timestamped folder); a stored Optuna study continues under the same MLflow parent run from any folder")
+                  "timestamped folder); a stored Optuna study continues under the same MLflow parent run from any "
+                  "folder")
         self.log = RunLogWriter(self.folder, start)
         self.log.flush()
         if self.online:
@@ -66,7 +67,8 @@ class SweepParent:
         if self.online:
             self._wait(jobs)
         metric, mode = self.objective.metric, self.objective.mode
-        scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)] if v is not None and not math.isnan(v)]
+        scored = [(v, f) for f in jobs for v in [last_values(f, [metric]).get(metric)]
+                  if v is not None and not math.isnan(v)]
         best = (min if mode == "min" else max)(scored) if scored else None
         failed = {str(r["job"]): r["error"].splitlines()[0] for r in failed_jobs(self.folder)}
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
