@@ -112,7 +112,11 @@ class Tracking:
         if not self.enabled:
             yield None
             return
-        self.callback = self._open(resume_run_id)
+        try:
+            self.callback = self._open(resume_run_id)
+        except OSError as e:  # the disk filled up, or the folder became read-only, since the checks
+            raise ConfigError(f"cannot write the run log in {self.folder} ({e.strerror or e}); free space there or "
+                              "give the run another folder (hydra.run.dir=<folder>)") from None
         try:
             yield self.callback
         except BaseException as e:

@@ -145,6 +145,16 @@ def test_mask_secrets(text, masked):
     assert mask_secrets(text) == masked
 
 
+def test_a_stored_optuna_studys_sweep_id_holds_no_password(tmp_path):
+    from hydra.types import RunMode
+
+    from framework.tracking.places import sweep_id
+
+    hc = OmegaConf.create({"mode": RunMode.MULTIRUN, "runtime": {"cwd": str(tmp_path)}, "sweep": {"dir": "sw"},
+                           "sweeper": {"storage": f"postgresql://alice:{SECRET}@db/optuna", "study_name": "s"}})
+    assert sweep_id(hc) == "postgresql://alice:***@db/optuna#s"
+
+
 def test_log_lines_are_masked_by_the_filter_on_hydras_handlers(capsys):
     import logging
 
