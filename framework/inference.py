@@ -71,11 +71,9 @@ class TrainedModel:
 def from_files(weights: Path, config: Path, plugins=None) -> TrainedModel:
     """The model of a `weights.npz` (an `export`) and the run's resolved `config.yaml`; `plugins`: folders
     (or .py files) of user plugins to import first (never the config's own `plugins.paths`)."""
-    from omegaconf import OmegaConf
-
     from framework.discovery import load_paths
 
-    cfg = OmegaConf.load(config)
+    cfg = read_config(config)
     arrays = read_weights(weights)
     if f"{PIPELINE}task" not in arrays:
         raise ConfigError(f"'{weights}' holds weights only (written before the input pipeline was saved with "
@@ -85,7 +83,8 @@ def from_files(weights: Path, config: Path, plugins=None) -> TrainedModel:
                                                          (activations, cfg.output_activation), (losses, cfg.loss))
                if node.name not in r]
     if missing:
-        named = f" (the config names plugins.paths={list(cfg.plugins.paths)})" if cfg.plugins.get("paths") else ""
+        paths = (cfg.get("plugins") or {}).get("paths")
+        named = f" (the config names plugins.paths={list(paths)})" if paths else ""
         raise ConfigError(f"the model uses {', '.join(dict.fromkeys(missing))}, not registered here{named}; "
                           "loading a model runs no code it names: give the plugin folder with "
                           "`--plugins DIR` (python -m framework.predict) or framework.load(..., plugins=[DIR])")
@@ -94,8 +93,30 @@ def from_files(weights: Path, config: Path, plugins=None) -> TrainedModel:
     sizes = [params["layers.0.W"].shape[1]] + [params[f"layers.{l}.W"].shape[0] for l in range(len(params) // 2)]
     mlp = MLP(sizes, activation=_create(activations, cfg.activation),
               output_activation=_create(activations, cfg.output_activation), dtype="float64")
-    mlp.load_state_dict(params)
+    try:
+        mlp.load_state_dict(params)
+    except ValueError as e:
+        raise ConfigError(f"'{weights}' is not a valid weights file: {e}") from None
     return TrainedModel(mlp, _create(losses, cfg.loss), arrays)
+
+
+def read_config(path: Path):
+    """A run's resolved config.yaml (DictConfig) with the activation, output_activation and loss a model
+    needs; a file that is not one is a ConfigError saying so."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    try:
+        cfg = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError) as e:
+        raise ConfigError(f"'{path}' is not a run's config.yaml ({type(e).__name__}); copy the run's file again") \
+            from None
+    lacking = [k for k in ("activation", "output_activation", "loss")
+               if not isinstance(cfg, DictConfig) or not isinstance(cfg.get(k), DictConfig) or "name" not in cfg[k]]
+    if lacking:
+        raise ConfigError(f"'{path}' is not a run's config.yaml: it names no {', '.join(lacking)}")
+    return cfg
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:

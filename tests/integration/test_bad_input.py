@@ -104,11 +104,25 @@ def test_load_of_neither_a_folder_nor_a_run_creates_no_store(tmp_path, monkeypat
     assert not store.exists() and not Path(str(store) + ".lock").exists()
 
 
-def test_random_bytes_as_weights_are_not_a_weights_file(tmp_path):
+CONFIG = "activation: {name: relu}\noutput_activation: {name: identity}\nloss: {name: cross_entropy}\n"
+
+
+@pytest.mark.parametrize("weights, config, words", [
+    (np.random.default_rng(0).bytes(4096), CONFIG, "weights.npz' is not a valid weights file"),
+    (None, "a: [1\n", "config.yaml' is not a run's config.yaml (ParserError)"),
+    (None, "[1, 2]\n", "config.yaml' is not a run's config.yaml: it names no activation, output_activation, loss"),
+])
+def test_damaged_model_files_are_one_line(tmp_path, weights, config, words):
     model = tmp_path / "model"
     model.mkdir()
-    (model / "weights.npz").write_bytes(np.random.default_rng(0).bytes(4096))
-    (model / "config.yaml").write_text("activation: {name: relu}\n")
+    if weights is None:  # valid weights of a 1-4-3 model
+        rng = np.random.default_rng(0)
+        np.savez(model / "weights.npz", **{"layers.0.W": rng.normal(size=(4, 1)), "layers.0.b": np.zeros(4),
+                                           "layers.1.W": rng.normal(size=(3, 4)), "layers.1.b": np.zeros(3),
+                                           "pipeline/task": np.array("classification")})
+    else:
+        (model / "weights.npz").write_bytes(weights)
+    (model / "config.yaml").write_text(config)
     (tmp_path / "x.csv").write_text("a\n1\n")
     line = one_line_error(["framework.predict", str(model), "x.csv"], tmp_path)
-    assert "is not a valid weights file" in line, line
+    assert words in line, line
