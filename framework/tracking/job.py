@@ -103,7 +103,7 @@ class Tracking:
             return Path(found["folder"]), found["run_id"]
         except RuntimeError as e:
             raise ConfigError(f"trainer.resume={resume}: not a checkpoint folder, and no checkpoint of such a "
-                              f"run in {self.uri} ({str(e).strip().splitlines()[-1]})") from None
+                              f"run in {mask_secrets(self.uri)} ({str(e).strip().splitlines()[-1]})") from None
 
     @contextmanager
     def run(self, resume_run_id: str | None = None):

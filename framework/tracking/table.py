@@ -22,6 +22,7 @@ from rich.table import Table
 
 from framework.errors import ConfigError
 from framework.registry import metrics as metric_registry
+from framework.tracking.masking import mask_secrets
 from framework.tracking.places import store_uri
 
 
@@ -63,7 +64,8 @@ def resolve_run_id(client, prefix: str, experiment_ids: list[str] | None = None)
         raise ConfigError(f"no run id starts with '{prefix}'")
     if len(ids) > 1:
         shown = ", ".join(i[:12] for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-        raise ConfigError(f"run id '{prefix}' is ambiguous: {len(ids)} runs start with it ({shown}); give more characters")
+        raise ConfigError(f"run id '{prefix}' is ambiguous: {len(ids)} runs start with it ({shown}); "
+                          "give more characters")
     return ids[0]
 
 
@@ -75,7 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     which.add_argument("--parent", metavar="RUN_ID", help="children of a parent run")
     p.add_argument("--sort", metavar="METRIC", default="val/loss", help="metric to sort by (default: %(default)s)")
     p.add_argument("--reverse", action="store_true", help="flip the metric's natural order")
-    p.add_argument("--uri", default=None, help="tracking URI (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
+    p.add_argument("--uri", default=None,
+                   help="tracking URI (default: $MLFLOW_TRACKING_URI, else the project's mlflow.db)")
     p.add_argument("--limit", type=int, default=None, help="show the best N runs only")
     return p.parse_args(argv)
 
@@ -116,7 +119,8 @@ def main(argv=None, console: Console | None = None) -> None:
     exp = client.get_experiment_by_name(args.experiment)
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments())
-        raise SystemExit(f"no experiment '{args.experiment}' in {store_uri(args.uri)}; experiments: {names or '(none)'}")
+        raise SystemExit(f"no experiment '{args.experiment}' in {mask_secrets(store_uri(args.uri))}; "
+                         f"experiments: {names or '(none)'}")
     filter_string = ""
     if args.sweep:
         filter_string = tag_equals("sweep.id", str(Path(args.sweep).resolve()))
@@ -129,7 +133,7 @@ def main(argv=None, console: Console | None = None) -> None:
     runs = [r for r in search(client, [exp.experiment_id], filter_string) if r.data.tags.get("sweep.role") != "parent"]
     if not runs:
         which = f"with parent run {parent}" if args.parent else f"of sweep {args.sweep}" if args.sweep else "at all"
-        raise SystemExit(f"no runs {which} in experiment '{args.experiment}' of {store_uri(args.uri)}")
+        raise SystemExit(f"no runs {which} in experiment '{args.experiment}' of {mask_secrets(store_uri(args.uri))}")
     out, console = table(runs, args.sort, args.reverse, args.limit), console or Console()
     if not console.is_terminal:  # a pipe or file gets the whole table, not an 80-column squeeze
         console.width = max(console.width, Measurement.get(console, console.options.update_width(10**4), out).maximum)
