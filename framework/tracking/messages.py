@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from framework.tracking.masking import mask_secrets
+
 
 # ---- run-log records --------------------------------------------------------------------------------
 @dataclass
@@ -86,8 +88,6 @@ RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, End, S
 
 def encode(record) -> str:
     """One journal line (with its newline); secrets masked (`framework.tracking.masking`): a run log never holds one."""
-    from framework.tracking.masking import mask_secrets
-
     return mask_secrets(json.dumps({"type": type(record).__name__, **asdict(record)})) + "\n"
 
 
