@@ -38,6 +38,7 @@ TRAIN = ["framework.train", "tracking=none", "trainer.progress=none", "trainer.e
      [f"{64 * 10**6 + 10**6 + 10**12 + 10**6 + 10**7 + 10:,} parameters need about", "smaller model.hidden"]),
     (["data=moons", "data.nois=0.1"], ["data.nois: unknown key of data=moons; closest: noise"]),
     (["optimizer.lrr=0.1"], ["optimizer.lrr: unknown key of optimizer=adam; closest: lr"]),
+    (["+experiment=mnist1d_mlp", "data.tes=drop"], ["data.tes: unknown key of data=mnist1d; closest: test"]),
     (["+note=a?b=c"], ["an override does not parse", "key='value'"]),
 ])
 def test_train_refuses_with_one_line(tmp_path, overrides, words):
