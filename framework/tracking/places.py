@@ -123,8 +123,10 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 def mask_hydra_record(hc) -> None:
     """Mask the secrets (`mask_secrets`) in what Hydra wrote before the job ran: the job's
     `.hydra/{config,hydra,overrides}.yaml` and a multirun's `multirun.yaml` hold the command line."""
-    folder = sweep_folder(hc)
-    files = [*(Path(hc.runtime.output_dir, hc.output_subdir).glob("*.yaml") if hc.output_subdir else ()),
+    from omegaconf import OmegaConf
+
+    folder, job = sweep_folder(hc), OmegaConf.select(hc, "runtime.output_dir")  # None: no job is running
+    files = [*(Path(job, hc.output_subdir).glob("*.yaml") if job and hc.output_subdir else ()),
              *([folder / "multirun.yaml"] if folder else ())]
     for path in files:
         mask_file(path)
