@@ -298,7 +298,7 @@ def failed_job(cfg: DictConfig, error: Exception) -> float:
             sys.exit(1)
         raise error
     text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
-    log.error("job failed: %s", text)
+    log.error("job failed: %s", mask_secrets(text))  # a joblib worker's log records are not masked
     report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
     (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(mask_secrets(json.dumps(report, indent=1)))
     return penalty(cfg)
@@ -314,6 +314,9 @@ def penalty(cfg: DictConfig) -> float:
 def main() -> None:
     from hydra.errors import OverrideParseException
 
+    from framework.tracking.masking import mask_log_records
+
+    mask_log_records()
     try:
         _check_command_line(sys.argv[1:])
         register_configs()

@@ -2,7 +2,7 @@
 
 Every value that is recorded (run-log records, hence params and tags in the store; config.yaml and
 overrides.yaml artifacts; Hydra's `.hydra/*.yaml` and `multirun.yaml`; acknowledgements; a failed
-sweep job's report) or printed (store URIs in messages; every log line through `SecretsFilter`) goes
+sweep job's report) or printed (store URIs in messages; every log line: `mask_log_records`) goes
 through it; the real value is used only to connect.
 
     mask_secrets("postgresql://alice:S3cret@db:5432/mlflow")  -> "postgresql://alice:***@db:5432/mlflow"
@@ -32,16 +32,24 @@ def mask_secrets(text: str) -> str:
     return _QUERY.sub(lambda m: m["head"] + MASK, text)
 
 
-class SecretsFilter(logging.Filter):
-    """Masks the secrets of every log record it passes; conf/config.yaml puts it on Hydra's log handlers
-    (console and the job's log file), so what Hydra and the libraries log is masked too."""
+def mask_log_records() -> None:
+    """From now on every log record of this process is created with its secrets masked (`python -m
+    framework.train` installs it first: Hydra reconfigures its log handlers per launch and per job, and its
+    launchers log each job's overrides, "#0 : tracking.uri=..."). Installed once; other records untouched."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "masks_secrets", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def masked_record(*args, **kwargs) -> logging.LogRecord:
+        record = make(*args, **kwargs)
         message = record.getMessage()
         masked = mask_secrets(message)
         if masked != message:
             record.msg, record.args = masked, ()
-        return True
+        return record
+
+    masked_record.masks_secrets = True
+    logging.setLogRecordFactory(masked_record)
 
 
 def mask_file(path: Path) -> None:
