@@ -24,6 +24,7 @@ from pathlib import Path
 from framework.errors import ConfigError
 from framework.run.config import config_hash, flatten, hydra_config
 from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Synced, Tags
 from framework.tracking.notes import differences, run_name
 from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
@@ -57,7 +58,8 @@ def normalized(cfg, override: str) -> str:
 
 
 def sync_command(folder, uri: str) -> str:
-    return f"python -m framework.sync {folder} --uri {uri}"
+    """The command that sends `folder`'s run log to `uri` (its password masked: the reader supplies it)."""
+    return f"python -m framework.sync {folder} --uri {mask_secrets(uri)}"
 
 
 class Tracking:
@@ -122,7 +124,7 @@ class Tracking:
             return Path(found["folder"]), found["run_id"]
         except RuntimeError as e:
             raise ConfigError(f"trainer.resume={resume}: not a checkpoint folder, and no checkpoint of such a "
-                              f"run in {self.uri} ({str(e).strip().splitlines()[-1]})") from None
+                              f"run in {mask_secrets(self.uri)} ({str(e).strip().splitlines()[-1]})") from None
 
     @contextmanager
     def run(self, resume_run_id: str | None = None):
@@ -131,7 +133,11 @@ class Tracking:
         if not self.enabled:
             yield None
             return
-        self.callback = self._open(resume_run_id)
+        try:
+            self.callback = self._open(resume_run_id)
+        except OSError as e:  # the disk filled up, or the folder became read-only, since the checks
+            raise ConfigError(f"cannot write the run log in {self.folder} ({e.strerror or e}); free space there or "
+                              "give the run another folder (hydra.run.dir=<folder>)") from None
         try:
             yield self.callback
         except BaseException as e:
@@ -146,7 +152,7 @@ class Tracking:
     def _open(self, resume_run_id) -> RunLogger:
         t, hc = self.settings, hydra_config()
         sid = sweep_id(hc)
-        params, long = split_long_params({k: str(v) for k, v in flatten(self.cfg).items()})
+        params, long = split_long_params({k: mask_secrets(str(v)) for k, v in flatten(self.cfg).items()})
         task = overrides(self.cfg)
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
@@ -189,7 +195,7 @@ class Tracking:
         self.synced = synced
         if synced is None:
             log.warning("mlflow: run not complete in %s after tracking.timeout_s=%s s (still syncing in the "
-                        "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
+                        "background); to finish it later: %s", mask_secrets(self.uri), self.settings.timeout_s, command)
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
 
@@ -201,15 +207,15 @@ class Tracking:
             return []  # a sweep's end says where its runs went
         if not self.online:
             return [f"run log  {self.folder} (offline: in no store yet)",
-                    f"sync     {sync_command(self.folder, shown_uri(self.uri))}"]
+                    f"sync     {sync_command(self.folder, mask_secrets(self.uri))}"]
         run_id = (self.synced and self.synced.run_id) or self.run_id
         if run_id is None:
             return []  # the store has not created the run (the warning above says why)
         lines = [f"run    {run_id[:8]}  ({run_id})"]
         ui = ui_address(self.uri, self.synced and self.synced.experiment_id, run_id)
         server = self.uri.startswith(("http://", "https://"))
-        lines.append(f"store  {shown_uri(self.uri)}" + ("" if server else f"  (UI: mlflow ui --backend-store-uri "
-                                                                          f"{shown_uri(self.uri)})"))
+        lines.append(f"store  {mask_secrets(self.uri)}" + ("" if server else f"  (UI: mlflow ui --backend-store-uri "
+                                                                          f"{mask_secrets(self.uri)})"))
         return lines + ([f"ui     {ui}"] if ui else [])
 
 
@@ -221,18 +227,8 @@ def ui_address(uri: str, experiment_id: str | None, run_id: str) -> str | None:
     opens on): the server of an http(s) store, else `mlflow ui`'s default address."""
     if experiment_id is None:
         return None
-    base = shown_uri(uri).rstrip("/") if uri.startswith(("http://", "https://")) else UI
+    base = mask_secrets(uri).rstrip("/") if uri.startswith(("http://", "https://")) else UI
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
-
-
-def shown_uri(uri: str) -> str:
-    """`uri` with the password of `scheme://user:password@host` masked, as printed."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return uri.replace(f":{parts.password}@", ":***@", 1)
 
 
 def source_tags() -> dict[str, str]:

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, Histograms, Params, Tags
 from framework.tracking.notes import NOTE, job_note
 from framework.tracking.runlog import RunLogWriter, now_ms
@@ -92,8 +93,8 @@ class RunLogger(Callback):
 
     def _artifacts(self, trainer) -> list[str]:
         folder = self.log.folder
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
-        (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.overrides)))
+        (folder / "config.yaml").write_text(mask_secrets(OmegaConf.to_yaml(self.cfg, resolve=True)))
+        (folder / "overrides.yaml").write_text(mask_secrets(OmegaConf.to_yaml(OmegaConf.create(self.overrides))))
         np.savez(folder / "weights.npz", **export(trainer))  # parameters + input pipeline
         names = [*self.artifacts, "config.yaml", "overrides.yaml", "weights.npz"]
         if self.epoch_histograms:

@@ -16,6 +16,8 @@ from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
+from framework.tracking.masking import mask_secrets
+
 Value = str | int | float | bool | None  # a tag's value as the training process records it (a step, a name, ...)
 
 
@@ -141,8 +143,8 @@ _FIELDS = {cls: [(f, typing.get_type_hints(cls)[f.name]) for f in fields(cls)] f
 
 
 def encode(record) -> str:
-    """One journal line (with its newline)."""
-    return json.dumps({"type": type(record).__name__, **vars(record)}) + "\n"  # fields are JSON values: no deep copy
+    """One journal line (with its newline); secrets masked (`framework.tracking.masking`): a run log never holds one."""
+    return mask_secrets(json.dumps({"type": type(record).__name__, **vars(record)})) + "\n"  # JSON values: no deep copy
 
 
 def decode(line: str):

@@ -29,6 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
+from framework.tracking.masking import MASK, mask_secrets
 from framework.tracking.messages import End, Metrics, Params, RunStart, SweepEnd, Tags
 from framework.tracking.places import artifact_location
 from framework.tracking.runlog import (
@@ -246,7 +247,7 @@ class RunSync:
                     tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                     client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
             log_params_tags(client, self.run_id, tags=tags)
-            self._upload(record.artifacts)
+            self._log_files(record.artifacts, line, "SweepEnd artifacts")
             client.set_terminated(self.run_id, record.status, record.end_ms)
 
     def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:
@@ -283,9 +284,7 @@ class RunSync:
         return client.create_run(exp, start_time=r.start_ms, tags=tags, run_name=r.run_name).info.run_id, r.params
 
     def _upload(self, record: End, line: int) -> None:
-        """The plots drawn, then every artifact of `record` and plots/: each file that lies inside the run
-        folder (a path or symbolic link elsewhere refused, one line each)."""
-        client = self.store.client
+        """The plots drawn, then every artifact of `record` and plots/ (`_log_files`)."""
         names = [*record.artifacts, "plots"]
         if record.plots is not None:
             try:
@@ -302,15 +301,20 @@ class RunSync:
             except Exception as e:  # noqa: BLE001 - the plots' data is damaged: the run without them
                 self.problems.append(f"{self.folder}: {LOG}/{JOURNAL} line {line} (End plots): no plots drawn: "
                                      f"{type(e).__name__}: {str(e).strip()[:200]}")
+        self._log_files(names, line, "End artifacts")
+
+    def _log_files(self, names: list[str], line: int, what: str) -> None:
+        """Log each file at or under `names` (relative to the run folder) that lies inside the run folder as an
+        artifact; a path or symbolic link elsewhere is refused, one line each."""
         for name in names:
             try:
                 path = inside(self.folder, name)
             except ValueError as e:
-                self._refuse(line, "End artifacts", name, e)
+                self._refuse(line, what, name, e)
                 continue
             for file in self._files(path, line):
-                client.log_artifact(self.run_id, str(self.folder / file), None if file.parent == Path() else
-                                    str(file.parent))
+                self.store.client.log_artifact(self.run_id, str(self.folder / file),
+                                               None if file.parent == Path() else str(file.parent))
 
     def _files(self, path: Path, line: int):
         """Every regular file at or under `path` (relative to the run folder), following only symbolic links
@@ -432,6 +436,9 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
                     return "still training", 0, []
                 raise journal.damage or Damaged(f"{LOG}/{JOURNAL}", "no record (the file is empty or missing)")
             target = uri or records[0].uri or store_uri(None)
+            if MASK in target:
+                return "not synced", 0, [f"{folder}: not synced: its run log names the store {target} (passwords are "
+                                         "never recorded); give the store with --uri URI or $MLFLOW_TRACKING_URI"]
             if target not in stores:
                 stores[target] = Store(target, bulk)
             run = seen[folder] = RunSync(folder, stores[target], journal)
@@ -449,7 +456,7 @@ def _sync_one(folder: Path, uri, stores: dict, seen: dict, bulk, store_uri) -> t
         state = ("still training, synced so far" if not done else f"marked KILLED ({run.killed})" if run.killed
                  else "complete")
         run.killed = None
-        lines.append(f"{folder}: run {run.run_id} in {run.store.uri}: {state} ({sent:,} points sent now)")
+        lines.append(f"{folder}: run {run.run_id} in {mask_secrets(run.store.uri)}: {state} ({sent:,} points sent now)")
         outcome = "still training" if not done else "synced with problems" if lines[:-1] else "synced now"
         return outcome, sent, lines
     except Damaged as e:

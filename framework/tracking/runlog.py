@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from framework.errors import ConfigError
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, Metrics, RunStart, SweepEnd, decode, encode
 
 LOG = "runlog"
@@ -343,7 +344,7 @@ def acked_elsewhere(folder, uri: str) -> bool:
 def write_ack(folder, ack: dict) -> None:
     path = Path(folder) / LOG / "acks" / f"{store_key(ack['uri'])}.json"
     path.parent.mkdir(exist_ok=True)
-    write_atomic(path, json.dumps(ack).encode())
+    write_atomic(path, json.dumps({**ack, "uri": mask_secrets(ack["uri"])}).encode())  # the file: no password
 
 
 def find_runlogs(paths, known: set[str] = frozenset()) -> list[Path]:

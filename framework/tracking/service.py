@@ -26,6 +26,7 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
 from framework.tracking.runlog import JournalReader, find_runlogs, is_complete
 
@@ -78,12 +79,13 @@ class Follower:
             self._report()
             self.error = f"{type(e).__name__}: {(str(e).strip() or repr(e)).splitlines()[0][:300]}"
             self.retry_at = time.monotonic() + RETRY_S
-            print(f"framework sync: {self.folder} -> {self.uri}: {self.error}", file=sys.stderr, flush=True)
+            print(f"framework sync: {self.folder} -> {mask_secrets(self.uri)}: {self.error}", file=sys.stderr,
+                  flush=True)
             records = self.journal.read()
             if gone or is_complete(records):
                 done = self.run.ack["done"] if self.run else 0
                 return self._finish(f"{len(records) - done} of {len(records)} run-log records are not in "
-                                    f"{self.uri} yet ({self.error})")
+                                    f"{mask_secrets(self.uri)} yet ({self.error})")
         return None
 
     def _report(self) -> None:

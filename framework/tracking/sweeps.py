@@ -19,6 +19,7 @@ from pathlib import Path
 from framework.run.config import flatten
 from framework.run.sweep import failed_jobs
 from framework.tracking.job import source_tags
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import RunStart, SweepEnd, Tags
 from framework.tracking.notes import NOTE, sweep_name, sweep_note
 from framework.tracking.places import check_store, store_uri, sweep_folder, sweep_id
@@ -85,15 +86,15 @@ class SweepParent:
     def where(self, synced, best, runs: int, failed: int) -> list[str]:
         """The parent run id (prefix, full), the best job (id, swept values, objective), the report's path
         and the runs-table command; offline the sweep folder and the sync command (last)."""
-        from framework.tracking.job import shown_uri, ui_address
+        from framework.tracking.job import ui_address
 
         count = f"{runs} runs" + (f", {failed} failed" if failed else "")
         if not self.online:
             return [f"sweep   {self.folder} ({count}; offline: in no store yet)",
-                    f"sync    python -m framework.sync {self.folder} --uri {shown_uri(self.uri)}"]
+                    f"sync    python -m framework.sync {self.folder} --uri {mask_secrets(self.uri)}"]
         parent = read_ack(self.folder, self.uri)["run_id"]
         if parent is None:
-            return [f"sweep   {self.folder} ({count}; not in {shown_uri(self.uri)} yet: see above)"]
+            return [f"sweep   {self.folder} ({count}; not in {mask_secrets(self.uri)} yet: see above)"]
         lines = [f"sweep   {parent[:8]}  ({parent}; {count})"]
         if best:
             value, start, folder = best
@@ -106,7 +107,7 @@ class SweepParent:
         if ui:
             lines.append(f"ui      {ui}")
         lines.append(f"runs    python -m framework.runs --parent {parent[:8]}" + (
-            "" if self.uri == store_uri(None) else f" --uri {shown_uri(self.uri)}"))
+            "" if self.uri == store_uri(None) else f" --uri {mask_secrets(self.uri)}"))
         return lines
 
     def report(self) -> Path | None:
@@ -133,7 +134,8 @@ class SweepParent:
         missing = [str(f) for f in folders if str(f) not in synced or synced[str(f)].missing]
         if missing:
             log.warning("mlflow: %d run(s) not complete in %s yet (%s); the run logs keep them: "
-                        "python -m framework.sync %s --uri %s", len(missing), self.uri,
-                        next((s.missing for s in synced.values() if s.missing), "timed out"), self.folder, self.uri)
+                        "python -m framework.sync %s --uri %s", len(missing), mask_secrets(self.uri),
+                        next((s.missing for s in synced.values() if s.missing), "timed out"), self.folder,
+                        mask_secrets(self.uri))
         return synced
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from framework.errors import ConfigError
+from framework.tracking.masking import mask_secrets
 from framework.tracking.places import sqlite_path, store_uri
 
 RUN_ID = re.compile(r"[0-9a-f]{1,32}")  # an MLflow run id or a prefix of one
@@ -148,8 +149,8 @@ def read_runs(uri: str, experiment: str) -> list[Run]:
     path = sqlite_path(uri)
     runs, names = read_sqlite(path, experiment) if path else read_client(uri, experiment)
     if runs is None:
-        raise ConfigError(f"no experiment '{experiment}' in {uri}; experiments: {', '.join(names) or '(none)'} "
-                          f"(--experiment NAME)")
+        raise ConfigError(f"no experiment '{experiment}' in {mask_secrets(uri)}; experiments: "
+                          f"{', '.join(names) or '(none)'} (--experiment NAME)")
     return runs
 
 

@@ -88,7 +88,7 @@ def test_cli_writes_class_and_probabilities_with_the_original_labels(tmp_path, l
 
 
 @pytest.mark.parametrize("content,message", [
-    ("u\n1\n", "error: data file '{path}' has 1 columns (u) but the model takes 2 features: u, v; give those columns"),
+    ("u\n1\n", "error: data file 'bad.csv' lacks the model's column(s) v; unexpected: (none)"),
     ("u,v\n1,2\n3,nan\n", "error: data file '{path}' line 3, column 'v': value 'nan' is not a finite number"),
     ("u,v\n1,2\n3\n", "error: data file '{path}' line 3 has 1 cells but the header has 2 (delimiter ',')"),
 ])
