@@ -311,7 +311,7 @@ def test_trainer_skips_a_non_finite_update_on_host_backends(name):
     with np.errstate(all="ignore"), pytest.raises(DivergenceError):
         t.fit()
     assert t.status == "FAILED" and t.failure["reason"].startswith("diverged: ")
-    if be.host_memory:
+    if be.capabilities.host_memory:
         assert all(np.isfinite(v).all() for v in m.state_dict().values()), "the non-finite update was applied"
 
 
