@@ -19,6 +19,7 @@ nothing: it gets the standard's path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -68,18 +69,17 @@ class Capabilities:
 PLAIN = Capabilities()  # what a namespace without declarations gets: the standard's path
 
 
-class ArrayNamespace:
-    """An array library's namespace as a backend hands it out: every attribute of `module` (copied once,
-    so `xp.add` costs what `numpy.add` costs; attributes the module makes lazily are looked up there), plus
-    `capabilities` (the backend's `Capabilities`) and `module` (the library's own namespace)."""
+class ArrayNamespace(ModuleType):
+    """An array library's namespace as a backend hands it out: a module holding every attribute of
+    `module` (copied once; a module's attribute lookup, so `xp.add` costs what `numpy.add` costs, and the
+    library's own module `__getattr__` still serves its lazy names), plus `capabilities` (the backend's
+    `Capabilities`) and `module` (the library's own namespace)."""
 
     def __init__(self, module, capabilities: Capabilities):
         module = module.module if isinstance(module, ArrayNamespace) else module
+        super().__init__(module.__name__, module.__doc__)
         self.__dict__.update(vars(module))
         self.module, self.capabilities = module, capabilities
-
-    def __getattr__(self, name):  # only reached for names the copy lacks
-        return getattr(self.__dict__["module"], name)
 
     def __reduce__(self):  # by the module's name: a module does not pickle
         return _namespace, (self.module.__name__, self.capabilities)

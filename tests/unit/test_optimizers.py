@@ -73,14 +73,15 @@ def test_matches_torch_optimizer(name, kw, arrays):
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(4, 3))
     grads = [rng.normal(size=w0.shape) for _ in range(5)]
-    xp = backends.create("numpy").xp if arrays == "backend" else np
-    ours, g_, opt = flat_zeros(xp, {"w": w0.shape}, np.float64, {"w": w0}), flat_zeros(xp, {"w": w0.shape}, np.float64), \
-        optimizers.create(name, **kw)
-    if arrays == "plain":
-        ours, g_ = {"w": w0.copy()}, {"w": g_["w"]}
+    if arrays == "backend":  # as the model makes them: views of one flat buffer each
+        xp = backends.create("numpy", dtype="float64").xp
+        ours, grad = flat_zeros(xp, {"w": w0.shape}, np.float64, {"w": w0}), flat_zeros(xp, {"w": w0.shape}, np.float64)
+    else:
+        ours, grad = {"w": w0.copy()}, {"w": np.zeros_like(w0)}
+    opt = optimizers.create(name, **kw)
     for g in grads:
-        g_["w"] = g
-        opt.step(ours, g_)
+        grad["w"][...] = g
+        opt.step(ours, grad)
     # options left out take each side's defaults (the classes' signatures): equal results check those too
     np.testing.assert_allclose(ours["w"], _torch_steps(torch, name, _to_torch_kwargs(kw), w0, grads), rtol=1e-12,
                                atol=1e-14)
