@@ -211,7 +211,8 @@ def step_gemms(xp, matmul, sizes, batch):
         A = xp.asarray(rng.normal(size=(batch, n_in)).astype(f32))
         W = xp.asarray((rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(f32))
         dZ = xp.asarray(rng.normal(size=(batch, n_out)).astype(f32))
-        Z, dW, dX = xp.empty((batch, n_out), dtype=f32), xp.empty((n_out, n_in), dtype=f32), xp.empty((batch, n_in), dtype=f32)
+        Z, dW, dX = (xp.empty((batch, n_out), dtype=f32), xp.empty((n_out, n_in), dtype=f32),
+                     xp.empty((batch, n_in), dtype=f32))
         layers.append((A, W, dZ, Z, dW, dX))
 
     def run(i):

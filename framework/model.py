@@ -160,4 +160,5 @@ class MLP:
 
     def __repr__(self) -> str:
         acts = [a.name for a in self.activations]
-        return f"MLP(sizes={self.sizes}, activations={acts}, backend={self.backend.name}, dtype={self.dtype.__name__ if hasattr(self.dtype, '__name__') else self.dtype})"
+        dtype = getattr(self.dtype, "__name__", self.dtype)
+        return f"MLP(sizes={self.sizes}, activations={acts}, backend={self.backend.name}, dtype={dtype})"

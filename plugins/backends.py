@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+
 import numpy as np
 
 from framework import Backend
@@ -169,7 +170,8 @@ class CupyBackend(Backend):
         except Exception as e:  # noqa: BLE001 - CUDARuntimeError, missing driver library, ...
             raise ConfigError(f"backend=cupy: CUDA is not available ({type(e).__name__}: {e}); {CUPY_HELP}") from None
         if not 0 <= int(device_id) < n:
-            raise ConfigError(f"backend=cupy: device_id={device_id} but this machine has {n} CUDA device(s) (0..{n - 1})")
+            raise ConfigError(f"backend=cupy: device_id={device_id} but this machine has {n} CUDA device(s) "
+                              f"(0..{n - 1})")
         self._cp = cupy
         self.device_id = int(device_id)
         self.device = f"cuda:{self.device_id}"

@@ -29,7 +29,8 @@ def _backend_methods(reg, name):
     taken = be.take(dev["A"], idx, out=rows if caps.writes_out else None)
     assert np.array_equal(be.to_numpy(taken), host["A"][[3, 0, 3]]), "take differs from NumPy's"
     if caps.writes_out:
-        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), "writes_out is declared but take left `out` unwritten"
+        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), (
+            "writes_out is declared but take left `out` unwritten")
     sums = be.asarray(np.zeros(4, np.float32))
     got = be.batch_sum(dev["A"], out=sums if caps.writes_out else None)
     assert np.allclose(be.to_numpy(got), host["A"].sum(axis=0), rtol=1e-5), "batch_sum differs from sum(axis=0)"
@@ -41,8 +42,8 @@ def _backend_methods(reg, name):
         y = be.asarray(host["A"].copy())
         applied = caps.axpy(y, -0.5, dev["A"])
         want = host["A"] - 0.5 * host["A"] if applied else host["A"]
-        assert np.allclose(be.to_numpy(y), want, rtol=1e-6), (
-            f"the declared axpy(y, -0.5, x) {'returned True but left y' if applied else 'returned False but changed y'}")
+        what = "returned True but left y" if applied else "returned False but changed y"
+        assert np.allclose(be.to_numpy(y), want, rtol=1e-6), f"the declared axpy(y, -0.5, x) {what}"
     sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
     want = [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)]
     assert np.allclose(sq, want, rtol=1e-5), "sq_norms differs from sum(g^2)"
@@ -58,7 +59,8 @@ def _backend_methods(reg, name):
         readable = True
     except Exception:  # noqa: BLE001 - device memory
         readable = False
-    assert readable == caps.host_memory, f"host_memory={caps.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays"
+    assert readable == caps.host_memory, (
+        f"host_memory={caps.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays")
     return f"host_memory={caps.host_memory}, writes_out={caps.writes_out}"
 
 
