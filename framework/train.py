@@ -54,7 +54,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
                           f"(got '{out_act.name}'); it applies its own sigmoid/softmax")
     optimizer = create("optimizer", cfg.optimizer)
     scheduler, initializer = create("scheduler", cfg.scheduler), create("initializer", cfg.initializer)
-    backend = create("backend", _resolved_threads(cfg.backend))
+    backend = create("backend", resolved_threads(cfg.backend))
     if cfg.plugins.get("check", True):
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
@@ -94,7 +94,7 @@ def create(group: str, node: DictConfig):
         raise ConfigError(f"{group}={node.name}: {e}") from None
 
 
-def _resolved_threads(node: DictConfig) -> DictConfig:
+def resolved_threads(node: DictConfig) -> DictConfig:
     """The backend's node with `threads: auto` replaced by the cores left to each of the launcher's
     parallel jobs (`framework.run.launchers.auto_threads`): backends take a number or null."""
     if node.get("threads") != "auto":

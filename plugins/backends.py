@@ -102,6 +102,9 @@ class NumpyBackend(Backend):
     device = "cpu"
 
     def __init__(self, dtype: str = "float32", threads: int | None = None):
+        if threads == "auto":
+            raise ConfigError("backend.threads=auto is resolved by a run (python -m framework.train); in Python "
+                              "pass a number (framework.run.launchers.auto_threads() gives auto's) or None")
         if threads is not None and (isinstance(threads, bool) or not str(threads).isdigit() or int(threads) < 1):
             raise ConfigError(f"backend.threads must be >= 1, auto (cores // parallel jobs) or null "
                               f"(library default), got {threads}")
