@@ -66,9 +66,6 @@ class Capabilities:
         return self
 
 
-PLAIN = Capabilities()  # what a namespace without declarations gets: the standard's path
-
-
 class ArrayNamespace(ModuleType):
     """An array library's namespace as a backend hands it out: a module holding every attribute of
     `module` (copied once; a module's attribute lookup, so `xp.add` costs what `numpy.add` costs, and the
@@ -95,11 +92,6 @@ def _namespace(module_name: str, capabilities: Capabilities) -> ArrayNamespace:
     import importlib
 
     return ArrayNamespace(importlib.import_module(module_name), capabilities)
-
-
-def capabilities(xp) -> Capabilities:
-    """The capabilities declared for namespace `xp`; `PLAIN` for a namespace no backend handed out."""
-    return xp.capabilities if isinstance(xp, ArrayNamespace) else PLAIN
 
 
 def namespace_of(x):

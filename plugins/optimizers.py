@@ -73,15 +73,16 @@ class Adam(Optimizer):
         root_bc2 = math.sqrt(1 - b2**self.t)
         step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
         for name, p, g, slot in groups:
-            a, b = self.work(name, "a", p), self.work(name, "b", p)
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
             m, v = slot("m"), slot("v")
             m *= b1
-            axpy(xp, m, 1 - b1, g, b)                                   # m = b1 m + (1 - b1) g
+            axpy(xp, m, 1 - b1, g, scratch)                                       # m = b1 m + (1 - b1) g
             v *= b2
-            axpy(xp, v, 1 - b2, into(xp, b, xp.multiply, g, g), b)      # v = b2 v + (1 - b2) g^2
-            denom = into(xp, b, xp.sqrt, v)
+            axpy(xp, v, 1 - b2, into(xp, scratch, xp.multiply, g, g), scratch)  # v = b2 v + (1 - b2) g^2
+            denom = into(xp, scratch, xp.sqrt, v)
             denom += eps
-            axpy(xp, p, -step_size, into(xp, a, xp.divide, m, denom), a)  # p -= step_size m / (sqrt(v) + eps)
+            update = into(xp, update, xp.divide, m, denom)
+            axpy(xp, p, -step_size, update, update)                 # p -= step_size m / (sqrt(v) + eps)
 
 
 @optimizers.register("adamw")
@@ -111,19 +112,19 @@ class RMSprop(Optimizer):
     def step(self, params, grads):
         xp = namespace(params)
         for name, p, g, slot in self.updates(params, grads):
-            a, b = self.work(name, "a", p), self.work(name, "b", p)
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
             v = slot("square_avg")
             v *= self.alpha
-            axpy(xp, v, 1 - self.alpha, into(xp, b, xp.multiply, g, g), b)  # v = a v + (1 - a) g^2
-            denom = into(xp, b, xp.sqrt, v)
+            axpy(xp, v, 1 - self.alpha, into(xp, scratch, xp.multiply, g, g), scratch)  # v = a v + (1 - a) g^2
+            denom = into(xp, scratch, xp.sqrt, v)
             denom += self.eps
-            d = into(xp, b, xp.divide, g, denom)        # d = g / (sqrt(v) + eps)
+            d = into(xp, scratch, xp.divide, g, denom)  # d = g / (sqrt(v) + eps)
             if self.momentum:
                 buf = slot("momentum")
                 buf *= self.momentum
                 buf += d
                 d = buf
-            axpy(xp, p, -self.lr, d, a)                 # p -= lr d
+            axpy(xp, p, -self.lr, d, update)            # p -= lr d
 
 
 @optimizers.register("adagrad")
@@ -139,9 +140,10 @@ class Adagrad(Optimizer):
     def step(self, params, grads):
         xp = namespace(params)
         for name, p, g, slot in self.updates(params, grads):
-            a, b = self.work(name, "a", p), self.work(name, "b", p)
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
             s = slot("sum")
-            s += into(xp, b, xp.multiply, g, g)         # s = s + g^2
-            denom = into(xp, b, xp.sqrt, s)
+            s += into(xp, scratch, xp.multiply, g, g)   # s = s + g^2
+            denom = into(xp, scratch, xp.sqrt, s)
             denom += self.eps
-            axpy(xp, p, -self.lr, into(xp, a, xp.divide, g, denom), a)  # p -= lr g / (sqrt(s) + eps)
+            update = into(xp, update, xp.divide, g, denom)
+            axpy(xp, p, -self.lr, update, update)       # p -= lr g / (sqrt(s) + eps)
