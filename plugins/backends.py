@@ -78,7 +78,7 @@ def _numpy_erf(z):
     return erf(z).astype(z.dtype, copy=False)
 
 
-NUMPY_DIRECT = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
+_NUMPY_DIRECT = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
                       max=functools.partial(np.maximum.reduce, axis=None),
                       take=np.ndarray.take, reshape=np.ndarray.reshape, astype=np.ndarray.astype)
 
@@ -115,7 +115,7 @@ class NumpyBackend(Backend):
 
     def declare(self) -> Capabilities:
         return Capabilities(host_memory=True, writes_out=True, erf=_numpy_erf, axpy=self._blas.axpy,
-                            direct=NUMPY_DIRECT)
+                            direct=_NUMPY_DIRECT)
 
     def asarray(self, x, dtype=None):
         return np.asarray(x, dtype=self.resolve_dtype(dtype))
