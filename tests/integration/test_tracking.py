@@ -339,7 +339,7 @@ def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
 
 @pytest.mark.slow
 def test_trainer_process_killed_leaves_a_killed_run_with_its_points(tmp_path, uri):
-    code = ("import os\nfrom framework import trainer\n"
+    code = ("import os\nfrom framework.engine import trainer\n"
             "def die(self, *a): os._exit(3) if self.epoch == 2 else None\n"
             "trainer.Trainer._should_stop = die\n")
     done = _cli(tmp_path, *CLI, "trainer.epochs=5", f"tracking.uri={uri}", "tracking.experiment=killed", code=code)
