@@ -255,6 +255,10 @@ class Backend:
     capabilities: special.Capabilities = special.Capabilities()
 
     def __init__(self, dtype: str = "float32"):
+        loose = [k for k in ("host_memory", "writes_out", "erf", "axpy", "direct") if hasattr(type(self), k)]
+        if loose:
+            raise TypeError(f"backend {type(self).__name__} declares {', '.join(loose)} as attributes, which nothing "
+                            "reads: declare `capabilities = Capabilities(...)` (framework.special) or `declare()`")
         declared = self.declare()
         if declared.direct is None:
             declared = dataclasses.replace(declared, direct=special.Direct.of(self.xp))

@@ -387,3 +387,13 @@ def test_same_bits_whatever_was_created_before():
     fresh = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
                            cwd=Path(__file__).parents[2]).stdout
     assert json.loads(fresh.splitlines()[-1]) == forward
+
+
+def test_capabilities_declared_as_loose_attributes_are_refused():
+    """The old way (class attributes `writes_out = True`, ...) would be ignored: said, with the fix."""
+
+    class Loose(backends.get("numpy")):
+        writes_out = True
+
+    with pytest.raises(TypeError, match="declares writes_out as attributes, which nothing reads: declare `capab"):
+        Loose()
