@@ -37,6 +37,7 @@ from framework.run.config import (
     kwargs,
     register_configs,
 )
+from framework.run.launchers import auto_threads
 from framework.run.sweep import FAILED_FILE
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
                           f"(got '{out_act.name}'); it applies its own sigmoid/softmax")
     optimizer = create("optimizer", cfg.optimizer)
     scheduler, initializer = create("scheduler", cfg.scheduler), create("initializer", cfg.initializer)
-    backend = create("backend", cfg.backend)
+    backend = create("backend", resolved_threads(cfg.backend))
     if cfg.plugins.get("check", True):
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
@@ -132,6 +133,16 @@ def create(group: str, node: DictConfig):
         raise
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{group}={node.name}: {e}") from None
+
+
+def resolved_threads(node: DictConfig) -> DictConfig:
+    """The backend's node with `threads: auto` replaced by the cores left to each of the launcher's
+    parallel jobs (`framework.run.launchers.auto_threads`): backends take a number or null."""
+    if node.get("threads") != "auto":
+        return node
+    node = node.copy()
+    node.threads = auto_threads()
+    return node
 
 
 _PASSED: set = set()  # (kind, name, class) whose checks passed in this process: a sweep's jobs check once

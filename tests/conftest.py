@@ -100,3 +100,10 @@ def new_store(empty_store, tmp_path):
         return f"sqlite:///{tmp_path / name}"
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The seed of a shuffled order (`-p randomly`, pytest-randomly) also under -q, which hides the header
+    that prints it: `--randomly-seed=N` repeats that order."""
+    if config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"shuffled order: --randomly-seed={config.getoption('randomly_seed')}")

@@ -93,6 +93,9 @@ SCHEMA: dict[str, Spec] = {
     "objective.penalty": Spec("float", null=True),
     "model.hidden": Spec("ints", lo=1, note="hidden layer widths, e.g. [128,64]; [] for none"),
     "backend.dtype": Spec("str", choices=FLOAT_DTYPES),
+    # a number or null for the backend; `auto` is the run's (framework.train.resolved_threads); NumpyBackend
+    # names what is wrong with any other value
+    "backend.threads": Spec("any", null=True, note="an integer >= 1, auto or null"),
     "optimizer.lr": POSITIVE,
     "trainer.epochs": Spec("int", lo=0),
     "trainer.batch_size": Spec("int", lo=1, null=True, note="null: full batch"),

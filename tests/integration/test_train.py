@@ -174,9 +174,12 @@ def test_default_run_reaches_095_test_accuracy(tmp_path):
 
 
 def test_help_lists_groups_and_registered_options(monkeypatch, capsys):
+    from hydra.core.hydra_config import HydraConfig
+
     from framework.train import main
 
     monkeypatch.setattr("sys.argv", ["framework.train", "--help"])  # `python -m framework.train` runs main()
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", HydraConfig.instance().cfg)  # main() sets it: undone after
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 0
