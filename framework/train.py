@@ -102,7 +102,7 @@ def check_fits(sizes: list[int], backend) -> None:
     (`COPIES` x params x itemsize bytes) exceed the memory available now (host-memory backends)."""
     n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     need, free = COPIES * n * backend.xp.finfo(backend.dtype).bits // 8, available_memory()
-    if backend.host_memory and free is not None and need > free:
+    if backend.capabilities.host_memory and free is not None and need > free:
         dtype = getattr(backend.dtype, "__name__", backend.dtype)
         raise ConfigError(f"model.hidden={sizes[1:-1]}: {n:,} parameters need about {need / 2**30:.1f} GiB "
                           f"({dtype}: parameters, gradients, optimizer state) but {free / 2**30:.1f} GiB of memory "
