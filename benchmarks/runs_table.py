@@ -1,4 +1,4 @@
-"""How long `python -m framework.runs` takes on a store of 1,000 runs (issue 21's bound: <= 2 s).
+"""How long `python -m framework.runs` takes on a store of 1,000 runs.
 
     python benchmarks/runs_table.py                 # builds the store in a temp folder, times the command
     python benchmarks/runs_table.py --store /tmp/runs1000.db   # keeps (or reuses) the store there

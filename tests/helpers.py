@@ -68,3 +68,22 @@ def make_cfg(*overrides: str):
     cfg = copy.deepcopy(_composed[choices])
     ConfigLoaderImpl._apply_overrides_to_config([o for o, c in zip(parsed, composed) if not c], cfg)
     return cfg
+
+
+def trained(folder, *overrides: str):
+    """(trainer, folder): a model trained briefly from `make_cfg(*overrides)`, saved in the new folder `folder`
+    as an MLflow run's artifacts are (weights.npz + config.yaml)."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from framework.engine.weights import export
+    from framework.train import build
+
+    cfg = make_cfg(*overrides)
+    trainer = build(cfg)
+    trainer.fit()
+    folder.mkdir()
+    np.savez(folder / "weights.npz", **export(trainer))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return trainer, folder
+

@@ -1,4 +1,4 @@
-"""Each bad input of issue 26 (point 6) ends the real command with one line on stderr, exit != 0, no traceback."""
+"""Each remaining bad input ends the real command with one line on stderr, exit != 0, no traceback."""
 import os
 import subprocess
 import sys

@@ -4,27 +4,18 @@ import csv
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 import framework
 from framework.engine.checkpoint import save_checkpoint
-from framework.engine.weights import export
 from framework.errors import ConfigError
 from framework.predict import main
 from framework.train import build
+from tests import helpers
 from tests.helpers import make_cfg
 
 
 def trained(tmp_path, *overrides):
-    """(trainer, folder): a briefly trained model saved as an artifact folder (weights.npz + config.yaml)."""
-    cfg = make_cfg("trainer.epochs=5", "model.hidden=[16]", *overrides)
-    trainer = build(cfg)
-    trainer.fit()
-    folder = tmp_path / "artifacts"
-    folder.mkdir()
-    np.savez(folder / "weights.npz", **export(trainer))
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return trainer, folder
+    return helpers.trained(tmp_path / "artifacts", "trainer.epochs=5", "model.hidden=[16]", *overrides)
 
 
 def raw(trainer, split="test"):

@@ -1,4 +1,4 @@
-"""Trust boundaries (issue 26): loading a model runs no code its config names; secrets stay out of every
+"""Trust boundaries: loading a model runs no code its config names; secrets stay out of every
 record; no silent wrong answer from predict, CSVs, damaged weights or a reused checkpoint folder."""
 import csv
 import subprocess
@@ -9,25 +9,17 @@ import pytest
 from omegaconf import OmegaConf
 
 import framework
-from framework.engine.weights import export
 from framework.errors import ConfigError
 from framework.predict import main as predict
 from framework.train import build, train
+from tests import helpers
 from tests.helpers import ENV, make_cfg
 
 SECRET = "S3cretPW"
 
 
 def trained(tmp_path, *overrides):
-    """(trainer, folder): a briefly trained iris model saved as an artifact folder (weights.npz + config.yaml)."""
-    cfg = make_cfg("data=iris", "trainer.epochs=3", "model.hidden=[8]", *overrides)
-    trainer = build(cfg)
-    trainer.fit()
-    folder = tmp_path / "model"
-    folder.mkdir()
-    np.savez(folder / "weights.npz", **export(trainer))
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return trainer, folder
+    return helpers.trained(tmp_path / "model", "data=iris", "trainer.epochs=3", "model.hidden=[8]", *overrides)
 
 
 def write_csv(path, header, rows, bom=False):
