@@ -12,8 +12,9 @@ No mlflow import: the training and launcher processes write these into the run l
 """
 from __future__ import annotations
 
-import math
-import statistics
+from dataclasses import dataclass
+
+from framework.tracking.report.stats import group_runs, rank
 
 NOTE = "mlflow.note.content"
 NAME_CHARS = 40
@@ -96,36 +97,31 @@ def job_note(differs: list[str], final: dict[str, float], status: str) -> str:
     return "\n".join([*lines, "", table] if table else lines)
 
 
-def groups(jobs: list[tuple[dict[str, str], float | None]], ignore=("seed",)) -> list[tuple[str, list[float]]]:
-    """Jobs (params, objective value or None) grouped by their params minus `ignore`: (label: the differing
-    params' short forms, the values of the group's scored jobs), in the jobs' order."""
-    params = [p for p, _ in jobs]
-    keys = sorted(set().union(*params)) if params else []
-    differing = [k for k in keys if k not in ignore and len({p.get(k) for p in params}) > 1]
-    out: dict[tuple, list[float]] = {}
-    for p, value in jobs:
-        values = out.setdefault(tuple(p.get(k) for k in differing), [])
-        if value is not None and not math.isnan(value):
-            values.append(value)
-    return [(label([f"{k}={v}" for k, v in zip(differing, key) if v is not None], limit=80) or "all runs", values)
-            for key, values in out.items()]
+@dataclass
+class _Job:
+    """A sweep job as `framework.tracking.report.stats` groups and ranks runs: its params and objective."""
+
+    params: dict[str, str]
+    final: dict[str, float]
+    status: str = "FINISHED"
+    reason: str | None = None
 
 
 def sweep_note(jobs: list[tuple[dict[str, str], float | None]], metric: str, mode: str, failed: dict[str, str],
                folder, report: bool = True) -> str:
     """A sweep parent's description (see the module docstring); `report`: the sweep folder holds report.html."""
-    grouped = [(name, values) for name, values in groups(jobs) if values]
-    grouped.sort(key=lambda g: statistics.fmean(g[1]) * (1 if mode == "min" else -1))
-    scored = sum(len(v) for _, v in grouped)
-    lines = [f"**{len(jobs)} runs** in {len(grouped)} group(s) of configs that differ only in `seed`, by `{metric}` "
+    runs = [_Job(params, {} if value is None else {metric: value}) for params, value in jobs]
+    ranked = [r for r in rank(group_runs(runs), metric, mode) if r.summary.n]
+    scored = sum(r.summary.n for r in ranked)
+    lines = [f"**{len(jobs)} runs** in {len(ranked)} group(s) of configs that differ only in `seed`, by `{metric}` "
              f"({'lowest' if mode == 'min' else 'highest'} mean first; {scored} scored).", "",
              f"| group | n | {metric} mean ± std | min | max |", "|---|---:|---:|---:|---:|"]
-    for name, values in grouped[:GROUP_ROWS]:
-        std = f"{statistics.stdev(values):.3g}" if len(values) > 1 else "–"
-        lines.append(f"| {name} | {len(values)} | {statistics.fmean(values):.4g} ± {std} | {min(values):.4g} | "
-                     f"{max(values):.4g} |")
-    if len(grouped) > GROUP_ROWS:
-        lines.append(f"| … {len(grouped) - GROUP_ROWS} more groups (see the report) | | | | |")
+    for r in ranked[:GROUP_ROWS]:
+        s, name = r.summary, label([f"{k}={v}" for k, v in r.group.key if v != ""], limit=80) or "all runs"
+        std = f"{s.std:.3g}" if s.n > 1 else "–"
+        lines.append(f"| {name} | {s.n} | {s.mean:.4g} ± {std} | {s.lo:.4g} | {s.hi:.4g} |")
+    if len(ranked) > GROUP_ROWS:
+        lines.append(f"| … {len(ranked) - GROUP_ROWS} more groups (see the report) | | | | |")
     if failed:
         lines += ["", f"**Failed:** {len(failed)} job(s): " + "; ".join(
             f"job {j}: {why[:120]}" for j, why in sorted(failed.items(), key=lambda x: int(x[0]))[:10])]
