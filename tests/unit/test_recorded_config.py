@@ -16,6 +16,13 @@ def test_a_float_typed_as_an_int_is_the_same_config():
     assert flatten(as_int)["optimizer.lr"] == 1.0 and isinstance(flatten(as_int)["optimizer.lr"], float)
 
 
+def test_a_trainer_float_typed_as_an_int_is_the_same_config():
+    as_int, as_float = make_cfg("trainer.grad_clip=1"), make_cfg("trainer.grad_clip=1.0")
+    schema.check(as_int)
+    schema.check(as_float)
+    assert config_hash(as_int) == config_hash(as_float) and flatten(as_int)["trainer.grad_clip"] == 1.0
+
+
 def test_overrides_are_recorded_with_the_checked_values():
     cfg = make_cfg("optimizer=sgd", "optimizer.lr=1", "model.hidden=[8, 4]", "trainer.batch_size=NULL",
                    "+extra=1", "trainer.resume=12345678")
