@@ -122,6 +122,7 @@ SCHEMA: dict[str, Spec] = {
     "tracking.plugin_plots": BOOL,
     "tracking.skip_finished": BOOL,
     "tracking.timeout_s": POSITIVE,
+    "tracking.register_model": Spec("str", null=True, note="a model registry name"),
     "plugins.paths": Spec("strs", note="plugin folders"),
     "plugins.check": BOOL,
 }

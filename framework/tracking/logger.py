@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
+from framework.tracking.datasets import describe
 from framework.tracking.messages import End, Params, Tags
 from framework.tracking.runlog import RunLogWriter, now_ms
 
@@ -32,9 +33,10 @@ class RunLogger(Callback):
     """Writes one run's log; `log.close(End(...))` happens in `on_train_end` (or `Tracking` for a run
     that failed before training)."""
 
-    def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool):
+    def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool,
+                 register: str | None = None):
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
-        self.plugin_plots = plugin_plots
+        self.plugin_plots, self.register = plugin_plots, register  # register: the MLflow model's registry name
         self.artifacts: list[str] = []
 
     @property
@@ -44,8 +46,9 @@ class RunLogger(Callback):
     def on_train_start(self, trainer) -> None:
         model = trainer.model
         self.log.append(Params({"model.sizes": str(model.sizes)}))
-        self.log.append(Tags({"backend": model.backend.name, "dtype": getattr(model.dtype, "__name__", str(model.dtype)),
-                              "device": str(model.backend.device)}))
+        dtype = getattr(model.dtype, "__name__", str(model.dtype))
+        self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
+        self.log.append(describe(self.cfg.data, trainer.splits))
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -68,7 +71,7 @@ class RunLogger(Callback):
                                 np.array([list(final.values())]), now_ms())
         if trainer.failure:
             self.log.append(Tags({f"failure.{k}": v for k, v in trainer.failure.items()}))
-        self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status)))
+        self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status), self.register))
 
     def _artifacts(self, trainer) -> list[str]:
         folder = self.log.folder

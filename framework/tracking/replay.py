@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from framework.tracking.messages import End, Metrics, Params, RunStart, SweepEnd, Tags
+from framework.tracking.messages import DataSets, End, Metrics, Params, RunStart, SweepEnd, Tags
 from framework.tracking.places import artifact_location
 from framework.tracking.runlog import (
     LOG,
@@ -161,7 +161,13 @@ class RunSync:
 
                 draw(self.folder, record.plots)
             self._upload(record.artifacts)
+            if record.status == "FINISHED":
+                self._model(record)
             client.set_terminated(self.run_id, record.status, record.end_ms)
+        elif isinstance(record, DataSets):
+            from framework.tracking.mlmodel import log_datasets
+
+            log_datasets(client, self.run_id, record)
         elif isinstance(record, SweepEnd):
             parent = client.get_run(self.run_id)
             children = search(client, [parent.info.experiment_id], tag_equals("mlflow.parentRunId", self.run_id))
@@ -175,8 +181,20 @@ class RunSync:
                 best = run_id_of(record.best, self.store)
                 tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                 client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
+                if record.register:
+                    from framework.tracking.mlmodel import register
+
+                    register(client, record.register, best)
             log_params_tags(client, self.run_id, tags=tags)
             client.set_terminated(self.run_id, record.status, record.end_ms)
+
+    def _model(self, end: End) -> None:
+        """The run's MLflow model (`framework.tracking.mlmodel`), registered as `end.register` if set."""
+        from framework.tracking.mlmodel import log_model, register
+
+        data = next((r for r in self.journal.records if isinstance(r, DataSets)), None)
+        if log_model(self.store.client, self.folder, self.run_id, data) and end.register:
+            register(self.store.client, end.register, self.run_id)
 
     def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:
         """The store run of `r` (created, reopened or found) and the params still to log to it."""

@@ -69,7 +69,7 @@ class SweepParent:
         best = (min if mode == "min" else max)(scored) if scored else None
         failed = {str(r["job"]): r["error"].splitlines()[0] for r in failed_jobs(self.folder)}
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1]), best and best[0], len(jobs), failed,
-                                mode))
+                                mode, self.tracking.get("register_model")))
         if self.online:
             self._wait([self.folder])
         else:
