@@ -120,16 +120,29 @@ def log_model(client, folder: Path, run_id: str, record: DataSets | None, step: 
         warnings.simplefilter("ignore", UserWarning)  # a hint on integer columns: the input schema is given
         signature = infer_signature(X, pd.DataFrame(rows, columns=header))
         signature.inputs = _input_schema(record)
-        info = Model.log(None, mlflow.pyfunc, name=MODEL, run_id=run_id, step=step,
+        info = Model.log(None, mlflow.pyfunc, name=MODEL, run_id=run_id, step=step, model_id=_logged_model(client, run),
                          python_model=str(CODE), artifacts={"weights": str(weights), "config": str(config)},
                          input_example=X, signature=signature, pip_requirements=requirements())
     return info.model_id
+
+
+def _logged_model(client, run) -> str:
+    """The id of run `run`'s LoggedModel `MODEL` in the run's experiment (Model.log would put it in the sync process's
+    active experiment), with the run's params and source tags; one an interrupted sync created is reused."""
+    found = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}' "
+                                                                  f"AND name = '{MODEL}'", max_results=1)
+    if found:
+        return found[0].model_id
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith(("mlflow.source.", "mlflow.user"))}
+    return client.create_logged_model(run.info.experiment_id, MODEL, run.info.run_id, tags=tags,
+                                      params=run.data.params).model_id
 
 
 def register(client, name: str, run_id: str) -> str | None:
     """Register run `run_id`'s model as a new version of `name` (created if new) with alias `ALIAS`; the version,
     or None if the run has no model. A version of this run already there is reused (a re-sent record)."""
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     run = client.get_run(run_id)
     if not (run.outputs and run.outputs.model_outputs):
@@ -142,7 +155,33 @@ def register(client, name: str, run_id: str) -> str | None:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    version = found[0].version if found else client.create_model_version(
-        name, f"models:/{model_id}", run_id=run_id, model_id=model_id).version
+    with _use_tracking_uri(client.uri):  # the registry looks the source model up in the current tracking store
+        version = found[0].version if found else client.create_model_version(
+            name, f"models:/{model_id}", run_id=run_id, model_id=model_id).version
     client.set_registered_model_alias(name, ALIAS, version)
     return str(version)
+
+
+def run_of(model_uri: str, uri: str) -> str:
+    """The run id behind `model_uri` (models:/NAME@ALIAS, models:/NAME/VERSION or models:/<model id>) in store
+    `uri`'s model registry; ConfigError naming the URI if there is none."""
+    from mlflow.exceptions import MlflowException
+
+    from framework.errors import ConfigError
+    from framework.tracking.store import open_store
+
+    client, ref = open_store(uri), model_uri[len("models:/"):]
+    name, alias = ref.split("@", 1) if "@" in ref else (ref, None)
+    name, _, version = name.partition("/")
+    try:
+        if alias is not None:
+            run_id = client.get_model_version_by_alias(name, alias).run_id
+        elif version:
+            run_id = client.get_model_version(name, version).run_id
+        else:
+            run_id = client.get_logged_model(name).source_run_id
+    except MlflowException as e:
+        raise ConfigError(f"'{model_uri}' is not a model of {uri}: {e.message.splitlines()[0]}") from None
+    if not run_id:
+        raise ConfigError(f"'{model_uri}' in {uri} names no run (a model registered from elsewhere)")
+    return run_id
