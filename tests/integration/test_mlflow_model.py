@@ -213,3 +213,18 @@ def test_mlflow_models_serve_answers_with_the_models_predictions(setup):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+@pytest.mark.slow
+def test_a_sweep_registers_its_best_jobs_model_once(tmp_path):
+    from tests.integration.test_sweep import sweep
+
+    uri, _ = sweep(tmp_path, "optimizer.lr=0.05,0.001", "trainer.epochs=2", "trainer.batch_size=16",
+                   "tracking.register_model=xor_best")
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    (version,) = client.search_model_versions("name = 'xor_best'")
+    assert version.run_id == parent.data.tags["sweep.best_run_id"]
+    assert client.get_model_version_by_alias("xor_best", "best").version == version.version
+    assert all(client.get_run(r.info.run_id).outputs.model_outputs for r in runs if r is not parent)
