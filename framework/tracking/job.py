@@ -135,7 +135,8 @@ class Tracking:
         start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, hc, parent, task),
                          params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
-                             bool(t.plugin_plots), None if sid else t.get("register_model"))  # a sweep: its best job's
+                             bool(t.plugin_plots), None if sid else t.get("register_model"),  # a sweep: its best job's
+                             t.get("system_every"))
         if long:
             import yaml
 

@@ -17,6 +17,7 @@ from framework.engine.weights import export
 from framework.tracking.datasets import describe
 from framework.tracking.messages import End, Params, Tags
 from framework.tracking.runlog import RunLogWriter, now_ms
+from framework.tracking.system import SystemSampler
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
@@ -34,9 +35,10 @@ class RunLogger(Callback):
     that failed before training)."""
 
     def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool,
-                 register: str | None = None):
+                 register: str | None = None, system_every: float | None = None):
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
         self.plugin_plots, self.register = plugin_plots, register  # register: the MLflow model's registry name
+        self.system = SystemSampler(system_every) if system_every else None  # from now: the start sample's span
         self.artifacts: list[str] = []
 
     @property
@@ -49,6 +51,8 @@ class RunLogger(Callback):
         dtype = getattr(model.dtype, "__name__", str(model.dtype))
         self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
         self.log.append(describe(self.cfg.data, trainer.splits))
+        self.log.append(Params(model_summary(model.sizes)))
+        self._sample_system(force=True)
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -58,10 +62,18 @@ class RunLogger(Callback):
             steps, values = steps[keep], values[keep]
         if len(steps):
             self.log.add_points(record.keys, steps, values, now_ms())
-            self.log.flush()
+        self._sample_system()
+        self.log.flush()
+
+    def _sample_system(self, force: bool = False) -> None:
+        """A row of system metrics (`framework.tracking.system`) when `tracking.system_every` s have passed."""
+        if self.system is not None and (force or self.system.due()):
+            step, sample = self.system.count, self.system.sample()
+            self.log.add_points(list(sample), np.array([step]), np.array([list(sample.values())]), now_ms())
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
         self.log.add_points(list(logs), np.array([epoch]), np.array([list(logs.values())]), now_ms())
+        self._sample_system()
         self.log.flush()
 
     def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
@@ -69,6 +81,7 @@ class RunLogger(Callback):
         if final:
             self.log.add_points(list(final), np.array([max(trainer.epoch - 1, 0)]),
                                 np.array([list(final.values())]), now_ms())
+        self._sample_system(force=True)
         if trainer.failure:
             self.log.append(Tags({f"failure.{k}": v for k, v in trainer.failure.items()}))
         self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status), self.register))
@@ -94,6 +107,13 @@ class RunLogger(Callback):
         if self.plugin_plots:
             spec["plugins"] = plugin_curves(self.cfg)
         return spec
+
+
+def model_summary(sizes: list[int]) -> dict[str, str]:
+    """Params: parameters per layer (`model.parameters.layers.<l>`: W (out, in) plus b (out,)) and in all."""
+    pairs = enumerate(zip(sizes, sizes[1:]))
+    per = {f"model.parameters.layers.{l}": n_in * n_out + n_out for l, (n_in, n_out) in pairs}
+    return {**{k: str(v) for k, v in per.items()}, "model.parameters": str(sum(per.values()))}
 
 
 def plugin_curves(cfg) -> dict[str, dict]:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MODEL, ALIAS = "model", "best"
 DIGEST_CHARS = 16
 CODE = Path(__file__).with_name("pyfunc_model.py")  # the model's code (models from code)
-CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  # split (and metric prefix) -> context
 
 
 def _input_schema(record: DataSets):
@@ -75,6 +75,17 @@ def log_datasets(client, run_id: str, record: DataSets) -> None:
                           json.dumps(schema), json.dumps(profile))
         inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", CONTEXTS[split])]))
     client.log_inputs(run_id, inputs)
+    _prepare()
+
+
+def _prepare() -> None:
+    """What logging a model first costs in a process, done at the run's start (beside training, not after it):
+    the pyfunc imports and MLflow's map of installed packages (~1.4 s here), which `Model.log` reads to check the
+    pip requirements (`mlflow.utils.requirements_utils`, an internal name: skipped if it moves)."""
+    import mlflow.pyfunc  # noqa: F401
+    from mlflow.utils import requirements_utils
+
+    getattr(requirements_utils, "_init_packages_to_modules_map", lambda: None)()
 
 
 def requirements() -> list[str]:
@@ -86,10 +97,13 @@ def requirements() -> list[str]:
     return [f"framework @ {ROOT.as_uri()}", f"mlflow=={mlflow.__version__}"]
 
 
-def log_model(client, folder: Path, run_id: str, record: DataSets | None, step: int = 0) -> str | None:
-    """Log run `run_id`'s model from `folder` (weights.npz, config.yaml); returns its model id, or None (with a
-    warning and the run tag `model.missing`) when the run's files do not make a model this package can load."""
+def log_model(client, folder: Path, run_id: str, records: list) -> str | None:
+    """Log run `run_id`'s model from `folder` (weights.npz, config.yaml) and its run log `records`; returns its
+    model id, or None (with a warning and the run tag `model.missing`) when the run's files do not make a model
+    this package can load. The model is linked to the run at the final epoch's step with that epoch's metrics and
+    the test metrics (`final_metrics`; not Model.log's linking: it reads every metric's history, per-batch too)."""
     import mlflow
+    from mlflow.entities import LoggedModelOutput, Metric
     from mlflow.models import Model, infer_signature
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
@@ -99,6 +113,7 @@ def log_model(client, folder: Path, run_id: str, record: DataSets | None, step: 
     run = client.get_run(run_id)
     if run.outputs and run.outputs.model_outputs:  # logged by an earlier sync of this End
         return run.outputs.model_outputs[0].model_id
+    record = next((r for r in records if isinstance(r, DataSets)), None)
     weights, config = Path(folder) / WEIGHTS, Path(folder) / CONFIG
     try:
         if record is None:
@@ -116,14 +131,38 @@ def log_model(client, folder: Path, run_id: str, record: DataSets | None, step: 
     import pandas as pd
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not in the job's terminal
+    model_id = _logged_model(client, run)
     with warnings.catch_warnings(), _use_tracking_uri(client.uri):
         warnings.simplefilter("ignore", UserWarning)  # a hint on integer columns: the input schema is given
         signature = infer_signature(X, pd.DataFrame(rows, columns=header))
         signature.inputs = _input_schema(record)
-        info = Model.log(None, mlflow.pyfunc, name=MODEL, run_id=run_id, step=step, model_id=_logged_model(client, run),
-                         python_model=str(CODE), artifacts={"weights": str(weights), "config": str(config)},
-                         input_example=X, signature=signature, pip_requirements=requirements())
-    return info.model_id
+        Model.log(None, mlflow.pyfunc, name=MODEL, model_id=model_id, python_model=str(CODE),
+                  artifacts={"weights": str(weights), "config": str(config)}, input_example=X, signature=signature,
+                  pip_requirements=requirements())
+    step, final = final_metrics(folder, records)
+    digests = {c: (record.name, info["digest"][:DIGEST_CHARS]) for c, info in record.splits.items()}
+    client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
+    client.log_batch(run_id, metrics=[Metric(key, value, stamp, step, model_id=model_id, run_id=run_id,
+                                             **dict(zip(("dataset_name", "dataset_digest"),
+                                                        digests.get(key.split("/")[0], (None, None)))))
+                                      for key, (value, stamp) in final.items()])
+    return model_id
+
+
+def final_metrics(folder, records: list) -> tuple[int, dict[str, tuple[float, int]]]:
+    """(the final epoch's step, {key: (value, timestamp ms)} of that epoch's metrics and the test metrics): the
+    run log's last Metrics record holding `train/loss` (an epoch's) and the one holding `test/` keys."""
+    from framework.tracking.messages import Metrics
+    from framework.tracking.runlog import read_chunks
+
+    epoch = [r for r in records if isinstance(r, Metrics) and "train/loss" in r.keys][-1:]
+    test = [r for r in records if isinstance(r, Metrics) and any(k.startswith("test/") for k in r.keys)][-1:]
+    out, step = {}, 0
+    for r, rows in zip(epoch + test, read_chunks(folder, epoch + test)):
+        step = int(rows[-1, 0]) if r in epoch else step
+        if int(rows[-1, 0]) == step:
+            out.update({k: (float(v), int(rows[-1, 1])) for k, v in zip(r.keys, rows[-1, 2:])})
+    return step, out
 
 
 def _logged_model(client, run) -> str:

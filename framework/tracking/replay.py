@@ -192,8 +192,7 @@ class RunSync:
         """The run's MLflow model (`framework.tracking.mlmodel`), registered as `end.register` if set."""
         from framework.tracking.mlmodel import log_model, register
 
-        data = next((r for r in self.journal.records if isinstance(r, DataSets)), None)
-        if log_model(self.store.client, self.folder, self.run_id, data) and end.register:
+        if log_model(self.store.client, self.folder, self.run_id, self.journal.records) and end.register:
             register(self.store.client, end.register, self.run_id)
 
     def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:

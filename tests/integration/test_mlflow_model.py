@@ -144,12 +144,40 @@ def test_same_data_same_digest_changed_csv_new_one_offline_runs_synced_later(set
     def digests(run_id):
         return {i.tags[0].value: i.dataset.digest for i in client.get_run(run_id).inputs.dataset_inputs}
 
-    again = fit(cfg_for(setup["uri"], setup["data"], "tracking.mode=offline"))
+    again = fit(cfg_for(setup["uri"], setup["data"], "tracking.mode=offline", "tracking.system_every=null"))
     changed = fit(cfg_for(setup["uri"], write_csv(tmp_path / "iris.csv", change=0.5), "tracking.mode=offline"))
     assert digests(again) == digests(setup["run_id"])
     assert digests(changed)["training"] != digests(setup["run_id"])["training"]
     for run_id in (again, changed):  # synced after training: the model is there too
         assert client.get_run(run_id).outputs.model_outputs
+    assert not [k for k in client.get_run(again).data.metrics if k.startswith("system/")]  # system_every=null
+
+
+def test_system_metrics_at_start_and_end_and_the_model_summary_as_params(setup):
+    client = mlflow.MlflowClient(setup["uri"])
+    run = client.get_run(setup["run_id"])
+    for key in ("system/process_rss_megabytes", "system/process_cpu_percentage", "system/cpu_utilization_percentage"):
+        history = client.get_metric_history(setup["run_id"], key)
+        assert [m.step for m in history] == [0, 1] and all(m.value >= 0 for m in history)  # a run under 10 s
+    assert client.get_metric_history(setup["run_id"], "system/process_rss_megabytes")[0].value > 10
+    sizes = [4, 8, 3]  # iris, model.hidden=[8]
+    assert run.data.params["model.parameters.layers.0"] == str(4 * 8 + 8)
+    assert run.data.params["model.parameters.layers.1"] == str(8 * 3 + 3)
+    assert run.data.params["model.parameters"] == str(sum(a * b + b for a, b in zip(sizes, sizes[1:])))
+
+
+def test_model_is_linked_to_the_final_epoch_and_test_metrics_only(setup):
+    client = mlflow.MlflowClient(setup["uri"])
+    run = client.get_run(setup["run_id"])
+    (output,) = run.outputs.model_outputs
+    assert output.step == 2  # trainer.epochs=3: epochs 0, 1, 2
+    model = client.get_logged_model(output.model_id)
+    linked = {m.key: m for m in model.metrics}
+    assert {"train/loss", "val/loss", "test/loss", "test/accuracy"} <= set(linked)
+    assert not [k for k in linked if k.startswith(("batch/", "grad_norm/", "system/"))]
+    assert all(m.step == 2 and m.value == run.data.metrics[m.key] for m in linked.values())
+    testing = next(i.dataset for i in run.inputs.dataset_inputs if i.tags[0].value == "testing")
+    assert linked["test/loss"].dataset_digest == testing.digest and linked["epoch/seconds"].dataset_digest is None
 
 
 def test_registered_model_predicts_through_models_uri(setup, tmp_path):
