@@ -1,9 +1,12 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
-Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
-one row of epoch metrics (each: one write to runlog/points.f64 and one journal line); at the end
-the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml, weights.npz;
-checkpoint/ when there is one) and the data of the plots.
+At the start the data sets (`DataSets`: digests, source, an input example), the model summary (params
+`model.parameters*`) and a first row of system metrics (`framework.tracking.system`; then every
+`tracking.system_every` s, checked at each flush, and at the end). Per flush (`trainer.flush_every`
+batches, and each epoch end) one block of per-batch rows, per epoch one row of epoch metrics (each: one
+write to runlog/points.f64 and one journal line); at the end the final metrics, failure tags, the
+artifact files (config.yaml, overrides.yaml, weights.npz; checkpoint/ when there is one) and the data of
+the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
