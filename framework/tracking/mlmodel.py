@@ -80,9 +80,10 @@ def log_datasets(client, run_id: str, record: DataSets) -> None:
 
 def _prepare() -> None:
     """What logging a model first costs in a process, done at the run's start (beside training, not after it):
-    the pyfunc imports and MLflow's map of installed packages (~1.4 s here), which `Model.log` reads to check the
-    pip requirements (`mlflow.utils.requirements_utils`, an internal name: skipped if it moves)."""
+    the pyfunc and BLAS imports and MLflow's map of installed packages (~1.4 s here), which `Model.log` reads to
+    check the pip requirements (`mlflow.utils.requirements_utils`, an internal name: skipped if it moves)."""
     import mlflow.pyfunc  # noqa: F401
+    import scipy.linalg  # noqa: F401 - the NumPy backend's BLAS, which `from_files` loads
     from mlflow.utils import requirements_utils
 
     getattr(requirements_utils, "_init_packages_to_modules_map", lambda: None)()
