@@ -181,9 +181,15 @@ class RunSync:
                 best = run_id_of(record.best, self.store)
                 tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                 client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
-                if record.register:
+                if record.register:  # the best job whole first (synced later, the parent comes before its jobs)
                     from framework.tracking.mlmodel import register
 
+                    job = RunSync(record.best, self.store)
+                    job.claim(block=True)
+                    try:
+                        job.step()
+                    finally:
+                        job.lock.release()
                     register(client, record.register, best)
             log_params_tags(client, self.run_id, tags=tags)
             client.set_terminated(self.run_id, record.status, record.end_ms)

@@ -244,11 +244,15 @@ def test_mlflow_models_serve_answers_with_the_models_predictions(setup):
 
 
 @pytest.mark.slow
-def test_a_sweep_registers_its_best_jobs_model_once(tmp_path):
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_a_sweep_registers_its_best_jobs_model_once(tmp_path, mode):
+    from framework.tracking.replay import sync_paths
     from tests.integration.test_sweep import sweep
 
-    uri, _ = sweep(tmp_path, "optimizer.lr=0.05,0.001", "trainer.epochs=2", "trainer.batch_size=16",
-                   "tracking.register_model=xor_best")
+    uri, folder = sweep(tmp_path, "optimizer.lr=0.05,0.001", "trainer.epochs=2", "trainer.batch_size=16",
+                        "tracking.register_model=xor_best", f"tracking.mode={mode}")
+    if mode == "offline":
+        assert sync_paths([folder], None) == 0
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
