@@ -55,6 +55,8 @@ class RunLogger(Callback):
         self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
         self.log.append(describe(self.cfg.data, trainer.splits))
         self.log.append(Params(model_summary(model.sizes)))
+        if self.system is not None and model.backend.name == "cupy":
+            self.system.gpu = model.backend.device_id
         self._sample_system(force=True)
         self.log.flush()
 

@@ -4,7 +4,9 @@ System metrics tab shows them); MLflow's own sampler is a thread writing straigh
 Each sample (step = sample index from 0): `system/process_cpu_percentage` (this process's CPU time over the
 wall time since the previous sample, x100: above 100 with several threads), `system/process_rss_megabytes`
 and, where /proc is (Linux), `system/cpu_utilization_percentage` (all CPUs, since the previous sample) and
-`system/system_memory_usage_megabytes` (total - available). No psutil needed.
+`system/system_memory_usage_megabytes` (total - available). No psutil needed. On the CuPy backend also
+`system/gpu_<id>_memory_usage_megabytes` / `_percentage` (CUDA's used memory on the run's device, all processes)
+and, with pynvml installed, `system/gpu_<id>_utilization_percentage`.
 """
 from __future__ import annotations
 
@@ -45,11 +47,33 @@ def _memory_used_mb() -> float | None:
         return None
 
 
+def _gpu(device: int) -> dict[str, float]:
+    import cupy
+
+    with cupy.cuda.Device(device):
+        free, total = cupy.cuda.runtime.memGetInfo()
+    out = {f"system/gpu_{device}_memory_usage_megabytes": (total - free) / 2**20,
+           f"system/gpu_{device}_memory_usage_percentage": 100 * (total - free) / total}
+    try:
+        import pynvml
+    except ImportError:
+        return out
+    pynvml.nvmlInit()  # counted: one shutdown per init
+    try:
+        bus = cupy.cuda.runtime.getDeviceProperties(device)["pciBusId"]  # NVML numbers devices its own way
+        handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus if isinstance(bus, bytes) else bus.encode())
+        out[f"system/gpu_{device}_utilization_percentage"] = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    finally:
+        pynvml.nvmlShutdown()
+    return out
+
+
 class SystemSampler:
-    """`due()` says whether `every` seconds have passed since the last sample; `sample()` -> {key: value}."""
+    """`due()` says whether `every` seconds have passed since the last sample; `sample()` -> {key: value}.
+    `gpu`: the CUDA device id of a CuPy run (set once the model is built), else None."""
 
     def __init__(self, every: float):
-        self.every, self.count = every, 0
+        self.every, self.count, self.gpu = every, 0, None
         self._last = (time.monotonic(), sum(os.times()[:2]), _proc_cpu())
 
     def due(self) -> bool:
@@ -65,5 +89,7 @@ class SystemSampler:
         used = _memory_used_mb()
         if used is not None:
             out["system/system_memory_usage_megabytes"] = used
+        if self.gpu is not None:
+            out.update(_gpu(self.gpu))
         self.count += 1
         return out
