@@ -260,3 +260,23 @@ def test_a_sweep_registers_its_best_jobs_model_once(tmp_path, mode):
     assert version.run_id == parent.data.tags["sweep.best_run_id"]
     assert client.get_model_version_by_alias("xor_best", "best").version == version.version
     assert all(client.get_run(r.info.run_id).outputs.model_outputs for r in runs if r is not parent)
+
+
+def test_unnamed_features_get_a_tensor_signature(setup, tmp_path, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    run_id = fit(cfg_for(setup["uri"], tmp_path / "d.npz", "data.task=binary", "loss=bce_with_logits",
+                         "tracking.mode=offline"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", setup["uri"])
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    (spec,) = model.metadata.get_input_schema().inputs
+    assert spec.shape == (-1, 3) and spec.type == np.dtype("float64")
+    trained = framework.load(run_id, setup["uri"])
+    got = model.predict(X[:5])
+    assert np.array_equal(got[[f"p_{c}" for c in trained.classes]].to_numpy(), trained.predict_proba(X[:5]))
+    with pytest.raises(MlflowException, match="(?i)schema"):
+        model.predict(X[:5, :2])
