@@ -211,7 +211,8 @@ def step_gemms(xp, matmul, sizes, batch):
         A = xp.asarray(rng.normal(size=(batch, n_in)).astype(f32))
         W = xp.asarray((rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(f32))
         dZ = xp.asarray(rng.normal(size=(batch, n_out)).astype(f32))
-        Z, dW, dX = xp.empty((batch, n_out), dtype=f32), xp.empty((n_out, n_in), dtype=f32), xp.empty((batch, n_in), dtype=f32)
+        Z, dW, dX = (xp.empty((batch, n_out), dtype=f32), xp.empty((n_out, n_in), dtype=f32),
+                     xp.empty((batch, n_in), dtype=f32))
         layers.append((A, W, dZ, Z, dW, dX))
 
     def run(i):
@@ -326,8 +327,16 @@ def roofline(sizes, batch, times, library):
 def header(threads):
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs ({platform.processor() or 'unknown processor'})")
-    from threadpoolctl import threadpool_info, threadpool_limits
+    import framework
 
+    print(f"framework: {Path(framework.__file__).parent}")
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:  # a GPU machine may lack it: the CPU's BLAS is not what is measured there
+        if threads:
+            raise
+        print("BLAS: not reported (threadpoolctl not installed)")
+        return None
     limit = threadpool_limits(limits=threads, user_api="blas") if threads else None
     for info in threadpool_info():
         if info.get("user_api") == "blas":

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from speed import header  # noqa: E402
 
-from tests.helpers import ENV, ray_head  # noqa: E402
+from benchmarks.servers import ENV, ray_head  # noqa: E402
 
 SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
 
@@ -52,7 +52,8 @@ def main() -> None:
     p.add_argument("--no-tracking", dest="tracking", action="store_false", help="tracking=none in every job")
     args = p.parse_args()
     header("cpu")
-    print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), repeats {args.repeats}, interleaved")
+    print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), "
+          f"repeats {args.repeats}, interleaved")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         with ray_head(cpus=2) as address:

@@ -156,10 +156,11 @@ def ingestion(tmp: Path, repeats: int, points: int, template: Path) -> dict[str,
 def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, list[float]]:
     """(f): framework.sync of an offline run log vs raw log_batch, through one `mlflow server` (4 workers:
     the sync sends `IN_FLIGHT` calls at once)."""
-    from tests.helpers import mlflow_server
+    from benchmarks.servers import MlflowServer
 
     shutil.copy(template, tmp / "server.db")
-    with mlflow_server(tmp, workers=4) as uri:
+    with MlflowServer(tmp, workers=4) as server:
+        uri = server.uri
         out = {"sync": [], "log_batch": []}
         for r in range(repeats):  # a new run log (a new run) each time: a re-sync would send duplicates
             synthetic_runlog(tmp / f"f-run-{r}", points)

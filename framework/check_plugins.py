@@ -4,7 +4,7 @@ Runs every check of `framework.extend.conformance` on the named plugins of every
 two kinds, like the loss and the metric `mse`, checks both) - by default all registered ones, or with
 `--paths` the ones defined in those folders - and prints one line per check (kind, name, check,
 ok/FAIL, figure) and a summary. `--plot DIR` also writes
-DIR/<kind>_<name>.png for activations and losses. Exit status 0 if all pass, 1 if any check fails or a
+DIR/<kind>_<name>.svg for activations and losses. Exit status 0 if all pass, 1 if any check fails or a
 plugin fails to import, 2 for usage errors (unknown name, missing folder).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--paths", action="append", default=[], metavar="DIR",
                         help="plugin folder or .py file to load first (like config plugins.paths); "
                              f"repeat it or join several with '{os.pathsep}'")
-    parser.add_argument("--plot", metavar="DIR", help="write a PNG per activation and loss into DIR")
+    parser.add_argument("--plot", metavar="DIR", help="write an SVG per activation and loss into DIR")
     args = parser.parse_args(argv)
     try:
         files = discovery.load_paths([p for arg in args.paths for p in arg.split(os.pathsep) if p])
@@ -94,7 +94,7 @@ def _source(obj) -> Path | None:
 
 def _plot(kind: str, name: str, folder: Path) -> conformance.Outcome:
     try:
-        path = plot_plugin(kind, name, folder / f"{kind}_{name}.png")
+        path = plot_plugin(kind, name, folder / f"{kind}_{name}.svg")
         return conformance.Outcome(kind, name, "plot", True, str(path))
     except Exception as e:  # noqa: BLE001 - reported as a failed check
         return conformance.Outcome(kind, name, "plot", False, f"{type(e).__name__}: {e}")

@@ -1,19 +1,19 @@
-"""Plugin discovery: built-ins under `plugins/`, user folders, then installed entry points.
+"""Plugin discovery: installed entry points (the built-ins first), then user folders.
 
-Order: 1. every module of the built-in `plugins` package; 2. every `*.py` in the folders named by
-`FRAMEWORK_PLUGIN_PATH` (os.pathsep-separated); 3. every module named by an installed package's
-entry points in the group `framework.plugins`. Config `plugins.paths` adds folders through `load_paths`
-(train() calls it; the train CLI also calls it before Hydra composes). Importing a module is
-what registers its plugins; a module that fails to import raises `PluginImportError` naming the file
-(or entry point), the line and the exception - on this and every later lookup, never a half-loaded registry.
+Order: 1. the modules named by this project's own entry points in the group `framework.plugins`
+(pyproject.toml: `builtins = "plugins"`, the built-in `plugins` package, whose `__init__` imports its
+modules, as a third-party package does); 2. every `*.py` in the folders named by `FRAMEWORK_PLUGIN_PATH`
+(os.pathsep-separated); 3. every module named by another installed package's entry points in that group.
+Config `plugins.paths` adds folders through `load_paths` (train() calls it; the train CLI also calls it
+before Hydra composes). Importing a module is what registers its plugins; a module that fails to import
+raises `PluginImportError` naming the file (or entry point), the line and the exception - on this and
+every later lookup, never a half-loaded registry. The core imports no plugin by name.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import os
-import pkgutil
 import sys
 import traceback
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from framework.errors import ConfigError
 
 ENV_VAR = "FRAMEWORK_PLUGIN_PATH"
 ENTRY_POINT_GROUP = "framework.plugins"
+DISTRIBUTION = "framework"  # this project: its entry points in ENTRY_POINT_GROUP name the built-ins
 
 
 class PluginImportError(ConfigError):
@@ -42,6 +43,7 @@ class _State:
         self.started = False
         self.error: ConfigError | None = None
         self.files: set[Path] = set()
+        self.builtin: tuple[str, ...] = ()  # the modules the built-in entry points name
 
 
 _state = _State()
@@ -55,25 +57,32 @@ def load_plugins() -> None:
         return
     _state.started = True  # set first: plugin modules call registries while importing
     try:
-        import plugins
-
-        for info in pkgutil.iter_modules(plugins.__path__, plugins.__name__ + "."):
-            with _reporting(f"built-in plugin module '{info.name}'"):
-                importlib.import_module(info.name)
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+        own = [ep for ep in eps if ep.dist is not None and ep.dist.name == DISTRIBUTION]
+        if not own:
+            raise ConfigError(f"no built-in plugins: the '{DISTRIBUTION}' package's entry points in group "
+                              f"'{ENTRY_POINT_GROUP}' are not installed; run `pip install -e .` in the project")
+        _state.builtin = tuple(ep.module for ep in own)
+        _load(own)
         load_paths([p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p])
-        load_entry_points()
+        _load([ep for ep in eps if ep not in own])
     except ConfigError as e:
         _state.error = e
         raise
 
 
-def load_entry_points() -> list[str]:
-    """Import the module of each `framework.plugins` entry point; returns the entry point names."""
-    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+def _load(eps) -> None:
+    """Import the module of each entry point in `eps`."""
     for ep in eps:
         with _reporting(f"plugin entry point '{ep.name} = {ep.value}'"):
             ep.load()
-    return [ep.name for ep in eps]
+
+
+def builtin(obj) -> bool:
+    """Whether class or function `obj` is a built-in plugin (defined under a module the built-in entry points name)."""
+    load_plugins()
+    module = getattr(obj, "__module__", "") or ""
+    return any(module == m or module.startswith(m + ".") for m in _state.builtin)
 
 
 def load_paths(paths) -> list[Path]:

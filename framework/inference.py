@@ -1,8 +1,10 @@
 """Use a trained model on raw features: the weights plus what the input pipeline did
 (`framework.engine.weights`). `load(source)` rebuilds the model from a weights file and the run's
-`config.yaml`:
+`config.yaml`. Loading runs no code the model names: the config's `plugins.paths` are not imported
+(a tampered config.yaml must not run files); plugin folders are imported only when the caller names them.
 
     model = framework.load("outputs/2026-11-29/12-00-00")   # or an MLflow run id (prefix), or an artifact folder
+    model = framework.load(run_id, plugins=["my_plugins/"])  # a model whose activation or loss is a user plugin
     model.predict(X)          # X (n, features) raw: class labels (n,), or values (n, k) for regression
     model.predict_proba(X)    # (n, classes) probabilities, columns in the order of model.classes
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,25 +68,81 @@ class TrainedModel:
         return self.classes[labels(self.task, proba)]
 
 
-def from_files(weights: Path, config: Path) -> TrainedModel:
-    """The model of a `weights.npz` (an `export`) and the run's resolved `config.yaml`."""
-    from omegaconf import OmegaConf
-
+def from_files(weights: Path, config: Path, plugins=None) -> TrainedModel:
+    """The model of a `weights.npz` (an `export`) and the run's resolved `config.yaml`; `plugins`: folders
+    (or .py files) of user plugins to import first (never the config's own `plugins.paths`)."""
     from framework.discovery import load_paths
 
-    cfg = OmegaConf.load(config)
-    with np.load(weights, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    cfg = read_config(config)
+    arrays = read_weights(weights)
     if f"{PIPELINE}task" not in arrays:
         raise ConfigError(f"'{weights}' holds weights only (written before the input pipeline was saved with "
                           "them); retrain the model to predict on raw features")
-    load_paths(list(cfg.plugins.paths))
+    load_paths(plugins or [])  # the built-ins, $FRAMEWORK_PLUGIN_PATH, entry points and `plugins`
+    missing = [f"{r.kind} '{node.name}'" for r, node in ((activations, cfg.activation),
+                                                         (activations, cfg.output_activation), (losses, cfg.loss))
+               if node.name not in r]
+    if missing:
+        paths = (cfg.get("plugins") or {}).get("paths")
+        named = f" (the config names plugins.paths={list(paths)})" if paths else ""
+        raise ConfigError(f"the model uses {', '.join(dict.fromkeys(missing))}, not registered here{named}; "
+                          "loading a model runs no code it names: give the plugin folder with "
+                          "`--plugins DIR` (python -m framework.predict) or framework.load(..., plugins=[DIR])")
     params = parameters(arrays)
+    check_finite(weights, arrays)
     sizes = [params["layers.0.W"].shape[1]] + [params[f"layers.{l}.W"].shape[0] for l in range(len(params) // 2)]
     mlp = MLP(sizes, activation=_create(activations, cfg.activation),
               output_activation=_create(activations, cfg.output_activation), dtype="float64")
-    mlp.load_state_dict(params)
+    try:
+        mlp.load_state_dict(params)
+    except ValueError as e:
+        raise ConfigError(f"'{weights}' is not a valid weights file: {e}") from None
     return TrainedModel(mlp, _create(losses, cfg.loss), arrays)
+
+
+def read_config(path: Path):
+    """A run's resolved config.yaml (DictConfig) with the activation, output_activation and loss a model
+    needs; a file that is not one is a ConfigError saying so."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    try:
+        cfg = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError) as e:
+        raise ConfigError(f"'{path}' is not a run's config.yaml ({type(e).__name__}); copy the run's file again") \
+            from None
+    lacking = [k for k in ("activation", "output_activation", "loss")
+               if not isinstance(cfg, DictConfig) or not isinstance(cfg.get(k), DictConfig) or "name" not in cfg[k]]
+    if lacking:
+        raise ConfigError(f"'{path}' is not a run's config.yaml: it names no {', '.join(lacking)}")
+    return cfg
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights.npz (no pickle); anything else is a ConfigError saying so."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"'{path}' is not a valid weights file (a .npz archive of numeric arrays): "
+                          f"{type(e).__name__}; retrain, or copy the run's weights.npz again") from None
+    if "layers.0.W" not in arrays:
+        raise ConfigError(f"'{path}' is not a valid weights file: it holds no layer weights ({', '.join(arrays)})")
+    return arrays
+
+
+def check_finite(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """ConfigError naming the first array of `arrays` with a NaN/inf, and a zero input scale (x_std == 0
+    would divide by zero): such a model would predict NaN."""
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ConfigError(f"'{path}' is damaged: {name} holds {np.count_nonzero(~np.isfinite(a))} NaN/inf "
+                              "value(s); use a checkpoint from before training diverged, or retrain")
+    std = arrays.get(f"{PIPELINE}x_std")
+    if std is not None and (std <= 0).any():
+        raise ConfigError(f"'{path}' is damaged: {PIPELINE}x_std is {float(std[std <= 0][0])} for feature "
+                          f"{int(np.flatnonzero(std <= 0)[0])} (standardization divides by it); retrain")
 
 
 def _create(registry, node):
@@ -92,10 +151,11 @@ def _create(registry, node):
     return registry.create(node.name, **kwargs(node))
 
 
-def load(source: str, uri: str | None = None) -> TrainedModel:
+def load(source: str, uri: str | None = None, plugins=None) -> TrainedModel:
     """The trained model of `source`: a folder (an artifact folder with weights.npz and config.yaml,
     a Hydra run folder, a checkpoint folder) or the id (or id prefix) of a run in the MLflow store
-    `uri` (default: `framework.tracking.store_uri`)."""
+    `uri` (default: `framework.tracking.store_uri`). `plugins`: plugin folders to import (a model whose
+    activation or loss is a user plugin needs them); nothing the model's own config names is imported."""
     from framework.tracking.table import RUN_ID
 
     folder = Path(source).expanduser()
@@ -104,11 +164,11 @@ def load(source: str, uri: str | None = None) -> TrainedModel:
     if folder.exists():
         for weights, config in LAYOUTS:
             if (folder / weights).is_file() and (folder / config).is_file():
-                return from_files(folder / weights, folder / config)
+                return from_files(folder / weights, folder / config, plugins)
         raise ConfigError(f"'{source}' holds no trained model: expected weights.npz and config.yaml (an MLflow "
                           f"run's artifacts), or a Hydra run folder with checkpoint/weights.npz and .hydra/config.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        return from_files(*download(source, uri, Path(tmp)))
+        return from_files(*download(source, uri, Path(tmp)), plugins)
 
 
 def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
@@ -116,14 +176,19 @@ def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from framework.tracking import store_uri
-    from framework.tracking.store import open_store
+    from framework.tracking.masking import mask_secrets
+    from framework.tracking.store import open_store, sqlite_path
     from framework.tracking.table import resolve_run_id
 
+    db = sqlite_path(store_uri(uri))
+    if db is not None and not db.is_file():  # opening it would create an empty store
+        raise ConfigError(f"'{run}' is neither a folder nor a run id of a store: there is no store {db} "
+                          "(give --uri / uri= of the store that holds the run)")
     client = open_store(store_uri(uri))
     try:
         run_id = resolve_run_id(client, run)
     except ConfigError as e:
-        raise ConfigError(f"'{run}' is neither a folder nor a run of {store_uri(uri)}: {e}") from None
+        raise ConfigError(f"'{run}' is neither a folder nor a run of {mask_secrets(store_uri(uri))}: {e}") from None
     try:
         return tuple(Path(client.download_artifacts(run_id, name, str(folder))) for name in (WEIGHTS, CONFIG))
     except Exception as e:  # noqa: BLE001 - MlflowException, OSError: the run has no such artifact

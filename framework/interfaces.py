@@ -5,15 +5,26 @@ array and a gradient of the shape of `pred`.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from contextlib import nullcontext
 from typing import Any
 
 from framework import special
-from framework.flat import FlatDict, flat_pair, flat_zeros
+from framework.flat import FlatDict, flat_pair, flat_zeros, namespace
 
 
-class Activation:
+class _ReprByArguments:
+    """`Name(arg=value, ...)` from the public attributes: every plugin stores each constructor argument
+    under its own name (the conformance `config` check holds it), so the repr rebuilds the plugin."""
+
+    def __repr__(self) -> str:
+        skip = ("t", "state")
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k not in skip)
+        return f"{type(self).__name__}({args})"
+
+
+class Activation(_ReprByArguments):
     """`a = f(z)`; `backward` is the vector-Jacobian product `dL/dz` given `dL/da`.
 
     `kinks`: values of z where f is not differentiable (gradient checks keep away from them).
@@ -40,15 +51,13 @@ class Activation:
         """dL/dz, free to overwrite grad_a (the model's own buffer)."""
         return self.backward(xp, z, a, grad_a)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({_kwargs(self)})"
-
 
 class ElementwiseActivation(Activation):
     """Elementwise f: write `derivative` (f'(z), may reuse `a`); `dL/dz = dL/da * f'(z)`.
 
-    The in-place backward multiplies the model's dL/da buffer by f'(z) where `backward` is this
-    class's product; a subclass that writes its own `backward` gets that one called instead.
+    The in-place backward multiplies the model's dL/da buffer by f'(z). The rule for a subclass that
+    writes its own `backward` (say, a cheaper product): the in-place path calls that `backward` unless the
+    subclass writes its own `backward_inplace` too.
     """
 
     def derivative(self, xp, z, a):
@@ -58,18 +67,13 @@ class ElementwiseActivation(Activation):
         return grad_a * self.derivative(xp, z, a)
 
     def backward_inplace(self, xp, z, a, grad_a):
+        if type(self).backward is not ElementwiseActivation.backward:  # the subclass's own backward
+            return self.backward(xp, z, a, grad_a)
         grad_a *= self.derivative(xp, z, a)
         return grad_a
 
-    def __init_subclass__(cls, **kwargs):
-        """A subclass that writes its own `backward` (and no `backward_inplace`) gets the default
-        in-place path, which calls that `backward`: decided once per class, not per batch."""
-        super().__init_subclass__(**kwargs)
-        if "backward" in cls.__dict__ and "backward_inplace" not in cls.__dict__:
-            cls.backward_inplace = Activation.backward_inplace
 
-
-class Loss:
+class Loss(_ReprByArguments):
     """Scalar loss of `pred` (batch, out) against `target`, optional per-sample `weight` (batch,).
 
     `targets` says what the trainer feeds: "values" (same shape as pred; one-hot for multi-class
@@ -99,11 +103,8 @@ class Loss:
     def predict(self, xp, out):
         return out
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({_kwargs(self)})"
 
-
-class Optimizer:
+class Optimizer(_ReprByArguments):
     """Updates `params` in place from `grads` (dicts of arrays with the same keys and shapes).
 
     `lr` is a plain attribute that schedulers set before each step; `t` counts steps. Per-parameter
@@ -115,18 +116,56 @@ class Optimizer:
     they are views of one flat buffer (`framework.flat.FlatDict`, the MLP's on NumPy and CuPy), and
     its state is flat too, its per-parameter entries views of it. An update that mixes coordinates
     (a per-layer norm, as in LARS or LAMB) leaves it False and always gets one parameter at a time.
+
+    Weight decay is prepared here, once for every optimizer (`updates`): `weight_decay` wd with
+    `decoupled_decay` False adds wd p to the gradient (L2, torch's `weight_decay`); True shrinks the
+    parameter first, p <- p (1 - lr wd) (AdamW).
     """
 
     name: str = "?"
     elementwise: bool = False
+    weight_decay: float = 0.0
+    decoupled_decay: bool = False
 
     def __init__(self, lr: float = 0.01):
         self.lr = float(lr)
         self.t = 0
         self.state: dict[str, dict[str, Any]] = {}
+        self._work: dict = {}  # (group name, purpose) -> work array (`work`); not state: never saved
 
     def step(self, params: dict, grads: dict) -> None:
         raise NotImplementedError
+
+    def updates(self, params: dict, grads: dict) -> list:
+        """Start step t + 1: `groups` (name, p, g, slot) with the gradient prepared, in one place for every
+        optimizer (optax's `add_decayed_weights`): with `weight_decay` wd, g becomes g + wd p (a work
+        array; `grads` are never changed), or with `decoupled_decay` every p is first shrunk to
+        p (1 - lr wd)."""
+        self.t += 1
+        groups, wd = self.groups(params, grads), self.weight_decay
+        if not wd:
+            return groups
+        if self.decoupled_decay:
+            for _, p, _, _ in groups:
+                p *= 1 - self.lr * wd
+            return groups
+        xp = namespace(params)
+        return [(name, p, self._decayed(xp, name, p, g, wd), slot) for name, p, g, slot in groups]
+
+    def _decayed(self, xp, name, p, g, wd):
+        """g + wd p, in the work array "decayed gradient"."""
+        out = special.into(xp, self.work(name, "decayed gradient", p), xp.multiply, p, wd)
+        out += g
+        return out
+
+    def work(self, name: str, purpose: str, like):
+        """A work array shaped like `like` (group `name`'s parameter) for `purpose`: made at first use,
+        reused every step, so a step allocates nothing. Not state: what it holds between steps is
+        garbage, and `state_dict` leaves it out."""
+        buf = self._work.get((name, purpose))
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._work[name, purpose] = special.namespace_of(like).empty_like(like)
+        return buf
 
     def groups(self, params: dict, grads: dict):
         """[(name, p, g, slot)] to update: one per parameter, slot(kind) its `kind` state array; for an
@@ -141,7 +180,7 @@ class Optimizer:
             group = [("*", *flat, functools.partial(self.flat_slot, params=params))]
             self._flat_group = (params, grads, group)
             return group
-        xp = special.namespace_of(next(iter(params.values()))) if params else None
+        xp = namespace(params)
         return [(name, p, grads[name], lambda kind, name=name, p=p: self.slot(xp, kind, name, p))
                 for name, p in params.items()]
 
@@ -158,8 +197,7 @@ class Optimizer:
         values already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
         found = self.state.get(kind)
         if not isinstance(found, FlatDict) or found.layout != params.layout:
-            xp = special.namespace_of(params.flat)
-            found = self.state[kind] = flat_zeros(xp, dict(params.layout), params.flat.dtype, found)
+            found = self.state[kind] = flat_zeros(params.xp, dict(params.layout), params.flat.dtype, found)
         return found.flat
 
     def state_dict(self) -> dict[str, Any]:
@@ -177,11 +215,8 @@ class Optimizer:
                 kind, name = key.split("/", 1)
                 self.state.setdefault(kind, {})[name] = arr
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({_kwargs(self)})"
 
-
-class Scheduler:
+class Scheduler(_ReprByArguments):
     """Learning-rate multiplier per update: lr_t = base_lr * factor(...), with an optional linear
     warm-up over the first `warmup_epochs` (fractions allowed): lr_t *= min(1, (t + 1) / warmup_steps).
 
@@ -202,40 +237,39 @@ class Scheduler:
         ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
         return base_lr * ramp * self.factor(step, step // steps_per_epoch, step / max(total_steps, 1))
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({_kwargs(self)})"
-
 
 class Backend:
     """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`.
 
-    Capabilities are declared, never guessed from names or types:
-    `host_memory`: arrays live in host memory, so reading a scalar costs no device sync (the trainer
-    then checks every batch for NaN/inf before the update); `writes_out`: `matmul`, `take`,
-    `batch_sum` and the namespace's elementwise functions write into a preallocated `out` (else they
-    return a new array and the engine keeps no work buffers); `erf`: the library's error function
-    (not in the standard); `axpy(y, alpha, x) -> bool`: y += alpha x in one pass (see
-    `framework.special.axpy`); `direct`: C-level forms of sum, max, take, reshape and astype
-    (`framework.special.Direct`; None: the namespace's own). `__init__` records the last four for `xp`
-    and its arrays of `array_type` (the library's array class) in `framework.special`, where plugin
-    code finds them.
+    What the library can do beyond the standard is declared, never guessed from names or types: a frozen
+    `framework.special.Capabilities` (host memory, writing into `out`, erf, a one-pass axpy, C-level
+    direct forms), the class's `capabilities` or what `declare` returns. `__init__` asks once and hands
+    `xp` out as a `framework.special.ArrayNamespace` carrying them, so the engine and plugins read the
+    capabilities of the backend they were handed (`backend.capabilities`, `xp.capabilities`), never a
+    process-wide table. Subclasses set `xp` (the library's module) before calling `Backend.__init__`.
     """
 
     name: str = "?"
     xp: Any = None
-    array_type: type | None = None
     device: str = "cpu"
-    host_memory: bool = True
-    writes_out: bool = False
-    erf: Any = None
-    axpy: Any = None
-    direct: Any = None
+    capabilities: special.Capabilities = special.Capabilities()
 
     def __init__(self, dtype: str = "float32"):
+        loose = [k for k in ("host_memory", "writes_out", "erf", "axpy", "direct") if hasattr(type(self), k)]
+        if loose:
+            raise TypeError(f"backend {type(self).__name__} declares {', '.join(loose)} as attributes, which nothing "
+                            "reads: declare `capabilities = Capabilities(...)` (framework.special) or `declare()`")
+        declared = self.declare()
+        if declared.direct is None:
+            declared = dataclasses.replace(declared, direct=special.Direct.of(self.xp))
+        self.capabilities = declared
+        self.xp = special.ArrayNamespace(self.xp, declared)
         self.dtype = self.resolve_dtype(dtype)
-        if self.array_type is not None:
-            special.provide(self.xp, self.array_type, writes_out=self.writes_out, erf=self.erf, axpy=self.axpy,
-                            direct=self.direct)
+
+    def declare(self) -> special.Capabilities:
+        """This backend's capabilities, asked once by `__init__`: the class's `capabilities`; override
+        where they depend on what construction finds (a device's memory, SciPy's BLAS)."""
+        return type(self).capabilities
 
     def resolve_dtype(self, dtype):
         """A dtype name ("float32") -> the library's dtype; None -> the backend's default."""
@@ -260,7 +294,7 @@ class Backend:
         """Wait for queued device work (timing); a no-op on the CPU."""
 
     def matmul(self, a, b, out=None):
-        """`a @ b`, written into `out` where the library supports it (`writes_out`)."""
+        """`a @ b`, written into `out` where the library supports it (`capabilities.writes_out`)."""
         return self.xp.matmul(a, b)
 
     def take(self, a, indices, out=None):
@@ -297,7 +331,7 @@ class Backend:
         return f"{type(self).__name__}(dtype={self.dtype})"
 
 
-class Initializer:
+class Initializer(_ReprByArguments):
     """`init(rng, (out, in)) -> host float64 array` of initial weights, drawn with NumPy's seeded
     generator `rng` so every backend starts from the same weights. fan_in = in, fan_out = out."""
 
@@ -310,9 +344,6 @@ class Initializer:
         """The variance of the weights the documented formula gives (None: not declared); the
         conformance checks hold a large draw to it."""
         return None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({_kwargs(self)})"
 
 
 class Metric:
@@ -331,7 +362,3 @@ class Metric:
     def __call__(self, y_true, y_pred) -> float:
         raise NotImplementedError
 
-
-def _kwargs(obj) -> str:
-    skip = ("t", "state")
-    return ", ".join(f"{k}={v!r}" for k, v in vars(obj).items() if not k.startswith("_") and k not in skip)

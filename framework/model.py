@@ -57,7 +57,7 @@ class MLP:
             shapes[f"layers.{l}.W"], shapes[f"layers.{l}.b"] = (n_out, n_in), (n_out,)
         # where the backend writes into `out`, parameters and gradients are views of one flat buffer
         # each (`FlatDict`): an elementwise optimizer then updates all of them in one pass per operation
-        zeros = flat_zeros if self.backend.writes_out else _zeros
+        zeros = flat_zeros if self.backend.capabilities.writes_out else _zeros
         self.params: dict = zeros(self.backend.xp, shapes, self.dtype)
         self.grads: dict = zeros(self.backend.xp, shapes, self.dtype)
         for name, shape in shapes.items():
@@ -82,9 +82,9 @@ class MLP:
         layer l's output. All None where the backend's matmul cannot write into `out`."""
         bufs = self._work.get((kind, n))
         if bufs is None:
-            xp, hidden = self.backend.xp, self.sizes[1:-1]
-            make = (lambda m: xp.zeros((n, m), dtype=self.dtype)) if self.backend.writes_out else (lambda m: None)
-            bufs = self._work[kind, n] = [make(m) for m in hidden] + ([None] if kind == "Z" else [])
+            xp, hidden, keep = self.backend.xp, self.sizes[1:-1], self.backend.capabilities.writes_out
+            bufs = [xp.zeros((n, m), dtype=self.dtype) if keep else None for m in hidden]
+            bufs = self._work[kind, n] = bufs + ([None] if kind == "Z" else [])
         return bufs
 
     def forward(self, X):
@@ -123,7 +123,7 @@ class MLP:
         if not cache:
             raise RuntimeError("MLP.backward called before forward")
         be, xp, params, grads = self.backend, self.backend.xp, self.params, self.grads
-        matmul, batch_sum, writes_out = be.matmul, be.batch_sum, be.writes_out
+        matmul, batch_sum, writes_out = be.matmul, be.batch_sum, be.capabilities.writes_out
         out = cache[-1][2]
         if tuple(grad_out.shape) != tuple(out.shape):
             raise ShapeError(f"grad_out has shape {tuple(grad_out.shape)} but the output is {tuple(out.shape)}")
@@ -160,4 +160,5 @@ class MLP:
 
     def __repr__(self) -> str:
         acts = [a.name for a in self.activations]
-        return f"MLP(sizes={self.sizes}, activations={acts}, backend={self.backend.name}, dtype={self.dtype.__name__ if hasattr(self.dtype, '__name__') else self.dtype})"
+        dtype = getattr(self.dtype, "__name__", self.dtype)
+        return f"MLP(sizes={self.sizes}, activations={acts}, backend={self.backend.name}, dtype={dtype})"

@@ -80,7 +80,6 @@ Use:    python -m framework.train plugins.paths=[{dir}] optimizer={name} optimiz
 """
 from framework import Optimizer
 from framework.registry import optimizers
-from framework.special import namespace_of
 
 
 @optimizers.register("{name}")
@@ -90,19 +89,19 @@ class {cls}(Optimizer):
     v <- momentum v + g;  p <- p - lr v      TODO: your update rule (placeholder: SGD with momentum)
     Shapes: params and grads map names to arrays of one shape and dtype each; update p in place (the
     trainer holds these arrays), never g. State comes from slot(kind), so state_dict() saves it and
-    a resumed run continues exactly.
+    a resumed run continues exactly. Weight decay: g arrives as g + weight_decay p (decoupled_decay =
+    True: p shrinks by 1 - lr weight_decay first instead).
     """
 
     elementwise = True  # TODO: False if a coordinate's update uses others (a norm over a parameter)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9):  # TODO: your hyperparameters
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0):  # TODO: yours
         super().__init__(lr)
-        self.momentum = float(momentum)  # store every argument under its own name
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)  # each under its own name
 
     def step(self, params, grads):
-        self.t += 1
-        for name, p, g, slot in self.groups(params, grads):  # all parameters at once where elementwise
-            xp = namespace_of(p)
+        # array functions (sqrt, sign, ...): xp = framework.flat.namespace(params), the backend's namespace
+        for name, p, g, slot in self.updates(params, grads):  # t += 1; all parameters at once where elementwise
             v = slot("velocity")                    # TODO: your state (zeros at the first step)
             v *= self.momentum                      # TODO: your update, in place
             v += g

@@ -89,7 +89,7 @@ class Registry:
 @functools.lru_cache(maxsize=None)
 def _signature(obj) -> inspect.Signature:
     """inspect.signature, once per class: it is slow, and for a class without its own __init__ it
-    leaves cyclic garbage behind (~60 KB per call) that a per-epoch `create` would pile up."""
+    leaves cyclic garbage behind that a per-epoch `create` would pile up."""
     return inspect.signature(obj)
 
 

@@ -14,19 +14,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from framework import check_plugins, discovery
-from framework.engine.checkpoint import Checkpointer, restore_checkpoint
+from framework.engine.checkpoint import Checkpointer, check_free, restore_checkpoint
 from framework.engine.data import Splits, split, standardize, validate
-from framework.engine.progress import make_progress, print_metrics
+from framework.engine.progress import echo, make_progress, print_metrics
 from framework.engine.tasks import output_size
 from framework.engine.trainer import Divergence, EarlyStopping, Interrupted, Trainer
 from framework.errors import ConfigError, FrameworkError, UnknownNameError
 from framework.model import MLP
 from framework.registry import KINDS, datasets
 from framework.run import schema
-from framework.run.config import CONF_DIR, GROUPS, experiment_presets, hydra_config, kwargs, register_configs
+from framework.run.config import (
+    CONF_DIR,
+    GROUPS,
+    check_extras,
+    check_override_keys,
+    experiment_presets,
+    hydra_config,
+    kwargs,
+    register_configs,
+)
+from framework.run.launchers import auto_threads
 from framework.run.sweep import FAILED_FILE
 
 log = logging.getLogger(__name__)
@@ -53,7 +64,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
                           f"(got '{out_act.name}'); it applies its own sigmoid/softmax")
     optimizer = create("optimizer", cfg.optimizer)
     scheduler, initializer = create("scheduler", cfg.scheduler), create("initializer", cfg.initializer)
-    backend = create("backend", cfg.backend)
+    backend = create("backend", resolved_threads(cfg.backend))
     if cfg.plugins.get("check", True):
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
@@ -69,6 +80,7 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
         log.warning("trainer.batch_size=%d is larger than the %d training rows: every update uses all of them "
                     "(full-batch gradient descent, as with trainer.batch_size=null)", t.batch_size, n)
     sizes = [splits.train.n_features, *cfg.model.hidden, output_size(splits.train, loss.targets, loss.name)]
+    check_fits(sizes, backend)
     model = MLP(sizes, activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
                 seed=cfg.seed)
@@ -82,6 +94,36 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
         divergence=divergence)
 
 
+COPIES = 4  # arrays of the parameters' size that training holds: parameters, gradients, two optimizer slots (Adam)
+
+
+def check_fits(sizes: list[int], backend) -> None:
+    """ConfigError before allocating when the model's parameters, gradients and optimizer state
+    (`COPIES` x params x itemsize bytes) exceed the memory available now (host-memory backends)."""
+    n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    need, free = COPIES * n * backend.xp.finfo(backend.dtype).bits // 8, available_memory()
+    if backend.capabilities.host_memory and free is not None and need > free:
+        dtype = getattr(backend.dtype, "__name__", backend.dtype)
+        raise ConfigError(f"model.hidden={sizes[1:-1]}: {n:,} parameters need about {need / 2**30:.1f} GiB "
+                          f"({dtype}: parameters, gradients, optimizer state) but {free / 2**30:.1f} GiB of memory "
+                          "is available; use a smaller model.hidden")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), else the physical memory, else None."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def create(group: str, node: DictConfig):
     """The plugin `node` configures; a value its constructor rejects (ValueError, TypeError) becomes a
     ConfigError naming the group."""
@@ -91,6 +133,16 @@ def create(group: str, node: DictConfig):
         raise
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{group}={node.name}: {e}") from None
+
+
+def resolved_threads(node: DictConfig) -> DictConfig:
+    """The backend's node with `threads: auto` replaced by the cores left to each of the launcher's
+    parallel jobs (`framework.run.launchers.auto_threads`): backends take a number or null."""
+    if node.get("threads") != "auto":
+        return node
+    node = node.copy()
+    node.threads = auto_threads()
+    return node
 
 
 _PASSED: set = set()  # (kind, name, class) whose checks passed in this process: a sweep's jobs check once
@@ -103,7 +155,7 @@ def check_user_plugins(used: dict[str, list[str]]) -> None:
     for kind, names in used.items():
         for name in dict.fromkeys(names):
             key = (kind, name, KINDS[kind].get(name))
-            if key[2].__module__.split(".")[0] == "plugins" or key in _PASSED:
+            if discovery.builtin(key[2]) or key in _PASSED:
                 continue
             messages = check_plugins.check(kind, name)
             failed += [f"{kind} '{name}' {message}" for message in messages]
@@ -123,23 +175,34 @@ def objective(cfg: DictConfig, final: dict) -> float:
     return float(final[key])
 
 
-def train(cfg: DictConfig) -> dict:
-    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective".
+def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
+    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective"; `where` (a list)
+    gets the lines saying where the run went (`Tracking.where`: run id, store, UI address or sync command).
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
     from framework.tracking import Tracking
+    from framework.tracking.places import mask_hydra_record
 
-    tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads;
-    done = tracking.finished_run()       # build() checks the rest inside the run (a bad value: a FAILED run)
+    if hydra_config():
+        mask_hydra_record(hydra_config())  # Hydra wrote the command line, secrets included, into the run folder
+    bad = checked(cfg)                   # first, so what is recorded (params, config.hash) is the checked config
+    tracking = Tracking(cfg)             # checks cfg.tracking, the store and the run folder before data loads
+    done = None if bad else tracking.finished_run()
     if done is not None:
         log.info("skipped: run %s already finished this config (tracking.skip_finished=true)", done["run_id"])
         final = {k: v for k, v in done.items() if k != "run_id"}
+        if where is not None:
+            where.append(f"run    {done['run_id'][:8]}  ({done['run_id']}, finished before)")
         return {**final, "objective": objective(cfg, final)}
     t = cfg.trainer
-    resume, resume_run = tracking.resume_source(t.resume)  # a folder, or a tracked run's id (that run continues)
+    resume, resume_run = tracking.resume_source(None if bad else t.resume)  # a folder, or a tracked run's id
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
+    if directory and not resume:
+        check_free(directory)
     checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
     with tracking.run(resume_run) as tracker:
+        if bad is not None:
+            raise bad                    # a bad value: a FAILED run that names it
         callbacks = [cb for cb in (make_progress(t.progress), checkpointer, tracker) if cb is not None]
         trainer = build(cfg, callbacks)
         if resume:
@@ -153,7 +216,20 @@ def train(cfg: DictConfig) -> dict:
                         f"checkpoint in {saved}: continue with trainer.resume={saved}" if saved else "no checkpoint")
             raise
     final["objective"] = objective(cfg, final)
+    if where is not None:
+        where += tracking.where()
     return final
+
+
+def checked(cfg: DictConfig) -> FrameworkError | None:
+    """`schema.check` of everything but `tracking` (which `Tracking` checks): values normalized in place
+    (`optimizer.lr=1` becomes 1.0, so it is the same run as `optimizer.lr=1.0`); the error, if any, is
+    returned to be raised inside the run."""
+    try:
+        schema.check(cfg, skip="tracking")
+    except FrameworkError as e:
+        return e
+    return None
 
 
 def run_dir() -> str | None:
@@ -186,7 +262,8 @@ def stop_on_signals(trainer):
 def _check_command_line(argv: list[str]) -> None:
     """Before Hydra composes: import `plugins.paths=[...]` folders named on the command line (so
     their plugins are options), and reject unknown options of registry groups and experiments with
-    the known names and the closest match (sweep lists are checked value by value)."""
+    the known names and the closest match (sweep lists are checked value by value), unknown fields of
+    the chosen plugins (closest key), and launchers/sweepers whose extra is not installed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
@@ -202,15 +279,41 @@ def _check_command_line(argv: list[str]) -> None:
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
                     raise UnknownNameError(GROUPS[group].kind if group in GROUPS else "experiment", str(value), known)
+    check_override_keys(overrides)
+    check_extras(overrides)
+
+
+class RunFolderCheck(Callback):
+    """Before Hydra writes into the run (or sweep) folder: one line and exit 1 if it is not writable or
+    its disk is full (else Hydra's own write fails with a traceback). Enabled in conf/config.yaml."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(folder, key: str) -> None:
+        from framework.tracking.places import check_writable
+
+        try:
+            check_writable(Path(folder).absolute(), "the run folder", f"give a writable folder with {key}=<folder>")
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    where: list[str] = []
     try:
-        final = train(cfg)
+        final = train(cfg, where)
     except Exception as e:  # noqa: BLE001 - a sweep outlives its failing jobs
         return failed_job(cfg, e)
     print_metrics(final)
+    for line in where:
+        echo(line)
     return final["objective"]
 
 
@@ -219,16 +322,18 @@ def failed_job(cfg: DictConfig, error: Exception) -> float:
     writes FAILED.json into its folder (the sweep reports them at its end) and returns the penalty."""
     from hydra.types import RunMode
 
+    from framework.tracking.masking import mask_secrets
+
     hc = hydra_config()
     if not (hc and hc.mode == RunMode.MULTIRUN):
         if isinstance(error, FrameworkError):
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {mask_secrets(str(error))}", file=sys.stderr)
             sys.exit(1)
         raise error
     text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
-    log.error("job failed: %s", text)
+    log.error("job failed: %s", mask_secrets(text))  # a joblib worker's log records are not masked
     report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
-    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(json.dumps(report, indent=1))
+    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(mask_secrets(json.dumps(report, indent=1)))
     return penalty(cfg)
 
 
@@ -240,11 +345,20 @@ def penalty(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from hydra.errors import OverrideParseException
+
+    from framework.tracking.masking import mask_log_records
+
+    mask_log_records()
     try:
         _check_command_line(sys.argv[1:])
         register_configs()
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OverrideParseException as e:  # Hydra's grammar: a value with = , ( ) [ ] { } needs quotes
+        print(f"error: an override does not parse ({str(e).splitlines()[0]}); quote values holding "
+              "= , ( ) [ ] { } or spaces: key='value'", file=sys.stderr)
         sys.exit(1)
     from framework.tracking.process import start_early
 

@@ -43,7 +43,7 @@ class Tanh(ElementwiseActivation):
         return xp.tanh(z)
 
     def forward_inplace(self, xp, z):
-        return into(z, xp.tanh, z)  # backward reads only a
+        return into(xp, z, xp.tanh, z)  # backward reads only a
 
     def derivative(self, xp, z, a):
         return 1 - a * a
@@ -59,7 +59,7 @@ class ReLU(ElementwiseActivation):
         return xp.maximum(z, 0.0)  # a Python scalar: Array API 2024.12
 
     def forward_inplace(self, xp, z):
-        return into(z, xp.maximum, z, 0.0)  # backward reads only a
+        return into(xp, z, xp.maximum, z, 0.0)  # backward reads only a
 
     def derivative(self, xp, z, a):
         return direct(xp).astype(a > 0, a.dtype)  # a > 0 exactly where z > 0 (NumPy's `where` is ~8x slower)

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Callable, NamedTuple
 
 import numpy as np
 
 from framework import Backend
 from framework.errors import ConfigError
 from framework.registry import backends
-from framework.run.launchers import auto_threads
-from framework.special import Direct
+from framework.special import Capabilities, Direct
 
 
 def _host_dtype(dtype):
@@ -34,24 +32,44 @@ def _host_dtype(dtype):
         return np.dtype(str(dtype).rsplit(".", 1)[-1])
 
 
-class _Blas(NamedTuple):
-    """SciPy's BLAS level-1 routines for one dtype: y += a x, and x . y."""
+class ScipyBlas:
+    """SciPy's BLAS level-1 routines for float32 and float64: y += a x (`axpy`) and x . y (`sq_norms`).
+    SciPy ships its own OpenBLAS: made when a NumpyBackend is, before `limits()` scans the BLAS libraries
+    (both then get the thread limit). Pickles as a fresh load (f2py routines do not pickle)."""
 
-    axpy: Callable
-    dot: Callable
+    def __init__(self):
+        from scipy.linalg import blas  # ~0.1 s at the first import
+
+        self._axpy = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
+        self._dot = {np.dtype(np.float32): blas.sdot, np.dtype(np.float64): blas.ddot}
+
+    def __reduce__(self):
+        return ScipyBlas, ()
+
+    def axpy(self, y, alpha, x) -> bool:
+        """y += alpha * x by saxpy/daxpy on the flattened arrays (one pass, no temporary, one rounding);
+        False where it does not apply (another dtype, mixed dtypes, a y that cannot be flattened without a
+        copy)."""
+        routine = self._axpy.get(y.dtype)
+        if routine is None or x.dtype != y.dtype:
+            return False
+        try:
+            flat = y.reshape(-1, copy=False)  # a view of y, or ValueError
+        except ValueError:
+            return False
+        done = routine(x.reshape(-1), flat, a=alpha)
+        if done is not flat:  # f2py computed into a copy (a strided view): write it back
+            flat[...] = done
+        return True
+
+    def sq_norms(self, arrays) -> list[float]:
+        """[x . x for x in arrays] as Python floats, each by a BLAS dot of the flattened array (float64's
+        for other dtypes)."""
+        dot = self._dot
+        return [dot.get(f.dtype, dot[_F64])(f, f) for f in map(np.ndarray.ravel, arrays)]
 
 
 _F64 = np.dtype(np.float64)
-_BLAS: dict = {}  # dtype -> _Blas, filled when the first NumpyBackend is created (importing SciPy's BLAS takes ~0.1 s)
-
-
-def _load_blas() -> None:
-    """SciPy's BLAS by dtype. SciPy ships its own OpenBLAS, so it is loaded before `limits()` scans the
-    BLAS libraries (both get the thread limit)."""
-    if not _BLAS:
-        from scipy.linalg import blas
-
-        _BLAS.update({np.dtype(np.float32): _Blas(blas.saxpy, blas.sdot), _F64: _Blas(blas.daxpy, blas.ddot)})
 
 
 def _numpy_erf(z):
@@ -60,20 +78,9 @@ def _numpy_erf(z):
     return erf(z).astype(z.dtype, copy=False)
 
 
-def _numpy_axpy(y, alpha, x) -> bool:
-    """y += alpha * x by BLAS saxpy/daxpy on the flattened arrays (one pass, no temporary); False
-    where it does not apply (another dtype, mixed dtypes, a y that cannot be flattened without a copy)."""
-    blas = _BLAS.get(y.dtype)
-    if blas is None or x.dtype != y.dtype:
-        return False
-    try:
-        flat = y.reshape(-1, copy=False)  # a view of y, or ValueError
-    except ValueError:
-        return False
-    done = blas.axpy(x.reshape(-1), flat, a=alpha)
-    if done is not flat:  # f2py computed into a copy (a strided view): write it back
-        flat[...] = done
-    return True
+_NUMPY_DIRECT = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
+                      max=functools.partial(np.maximum.reduce, axis=None),
+                      take=np.ndarray.take, reshape=np.ndarray.reshape, astype=np.ndarray.astype)
 
 
 @backends.register("numpy")
@@ -83,34 +90,32 @@ class NumpyBackend(Backend):
     `asarray` never copies an array that already has the requested dtype; `matmul` and `take` write
     into `out` (a preallocated buffer) so the training step allocates nothing for its matrix products
     and batches. `threads` caps the BLAS threads while `Trainer.fit` runs (`limits()`, threadpoolctl;
-    None: the library's default; "auto": the cores left to each of the launcher's parallel jobs, see
-    `framework.run.launchers.auto_threads`). Declares SciPy's erf and its BLAS axpy (SGD's update in one
-    pass; SciPy's BLAS, also used for the squared gradient norms, is a second library that the thread
-    limit covers too), and the ufuncs' reduce and the ndarray methods as the direct forms of sum, max,
-    take, reshape, astype. Small MLPs' GEMMs gain nothing from more threads, and an extra thread that
-    has to wake up on a core shared with another process (the sync process) slows every product down.
+    None: the library's default; the run's `backend.threads=auto` is resolved before, by
+    `framework.train`). Declares host memory, writing into `out`, SciPy's erf, SciPy's BLAS axpy (SGD's
+    update in one pass; that BLAS also gives the squared gradient norms, and the thread limit covers it
+    too), and the ufuncs' reduce and the ndarray methods as the direct forms of sum, max, take, reshape,
+    astype. Small MLPs' GEMMs gain nothing from more threads, and an extra thread that has to wake up on
+    a core shared with another process (the sync process) slows every product down.
     """
 
     xp = np
-    array_type = np.ndarray
     device = "cpu"
-    host_memory = True
-    writes_out = True
-    erf, axpy = staticmethod(_numpy_erf), staticmethod(_numpy_axpy)
-    direct = Direct(sum=functools.partial(np.add.reduce, axis=None),  # the standard's default: all axes
-                    max=functools.partial(np.maximum.reduce, axis=None),
-                    take=np.ndarray.take, reshape=np.ndarray.reshape, astype=np.ndarray.astype)
 
-    def __init__(self, dtype: str = "float32", threads: int | str | None = None):
+    def __init__(self, dtype: str = "float32", threads: int | None = None):
         if threads == "auto":
-            threads = auto_threads()
-        if threads is not None and (not str(threads).isdigit() or int(threads) < 1):
+            raise ConfigError("backend.threads=auto is resolved by a run (python -m framework.train); in Python "
+                              "pass a number (framework.run.launchers.auto_threads() gives auto's) or None")
+        if threads is not None and (isinstance(threads, bool) or not str(threads).isdigit() or int(threads) < 1):
             raise ConfigError(f"backend.threads must be >= 1, auto (cores // parallel jobs) or null "
                               f"(library default), got {threads}")
         self.threads = None if threads is None else int(threads)
         self._controller = None
-        _load_blas()
+        self._blas = ScipyBlas()
         super().__init__(dtype)
+
+    def declare(self) -> Capabilities:
+        return Capabilities(host_memory=True, writes_out=True, erf=_numpy_erf, axpy=self._blas.axpy,
+                            direct=_NUMPY_DIRECT)
 
     def asarray(self, x, dtype=None):
         return np.asarray(x, dtype=self.resolve_dtype(dtype))
@@ -132,7 +137,7 @@ class NumpyBackend(Backend):
         # a BLAS dot of each flattened array: no g*g temporary (~8x faster on 784x256); SciPy's sdot/ddot
         # take fewer instructions per call than ndarray.dot, np.vdot or a segmented reduction of one
         # flat buffer (4 calls a batch on a 2-layer model), and return Python floats
-        return [_BLAS.get(f.dtype, _BLAS[_F64]).dot(f, f) for f in map(np.ndarray.ravel, arrays)]
+        return self._blas.sq_norms(arrays)
 
     def limits(self):
         if self.threads is None:
@@ -157,8 +162,6 @@ class CupyBackend(Backend):
     """
 
     device = "cuda"
-    host_memory = False
-    writes_out = True
 
     def __init__(self, dtype: str = "float32", device_id: int = 0):
         try:
@@ -170,16 +173,19 @@ class CupyBackend(Backend):
         except Exception as e:  # noqa: BLE001 - CUDARuntimeError, missing driver library, ...
             raise ConfigError(f"backend=cupy: CUDA is not available ({type(e).__name__}: {e}); {CUPY_HELP}") from None
         if not 0 <= int(device_id) < n:
-            raise ConfigError(f"backend=cupy: device_id={device_id} but this machine has {n} CUDA device(s) (0..{n - 1})")
+            raise ConfigError(f"backend=cupy: device_id={device_id} but this machine has {n} CUDA device(s) "
+                              f"(0..{n - 1})")
         self._cp = cupy
         self.device_id = int(device_id)
         self.device = f"cuda:{self.device_id}"
         cupy.cuda.Device(self.device_id).use()
         self.xp = _compat_namespace(cupy.empty(0)) or cupy
+        super().__init__(dtype)
+
+    def declare(self) -> Capabilities:
         from cupyx.scipy.special import erf
 
-        self.array_type, self.erf = cupy.ndarray, erf
-        super().__init__(dtype)
+        return Capabilities(host_memory=False, writes_out=True, erf=erf)
 
     def asarray(self, x, dtype=None):
         dtype = self.resolve_dtype(dtype)
@@ -226,14 +232,18 @@ class ArrayAPIBackend(Backend):
         self.namespace = namespace
         self.xp = _namespace(module, namespace)
         self.device = _device(self.xp, device)
-        probe = self.xp.zeros(1, device=self.device)
-        self.array_type = type(probe)
-        self.host_memory = _in_host_memory(probe)
-        if namespace == "torch":
+        self._host_memory = _in_host_memory(self.xp.zeros(1, device=self.device))
+        super().__init__(dtype)
+
+    def declare(self) -> Capabilities:
+        """Host memory where NumPy can view the library's arrays; torch's erf; nothing else (the standard's
+        functions return new arrays)."""
+        erf = None
+        if self.namespace == "torch":
             import torch
 
-            self.erf = torch.special.erf
-        super().__init__(dtype)
+            erf = torch.special.erf
+        return Capabilities(host_memory=self._host_memory, erf=erf)
 
     def asarray(self, x, dtype=None):
         dtype = self.resolve_dtype(dtype)
@@ -324,11 +334,12 @@ def _in_host_memory(array) -> bool:
 
 
 def _is_array_of(xp, x) -> bool:
-    """Whether `x` is already an array of namespace `xp` (so `asarray` need not copy it)."""
+    """Whether `x` is already an array of the library of `xp` (an `ArrayNamespace`), so `asarray` need
+    not copy it."""
     try:
         from array_api_compat import array_namespace
 
-        return array_namespace(x) is xp
+        return array_namespace(x) is xp.module
     except (ImportError, TypeError):
         ns = getattr(x, "__array_namespace__", None)
-        return ns is not None and ns() is xp
+        return ns is not None and ns() is xp.module

@@ -142,7 +142,7 @@ def mnist1d(n: int = 5000, seed: int = 42, test: str = "own") -> Dataset:
     of those test rows: "own" (default) makes them the test split (`split.test_fraction` is not used; val
     is carved from the training rows by `split.val_fraction`); "drop" leaves them out, so a model search
     never touches them (with `split.test_fraction=0`); "split" lets `split.*` split all n rows.
-    Generation takes ~2 s for n=5000, so the arrays are cached per (n, seed) within the process.
+    Generation takes seconds, so the arrays are cached per (n, seed) within the process.
     """
     if n < 10:
         raise ConfigError(f"mnist1d needs n >= 10 (n // 10 samples per class); got {n}")
@@ -150,8 +150,9 @@ def mnist1d(n: int = 5000, seed: int = 42, test: str = "own") -> Dataset:
         raise ConfigError(f"data.test must be one of {', '.join(MNIST1D_TESTS)}; got {test!r}")
     X, y, n_train = _mnist1d_arrays(n, seed)
     rows = slice(0, n_train) if test == "drop" else slice(None)
+    test_rows = np.arange(n_train, len(X)) if test == "own" else None
     return Dataset(X[rows].copy(), y[rows].copy(), "classification", 10, "mnist1d",
-                   [f"t{i}" for i in range(X.shape[1])], test_rows=np.arange(n_train, len(X)) if test == "own" else None)
+                   [f"t{i}" for i in range(X.shape[1])], test_rows=test_rows)
 
 
 @functools.lru_cache(maxsize=4)

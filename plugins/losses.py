@@ -204,7 +204,7 @@ class CrossEntropy(Loss):
         grad = pred - d.max(pred, axis=-1, keepdims=True)  # S, then e in place, then the gradient
         t = self._indices(xp, target)
         picked = self._picked(xp, grad, t)
-        grad = into(grad, xp.exp, grad)
+        grad = into(xp, grad, xp.exp, grad)
         s = d.sum(grad, axis=-1, keepdims=True)
         nll = xp.log(s[:, 0])
         nll -= picked

@@ -1,29 +1,32 @@
 """Built-in optimizers; each update matches PyTorch's optimizer of the same name and arguments.
 
-Notation per parameter p with gradient g at step t (1-based), learning rate lr.
+Notation per parameter p with gradient g at step t (1-based), learning rate lr. Weight decay is prepared
+by the base class (`Optimizer.updates`: g + wd p, or AdamW's p (1 - lr wd)).
 
-The updates are written with in-place operators on the parameter, its state and two preallocated work
-arrays per parameter (`_work`, not part of `state_dict`), so a step allocates nothing; `into` writes a
-result into a work array (NumPy/CuPy: `out=`); every y += alpha x (SGD's p -= lr g, Adam's moments and
-its update) is one BLAS pass where the backend declares an `axpy` (NumPy), two elementwise passes
-elsewhere (`_axpy`). Each update is arranged for few passes over the arrays (a small model's step is
-bound by calls, a large one's by memory). Only Array-API operations are used, so every backend runs
-the same code and gets the same numbers (up to rounding: PyTorch's within 1e-12 in float64).
+The updates are written with in-place operators on the parameter, its state and work arrays
+(`Optimizer.work`, not part of `state_dict`), so a step allocates nothing: `into` writes a result into a
+work array where the backend declares `writes_out` (NumPy, CuPy), and every y += alpha x (SGD's
+p -= lr g, Adam's moments and its update) is one BLAS pass where the backend declares an `axpy` (NumPy),
+two elementwise passes elsewhere (`axpy`). Both are read from the namespace of the parameters
+(`framework.flat.namespace`: the backend's for the model's FlatDicts; plain arrays get the standard's
+path). Each update is arranged for few passes over the arrays (a small model's step is bound by calls,
+a large one's by memory). Only Array-API operations are used, so every backend runs the same code and
+gets the same numbers (up to rounding: PyTorch's within 1e-12 in float64).
 """
 from __future__ import annotations
 
 import math
 
 from framework import Optimizer
+from framework.flat import namespace
 from framework.registry import optimizers
-from framework.special import axpy_for, into
-from framework.special import namespace_of as _xp
+from framework.special import axpy, into
 
 
 @optimizers.register("sgd")
 class SGD(Optimizer):
-    """g <- g + wd p; buf <- mu buf + g (buf_1 = g); g <- g + mu buf (nesterov) or buf; p <- p - lr g.
-    With momentum 0: p <- p - lr g (the seed's w <- w - eta dL/dw)."""
+    """buf <- mu buf + g (buf_1 = g); d = g + mu buf (nesterov) or buf (momentum) or g; p <- p - lr d.
+    With momentum 0 and no decay: p <- p - lr g (the seed's w <- w - eta dL/dw)."""
 
     elementwise = True
 
@@ -35,26 +38,18 @@ class SGD(Optimizer):
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
     def step(self, params, grads):
-        self.t += 1
-        plain, (xp, fast) = not (self.weight_decay or self.momentum), _namespace_and_axpy(params)
-        for name, p, g, slot in self.groups(params, grads):
-            if not plain:
-                a, b = _work(self, xp, name, p)
-            if self.weight_decay:
-                g = _add_decay(a, g, p, self.weight_decay)
-            if self.momentum:
+        xp, mu = namespace(params), self.momentum
+        for name, p, g, slot in self.updates(params, grads):
+            d = g
+            if mu:
                 buf = slot("momentum")
-                if self.t > 1:
-                    buf *= self.momentum
+                buf *= mu                                   # buf starts at 0: buf_1 = g
                 buf += g
+                d = buf
                 if self.nesterov:
-                    into(b, xp.multiply, buf, self.momentum)  # g + mu buf
-                    b += g
-                    g = b
-                else:
-                    g = buf
-            if not fast(p, -self.lr, g):  # p -= lr g in one BLAS pass where the backend has one
-                p -= into(_work(self, xp, name, p)[1] if plain else b, xp.multiply, g, self.lr)
+                    d = into(xp, self.work(name, "nesterov", p), xp.multiply, buf, mu)
+                    d += g                                  # g + mu buf
+            axpy(xp, p, -self.lr, d, self.work(name, "lr d", p))  # p -= lr d
 
 
 @optimizers.register("adam")
@@ -64,43 +59,37 @@ class Adam(Optimizer):
 
     elementwise = True
 
-    decoupled = False
-
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.weight_decay = float(weight_decay)
 
     def step(self, params, grads):
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
+        xp, b1, b2 = namespace(params), self.beta1, self.beta2
+        groups = self.updates(params, grads)  # t is now this step's
         # lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) = lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2)):
         # the bias corrections folded into two scalars (9 passes per parameter instead of 13)
         root_bc2 = math.sqrt(1 - b2**self.t)
         step_size, eps = self.lr * root_bc2 / (1 - b1**self.t), self.eps * root_bc2
-        xp, fast = _namespace_and_axpy(params)
-        for name, p, g, slot in self.groups(params, grads):
-            a, b = _work(self, xp, name, p)
-            if self.weight_decay and self.decoupled:
-                p *= 1 - self.lr * self.weight_decay
-            elif self.weight_decay:
-                g = _add_decay(a, g, p, self.weight_decay)
-            m = slot("m")
-            v = slot("v")
+        for name, p, g, slot in groups:
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
+            m, v = slot("m"), slot("v")
             m *= b1
-            _axpy(fast, m, 1 - b1, g, b)                # m = b1 m + (1 - b1) g
+            axpy(xp, m, 1 - b1, g, scratch)                                       # m = b1 m + (1 - b1) g
             v *= b2
-            _axpy(fast, v, 1 - b2, into(b, xp.multiply, g, g), b)  # v = b2 v + (1 - b2) g^2
-            into(b, xp.sqrt, v)
-            b += eps
-            _axpy(fast, p, -step_size, into(a, xp.divide, m, b), a)  # p -= step_size m / (sqrt(v) + eps)
+            axpy(xp, v, 1 - b2, into(xp, scratch, xp.multiply, g, g), scratch)  # v = b2 v + (1 - b2) g^2
+            denom = into(xp, scratch, xp.sqrt, v)
+            denom += eps
+            update = into(xp, update, xp.divide, m, denom)
+            axpy(xp, p, -step_size, update, update)                 # p -= step_size m / (sqrt(v) + eps)
 
 
 @optimizers.register("adamw")
 class AdamW(Adam):
     """Adam with decoupled weight decay (torch.optim.AdamW): p <- p (1 - lr wd) before the Adam step."""
 
-    decoupled = True
+    decoupled_decay = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.01):
@@ -117,27 +106,25 @@ class RMSprop(Optimizer):
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        self.alpha, self.eps, self.momentum, self.weight_decay = float(alpha), float(eps), float(momentum), float(weight_decay)
+        self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
+        self.weight_decay = float(weight_decay)
 
     def step(self, params, grads):
-        self.t += 1
-        xp, fast = _namespace_and_axpy(params)
-        for name, p, g, slot in self.groups(params, grads):
-            a, b = _work(self, xp, name, p)
-            if self.weight_decay:
-                g = _add_decay(a, g, p, self.weight_decay)
+        xp = namespace(params)
+        for name, p, g, slot in self.updates(params, grads):
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
             v = slot("square_avg")
             v *= self.alpha
-            _axpy(fast, v, 1 - self.alpha, into(b, xp.multiply, g, g), b)  # v = a v + (1 - a) g^2
-            into(b, xp.sqrt, v)
-            b += self.eps
-            d = into(b, xp.divide, g, b)                # d = g / (sqrt(v) + eps)
+            axpy(xp, v, 1 - self.alpha, into(xp, scratch, xp.multiply, g, g), scratch)  # v = a v + (1 - a) g^2
+            denom = into(xp, scratch, xp.sqrt, v)
+            denom += self.eps
+            d = into(xp, scratch, xp.divide, g, denom)  # d = g / (sqrt(v) + eps)
             if self.momentum:
                 buf = slot("momentum")
                 buf *= self.momentum
                 buf += d
                 d = buf
-            _axpy(fast, p, -self.lr, d, a)
+            axpy(xp, p, -self.lr, d, update)            # p -= lr d
 
 
 @optimizers.register("adagrad")
@@ -151,43 +138,12 @@ class Adagrad(Optimizer):
         self.eps, self.weight_decay = float(eps), float(weight_decay)
 
     def step(self, params, grads):
-        self.t += 1
-        xp, fast = _namespace_and_axpy(params)
-        for name, p, g, slot in self.groups(params, grads):
-            a, b = _work(self, xp, name, p)
-            if self.weight_decay:
-                g = _add_decay(a, g, p, self.weight_decay)
+        xp = namespace(params)
+        for name, p, g, slot in self.updates(params, grads):
+            scratch, update = self.work(name, "scratch", p), self.work(name, "update", p)
             s = slot("sum")
-            s += into(b, xp.multiply, g, g)             # s = s + g^2
-            into(b, xp.sqrt, s)
-            b += self.eps
-            _axpy(fast, p, -self.lr, into(a, xp.divide, g, b), a)  # p -= lr g / (sqrt(s) + eps)
-
-
-def _namespace_and_axpy(params):
-    """(namespace, declared axpy) of the parameters (all live on one backend): looked up once per step."""
-    first = next(iter(params.values()), None)
-    return (None if first is None else _xp(first)), axpy_for(first)
-
-
-def _axpy(fast, y, alpha: float, x, work) -> None:
-    """y += alpha x: one BLAS pass by `fast` (the backend's declared axpy, `axpy_for`) where it applies,
-    else alpha x into `work` (may be x itself, if x is scratch) and y += work."""
-    if not fast(y, alpha, x):
-        y += into(work, _xp(y).multiply, x, alpha)
-
-
-def _add_decay(out, g, p, weight_decay):
-    """out = g + wd p (L2 weight decay folded into the gradient); returns out."""
-    into(out, _xp(p).multiply, p, weight_decay)
-    out += g
-    return out
-
-
-def _work(opt, xp, name, like):
-    """Two work arrays shaped like parameter `name`, made once per parameter and reused every step."""
-    work = opt.__dict__.setdefault("_work", {})
-    pair = work.get(name)
-    if pair is None or pair[0].shape != like.shape or pair[0].dtype != like.dtype:
-        pair = work[name] = (xp.empty_like(like), xp.empty_like(like))
-    return pair
+            s += into(xp, scratch, xp.multiply, g, g)   # s = s + g^2
+            denom = into(xp, scratch, xp.sqrt, s)
+            denom += self.eps
+            update = into(xp, update, xp.divide, g, denom)
+            axpy(xp, p, -self.lr, update, update)       # p -= lr g / (sqrt(s) + eps)

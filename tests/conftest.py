@@ -8,9 +8,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 # Python's cyclic garbage collector walks every tracked object at each full collection: after the imports
-# (torch, scikit-learn, MLflow, Hydra) that is >350k objects that live until exit. Full collections while
-# importing, while testing, after the session (pytest's) and at exit took ~12 s CPU of the fast suite's ~75 s
-# here; ~4 s with the three hooks below.
+# (torch, scikit-learn, MLflow, Hydra) that is hundreds of thousands of objects that live until exit, walked
+# again while importing, while testing, after the session (pytest's) and at exit; the three hooks below spare
+# most of those walks.
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session):
     """Collecting imports the test modules' libraries: objects that live until exit, hardly any garbage,
@@ -60,13 +60,18 @@ def isolated(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def mlflow_server_uri(tmp_path_factory):
-    """One `mlflow server` on 127.0.0.1 for the whole session (starting one takes 10-80 s on 2 busy cores);
-    tests using it write to experiments of their own."""
-    from tests.helpers import mlflow_server
+def mlflow_server(tmp_path_factory, empty_store):
+    """The session's one `mlflow server` on 127.0.0.1 (`benchmarks.servers.MlflowServer`; starting one is the
+    slowest set-up of the suite): tests write to experiments or runs of their own; the outage test stops it and
+    starts it again (same port, same store). Its store starts as a copy of `empty_store` (no migrations)."""
+    import shutil
 
-    with mlflow_server(tmp_path_factory.mktemp("mlflow_server")) as uri:
-        yield uri
+    from benchmarks.servers import MlflowServer
+
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    shutil.copy(empty_store, folder / "server.db")
+    with MlflowServer(folder) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +100,10 @@ def new_store(empty_store, tmp_path):
         return f"sqlite:///{tmp_path / name}"
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The seed of a shuffled order (`-p randomly`, pytest-randomly) also under -q, which hides the header
+    that prints it: `--randomly-seed=N` repeats that order."""
+    if config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"shuffled order: --randomly-seed={config.getoption('randomly_seed')}")

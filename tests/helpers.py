@@ -1,17 +1,7 @@
-"""Shared test helpers: compose the project's Hydra config in-process; local MLflow servers and Ray heads."""
+"""Shared test helpers: compose the project's Hydra config in-process (local servers: benchmarks/servers.py)."""
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from contextlib import contextmanager
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl  # Hydra's own value-override code
@@ -19,15 +9,15 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from benchmarks.servers import ENV  # noqa: F401 - the environment of the tests' subprocesses (telemetry off)
 from framework.run.config import CONF_DIR, GROUPS, node_for, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
 _registered: dict = {}     # (group, name) -> the plugin whose option is in Hydra's ConfigStore
 _composed: dict = {}       # group choices -> Hydra's composition of them (value overrides not applied)
-ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 # Each Hydra compose deep-copies its config repository and with it the ConfigStore singleton (every registered
-# option as a DictConfig): ~80 of a ~260 ms compose here. Nothing writes through that copy (`ConfigStore.load`
+# option as a DictConfig), a good part of a compose's time. Nothing writes through that copy (`ConfigStore.load`
 # hands out copies of its nodes; tests/unit/test_helpers.py checks a compose leaves the store as it was), so in the
 # tests the copy is the store itself.
 ConfigStore.__deepcopy__ = lambda self, memo: self
@@ -43,7 +33,7 @@ def register() -> None:
     if not _registered:
         register_configs()
     else:
-        for group, name in changed:  # stored as register_configs stores them (all of them: ~0.2 s)
+        for group, name in changed:  # stored as register_configs stores them (not all of them again: slow)
             if not (CONF_DIR / group / f"{name}.yaml").exists():
                 ConfigStore.instance().store(group=group, name=name, node=node_for(GROUPS[group], name))
     if changed & _registered.keys():
@@ -61,7 +51,7 @@ def compose_all(*overrides: str, hydra: bool = False):
 def make_cfg(*overrides: str):
     """The composed config (like `python -m framework.train <overrides>`), tracking and progress off.
 
-    Hydra composes the defaults list of the group choices (~0.2 s), then applies the value overrides
+    Hydra composes the defaults list of the group choices (the slow part), then applies the value overrides
     (`a.b=v`, `+k=v`) to the result. Here the first step runs once per set of group choices and the
     second is Hydra's own code on a copy, so the result is that of `compose_all(*QUIET, *overrides)`
     (`tests/unit/test_helpers.py`).
@@ -80,96 +70,20 @@ def make_cfg(*overrides: str):
     return cfg
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def trained(folder, *overrides: str):
+    """(trainer, folder): a model trained briefly from `make_cfg(*overrides)`, saved in the new folder `folder`
+    as an MLflow run's artifacts are (weights.npz + config.yaml)."""
+    import numpy as np
+    from omegaconf import OmegaConf
 
+    from framework.engine.weights import export
+    from framework.train import build
 
-def _wait(ready, process: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
-    """Poll `ready()` until it is true; fail if `process` exits first or `timeout` s pass."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert process.poll() is None, f"{what} exited with code {process.returncode}"
-        assert time.monotonic() < deadline, f"{what} not ready within {timeout:.0f} s"
-        time.sleep(0.2)
+    cfg = make_cfg(*overrides)
+    trainer = build(cfg)
+    trainer.fit()
+    folder.mkdir()
+    np.savez(folder / "weights.npz", **export(trainer))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return trainer, folder
 
-
-@contextmanager
-def mlflow_server(tmp_path: Path, port: int | None = None, workers: int = 1):
-    """`mlflow server` on 127.0.0.1:`port` (default: a free one; SQLite backend `tmp_path/server.db`, a
-    copy of an empty store there skips MLflow's migrations, and artifacts in tmp_path, so a second server
-    on the same folder serves the same store) with `workers` workers (MLflow's default is 4: each imports
-    mlflow, slow on a busy 2-core machine); yields its URI, stops it (and its workers) after. Tests and
-    benchmarks/tracking_overhead.py use it."""
-    import mlflow
-
-    port = port or free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art"),
-         "--workers", str(workers)],
-        # no job runner: its ~8 Huey worker processes (GenAI jobs, periodic tasks) would each import mlflow
-        env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            mlflow.MlflowClient(uri).search_experiments()
-            return True
-        except Exception:  # noqa: BLE001 - not up yet
-            return False
-
-    try:
-        _wait(answers, server, "mlflow server")
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers
-        server.wait(30)
-
-
-@contextmanager
-def ray_head(cpus: int = 2):
-    """A Ray head on 127.0.0.1 with `cpus` CPUs and its own temp dir; yields its address "127.0.0.1:PORT".
-
-    `ray start --block` runs in a new process group; at exit (also after a failure) that group and
-    every process the head started are killed by pid (`ray stop` would stop every Ray on the machine),
-    and its temp dir is removed.
-    """
-    port, tmp = free_port(), tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
-    log = Path(tmp, "head.log")
-    with log.open("w") as out:
-        head = subprocess.Popen(
-            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-             "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--include-dashboard=false",
-             "--disable-usage-stats", f"--temp-dir={tmp}"],
-            env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait(lambda: "Ray runtime started" in log.read_text(), head, f"ray head (log: {log})")
-        yield f"127.0.0.1:{port}"
-    finally:
-        started = descendants(head.pid)  # Ray's workers have sessions of their own
-        os.killpg(head.pid, signal.SIGKILL)
-        for pid in started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        head.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def descendants(pid: int) -> list[int]:
-    """The ids of every process below `pid` (from `ps`)."""
-    table = [line.split() for line in subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True,
-                                                     text=True).stdout.splitlines()]
-    children: dict[int, list[int]] = {}
-    for child, parent in table:
-        children.setdefault(int(parent), []).append(int(child))
-    found, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found

@@ -6,6 +6,7 @@ the MNIST-1D study (`python -m experiments.mnist1d.study`).
 
 Each part of the study is the latest parent run named after it (`tracking.run_name=<part>`) with its
 children; a row's command is the parent's recorded Hydra overrides, its wall time the parent's duration.
+Runs are grouped and summarized by the sweep report's functions (`framework.tracking.report.stats`).
 Only the paper's numbers (`PAPER`) are typed in here.
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments.mnist1d.study import DEPTHS, EXPERIMENT, PARTS
+from framework.tracking.report.data import from_mlflow
+from framework.tracking.report.stats import group_runs, layer_ratios, rank, summarize
 
 HERE = Path(__file__).resolve().parent
 PAPER = {"logistic regression": 32, "MLP": 68, "CNN": 94, "GRU": 91, "human": 96}
@@ -52,7 +55,8 @@ class Part:
         return f"{duration((info.end_time - info.start_time) / 1000)} ({len(self.children)} runs)"
 
     def values(self, key: str, runs=None) -> np.ndarray:
-        return np.array([r.data.metrics[key] for r in (self.children if runs is None else runs) if key in r.data.metrics])
+        runs = self.children if runs is None else runs
+        return np.array([r.data.metrics[key] for r in runs if key in r.data.metrics])
 
 
 def duration(seconds: float) -> str:
@@ -62,10 +66,19 @@ def duration(seconds: float) -> str:
 
 def pct(values: np.ndarray) -> str:
     """'71.3 ± 0.8 %' (mean ± sample std over the runs, in percent)."""
-    if len(values) == 0:
+    s = summarize(values)
+    if s.n == 0:
         return "no runs"
-    std = f" ± {100 * values.std(ddof=1):.1f}" if len(values) > 1 else ""
-    return f"{100 * values.mean():.1f}{std} %"
+    std = f" ± {100 * s.std:.1f}" if s.n > 1 else ""
+    return f"{100 * s.mean:.1f}{std} %"
+
+
+def groups(p: Part, keys: list[str], metric: str):
+    """The part's children grouped by `keys` (`activation` as recorded: `activation.name`), best mean of
+    `metric` (higher is better) first: [(values of keys, Group)]."""
+    runs = [from_mlflow(r) for r in p.children]
+    recorded = [k if any(k in r.params for r in runs) else f"{k}.name" for k in keys]
+    return [(tuple(v for _, v in r.group.key), r.group) for r in rank(group_runs(runs, recorded), metric, "max")]
 
 
 def load_parts(client, experiment: str) -> dict[str, Part]:
@@ -74,8 +87,8 @@ def load_parts(client, experiment: str) -> dict[str, Part]:
 
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise SystemExit(f"error: no experiment '{experiment}' in {client.uri}: run python -m experiments.mnist1d.study "
-                         f"first, or name the store with --uri")
+        raise SystemExit(f"error: no experiment '{experiment}' in {client.uri}: run python -m "
+                         f"experiments.mnist1d.study first, or name the store with --uri")
     runs = search(client, [exp.experiment_id])  # one query; parents and children told apart by their tags
     parents = sorted((r for r in runs if r.data.tags.get("sweep.role") == "parent"), key=lambda r: r.info.start_time)
     parts = {r.info.run_name: Part(r.info.run_name, r, client) for r in parents if r.info.run_name in PARTS}
@@ -146,12 +159,14 @@ def sweep_section(parts: dict[str, Part]) -> list[str]:
         return ["The sweep has not been run."]
     keys = p.parent.data.tags.get("sweep.keys", "").split()
     objective, sign = sweep_objective(p)
-    trials = sorted((r for r in p.children if objective in r.data.metrics), key=lambda r: sign * r.data.metrics[objective])
+    trials = sorted((r for r in p.children if objective in r.data.metrics),
+                    key=lambda r: sign * r.data.metrics[objective])
     lines = [f"Optuna (TPE, seeded) over {', '.join(f'`{k}`' for k in keys)}: {len(trials)} finished trials, each "
              f"scored by `{objective}` on 600 validation rows carved from the 4000 training rows (the test rows "
              f"are not loaded: `data.test=drop`). Command: `{p.command}`; wall time {p.wall}. The five best:", ""]
     lines += table(["val accuracy", *keys],
-                   [[f"{100 * r.data.metrics[objective]:.1f} %", *(short(param(r, k)) for k in keys)] for r in trials[:5]])
+                   [[f"{100 * r.data.metrics[objective]:.1f} %", *(short(param(r, k)) for k in keys)]
+                    for r in trials[:5]])
     best = parts.get("best_mlp")
     if trials and best and best.children:
         same = all(param(trials[0], k) == param(best.children[0], k) for k in keys if k != "split.val_fraction")
@@ -166,11 +181,8 @@ def robust_section(parts: dict[str, Part]) -> list[str]:
     if p is None:
         return ["The seed check has not been run."]
     keys = [k for k in p.parent.data.tags.get("sweep.keys", "").split() if k != "seed"]
-    groups: dict[tuple, list] = {}
-    for r in p.children:
-        groups.setdefault(tuple(param(r, k) for k in keys), []).append(r)
-    order = sorted(groups, key=lambda g: -p.values("val/accuracy", groups[g]).mean())
-    rows = [[*g, pct(p.values("val/accuracy", groups[g])), len(groups[g])] for g in order]
+    ranked = groups(p, keys, "val/accuracy")
+    rows = [[*key, pct(g.values("val/accuracy", "val/accuracy")), len(g.runs)] for key, g in ranked]
     best = parts.get("best_mlp")
     loss = best.values("train/loss") if best else np.array([])
     spread = f"; final train loss {loss.min():.3g} to {loss.max():.3g} over its seeds" if len(loss) else ""
@@ -180,7 +192,7 @@ def robust_section(parts: dict[str, Part]) -> list[str]:
             "rows, not an untouched estimate. The winner's settings with each of these values, 3 seeds each, "
             f"scored on the 600 validation rows (test rows not loaded). Command: `{p.command}`; wall time {p.wall}.",
             "", *table([*keys, "val accuracy, mean ± std", "seeds"], rows), "",
-            f"The best mean ({', '.join(f'{k}={v}' for k, v in zip(keys, order[0]))}) is the preset "
+            f"The best mean ({', '.join(f'{k}={v}' for k, v in zip(keys, ranked[0][0]))}) is the preset "
             f"`mnist1d_mlp_robust`."]
 
 
@@ -188,12 +200,12 @@ def activation_section(parts: dict[str, Part], out: Path) -> list[str]:
     p = parts.get("activations")
     if p is None:
         return ["The activation study has not been run."]
-    by_act: dict[str, list] = {}
-    for r in p.children:
-        by_act.setdefault(param(r, "activation"), []).append(r)
-    order = sorted(by_act, key=lambda a: -p.values(ACCURACY, by_act[a]).mean())
-    rows = [[f"`{a}`", pct(p.values(ACCURACY, by_act[a])), len(by_act[a]),
-             pct(p.values("val/accuracy", by_act[a])), f"{p.values('train/loss', by_act[a]).mean():.3g}"] for a in order]
+    ranked = groups(p, ["activation"], ACCURACY)
+    stored = {r.info.run_id: r for r in p.children}
+    by_act = {a: [stored[r.id] for r in g.runs] for (a,), g in ranked}
+    order = list(by_act)
+    rows = [[f"`{a}`", pct(g.values(ACCURACY, ACCURACY)), len(g.runs), pct(g.values("val/accuracy", ACCURACY)),
+             f"{summarize(g.values('train/loss', ACCURACY)).mean:.3g}"] for (a,), g in ranked]
     plot_activations(p, by_act, order, out)
     same = [f"`{a}` = `{b}`" for i, a in enumerate(order) for b in order[i + 1:]
             if np.array_equal(p.values(ACCURACY, by_act[a]), p.values(ACCURACY, by_act[b]))]
@@ -214,13 +226,15 @@ def plot_activations(p: Part, by_act: dict, order: list[str], out: Path) -> None
     ax = fig.add_subplot()
     for i, a in enumerate(order):
         acc = 100 * p.values(ACCURACY, by_act[a])
-        ax.bar(i, acc.mean(), color="C0", alpha=0.6)
-        ax.errorbar(i, acc.mean(), yerr=acc.std(ddof=1) if len(acc) > 1 else 0, color="k", capsize=3)
+        s = summarize(acc)
+        ax.bar(i, s.mean, color="C0", alpha=0.6)
+        ax.errorbar(i, s.mean, yerr=s.std if s.n > 1 else 0, color="k", capsize=3)
         ax.plot(np.full(len(acc), i), acc, "k.", ms=4)
     ax.axhline(PAPER["MLP"], color="C3", ls="--", label=f"paper's MLP ({PAPER['MLP']} %)")
     ax.set_xticks(range(len(order)), order, rotation=30)
     ax.set(ylabel="test accuracy (%)", title="MNIST-1D test accuracy per activation (mean ± std, dots: seeds)")
-    ax.set_ylim(max(0, 100 * min(p.values(ACCURACY).min(), 0.3) - 5), max(PAPER["MLP"], 100 * p.values(ACCURACY).max()) + 6)
+    ax.set_ylim(max(0, 100 * min(p.values(ACCURACY).min(), 0.3) - 5),
+                max(PAPER["MLP"], 100 * p.values(ACCURACY).max()) + 6)
     ax.legend(loc="upper right")
     fig.savefig(out / "accuracy_per_activation.png", dpi=110)
 
@@ -260,7 +274,7 @@ def grad_section(parts: dict[str, Part], out: Path, name: str) -> list[str]:
             if layers is None:
                 row.append("")
                 continue
-            early, late = (np.median(layers[0][1][s]) / np.median(layers[-1][1][s]) for s in (EARLY, LATE))
+            early, late = layer_ratios(layers[0][1], layers[-1][1], EARLY, LATE)
             row.append(f"{early:.2g} / {late:.2g}")
             if early < VANISHED:
                 vanished.append(f"{a} at depth {d}")
@@ -281,7 +295,7 @@ def grad_section(parts: dict[str, Part], out: Path, name: str) -> list[str]:
             f"![gradient norm per layer, {INITS[name]} initialization]({png})"]
 
 
-EARLY, LATE = slice(0, 10), slice(-100, None)
+EARLY, LATE = 10, 100
 """Batches compared in the gradient table: the first 10 (at initialization) and the last 100."""
 
 

@@ -1,8 +1,9 @@
 """Trainer callbacks: tracking, progress and checkpoints hook in here; the trainer imports none of them.
 
-Per-batch numbers stay on the device: the trainer writes one row per batch into a device buffer
-(`BatchRecord`) and hands the rows to `on_batches` in one host transfer per flush (every
-`flush_every` batches and at each epoch end), so a callback never forces a per-batch sync.
+Per-batch numbers stay on the device: each update writes its loss and squared gradient norms into a row
+of a device buffer; every `flush_every` batches and at each epoch end the trainer moves the new rows to the
+host in one transfer and hands them to `on_batches` as a `BatchRecord` (the learning rates and the global
+norm added), so a callback never forces a per-batch sync.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class BatchRecord:
 
 class Callback:
     """Override what you need. `trainer` exposes `model`, `loss`, `optimizer`, `splits`, `epoch`, `step`,
-    `history`, `status`, `failure`, and `request_stop(reason)`; raise `framework.engine.trainer.StopTraining` to end early."""
+    `history`, `status`, `failure` and `request_stop(reason)` (stop at the next batch boundary: KILLED);
+    raise `framework.engine.trainer.StopTraining` to end early (FINISHED)."""
 
     def on_train_start(self, trainer) -> None: ...
 

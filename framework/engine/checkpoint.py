@@ -52,6 +52,15 @@ def save_checkpoint(trainer, directory) -> Path:
     return directory
 
 
+def check_free(directory) -> None:
+    """CheckpointError if `directory` already holds a checkpoint: a new run (one without trainer.resume)
+    never overwrites an earlier run's."""
+    if any((Path(directory) / f).is_file() for f in FILES):
+        raise CheckpointError(f"'{directory}' already holds the checkpoint of an earlier run; continue that run with "
+                              f"trainer.resume={directory}, or give this run a new folder (hydra.run.dir=<new folder> "
+                              "or trainer.checkpoint_dir=<new folder>)")
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:

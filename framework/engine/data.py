@@ -170,15 +170,23 @@ def _first_non_numeric(a: np.ndarray, names: list[str] | None) -> str:
 
 
 def read_csv(path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(header, [(line number, cells), ...]) of a CSV with a header row; a row whose cell count
-    differs from the header's is an error naming its line."""
+    """(header, [(line number, cells), ...]) of a CSV with a header row (a UTF-8 byte order mark is
+    dropped); a repeated column name, or a row whose cell count differs from the header's, is an error
+    naming it."""
     p = Path(path)
     if len(delimiter) != 1:
         raise ConfigError(f"data.delimiter must be one character; got {delimiter!r}")
-    with open(p, newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        header = [h.strip() for h in next(reader, [])]
-        rows = [(reader.line_num, row) for row in reader if row]
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if row]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"data file '{p}' is not a UTF-8 text CSV ({type(e).__name__}: {e})") from None
+    twice = [h for i, h in enumerate(header) if h in header[:i]]
+    if twice:
+        raise ConfigError(f"data file '{p}': the header names column {twice[0]!r} more than once; "
+                          "rename the copies so each column has its own name")
     if not rows:
         raise ConfigError(f"data file '{p}' needs a header row of column names and at least one data row")
     for line, row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def sq_norm(xp, g):
     """sum(g^2) as a 0-d array: one dot product of the flattened array (no g*g temporary; on NumPy a
-    BLAS dot, ~8x faster than sum(g * g) for a 784x256 weight)."""
+    BLAS dot)."""
     vecdot = getattr(xp, "vecdot", None)
     if vecdot is None:  # a library without the 2022.12 `vecdot`
         return xp.sum(g * g)

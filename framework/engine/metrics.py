@@ -1,8 +1,10 @@
-"""Metrics: the `Metric` interface, `evaluate` (names -> values) and the confusion matrix.
+"""Evaluation: `evaluate` (metric names -> values) and `confusion_matrix`; `Metric` (defined in
+`framework.interfaces`) and `default_metrics` (`framework.engine.tasks`) re-exported for metric plugins.
 
-`scores` is the model's prediction in target space: classification (n, C) probabilities; binary
-(n, 1) probability of class 1 (or (n, 2)); regression (n, k). `y_true` is the Dataset's y. Concrete
-metrics are registered in `plugins/metrics.py`.
+`evaluate` takes `scores`, the model's prediction in target space (`Loss.predict`): classification (n, C)
+probabilities, binary (n, 1) or (n, 2), regression (n, k); and `y_true`, the Dataset's y. Each metric gets
+what its `uses` asks for (`Metric`): the predicted classes (n,) int64, or the scores, binary ones as (n,)
+P(class 1). Concrete metrics are registered in `plugins/metrics.py`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from framework.interfaces import Metric
 from framework.registry import metrics
 
 __all__ = ["Metric", "confusion_matrix", "default_metrics", "evaluate", "metrics_for"]
+
 
 def metrics_for(task: str) -> list[str]:
     """Registered metric names that apply to `task`."""

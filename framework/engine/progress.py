@@ -1,7 +1,9 @@
 """Progress: a rich progress bar (epoch, batch, latest loss, ETA) on a terminal, one plain line per
-epoch otherwise, and a final table of metrics (every metric; the epoch line shows those that fit)."""
+epoch otherwise, and a final table of metrics (every metric; the epoch line shows those that fit).
+What is printed here also goes into the job's log files (`to_log_files`: Hydra's `<run folder>/train.log`)."""
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -29,6 +31,21 @@ def epoch_line(epoch: int, epochs: int, logs: dict[str, float], width: int = WID
     return "  ".join([head, *(f"{k} {logs[k]:.4g}" for k in shown), *tail])
 
 
+def to_log_files(text: str) -> None:
+    """`text`, printed on the terminal, also into the log files of the root logger's file handlers (a Hydra
+    job's `train.log`), as an INFO record of this module: the terminal keeps its plain lines."""
+    record = logging.LogRecord(__name__, logging.INFO, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def echo(text: str, stream=None) -> None:
+    """Print `text` (default: on stdout) and write it to the job's log files."""
+    print(text, file=stream or sys.stdout, flush=True)
+    to_log_files(text)
+
+
 class PlainProgress(Callback):
     """One line per epoch (for logs, CI, sweeps)."""
 
@@ -36,7 +53,7 @@ class PlainProgress(Callback):
         self.stream = stream or sys.stderr
 
     def on_epoch_end(self, trainer, epoch, logs):
-        print(epoch_line(epoch, trainer.epochs, logs), file=self.stream, flush=True)
+        echo(epoch_line(epoch, trainer.epochs, logs), self.stream)
 
 
 class BarProgress(Callback):
@@ -69,7 +86,9 @@ class BarProgress(Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         self._show(trainer, epoch)
         console = self.progress.console
-        console.print(epoch_line(epoch, trainer.epochs, logs, min(WIDTH, console.width)), highlight=False)
+        line = epoch_line(epoch, trainer.epochs, logs, min(WIDTH, console.width))
+        console.print(line, highlight=False)
+        to_log_files(line)
 
     def _show(self, trainer, epoch: int):
         loss = "-" if trainer.batch_loss is None else f"{float(trainer.batch_loss):.4f}"
@@ -90,7 +109,7 @@ def make_progress(mode: str) -> Callback | None:
 
 
 def print_metrics(metrics: dict[str, float], title: str = "final metrics") -> None:
-    """A two-column table of the final metrics on stdout."""
+    """A two-column table of the final metrics on stdout (and in the job's log files)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -99,4 +118,6 @@ def print_metrics(metrics: dict[str, float], title: str = "final metrics") -> No
     table.add_column("value", justify="right")
     for k, v in metrics.items():
         table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    console = Console(record=True)
+    console.print(table)
+    to_log_files("\n" + console.export_text())

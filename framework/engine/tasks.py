@@ -10,6 +10,8 @@ outputs, and the metrics logged when none are configured.
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from framework.errors import ConfigError
@@ -30,20 +32,37 @@ def default_metrics(task: str) -> list[str]:
     return list(DEFAULT_METRICS[task])
 
 
-def output_size(ds, targets: str = "values", loss: str = "?") -> int:
-    """Model outputs data set `ds` needs when loss `loss` (a name, for the error) is fed `targets`:
-    "indices": one per class (2 for binary); "values": C (one-hot), 1 for binary (a logit or
-    P(class 1)), k for regression. The one table of output widths."""
+class Feed(NamedTuple):
+    """How a loss that takes `targets` is fed on one task: the model's output width and the targets array."""
+
+    width: Callable   # ds -> int
+    targets: Callable  # ds -> array the loss compares the (n, width) output with
+
+
+# (loss targets, task) -> Feed: the one table. "indices": int64 classes (n,), one output per class (2 for
+# binary); "values": float64 one-hot (n, C), 0/1 as (n, 1) for binary (a logit or P(class 1)), y (n, k).
+FEEDS = {
+    ("indices", "classification"): Feed(lambda ds: ds.n_classes, lambda ds: ds.y.astype(np.int64)),
+    ("indices", "binary"): Feed(lambda ds: ds.n_classes, lambda ds: ds.y.astype(np.int64)),
+    ("values", "classification"): Feed(lambda ds: ds.n_classes, lambda ds: np.eye(ds.n_classes)[ds.y]),
+    ("values", "binary"): Feed(lambda ds: 1, lambda ds: ds.y.astype(np.float64)[:, None]),
+    ("values", "regression"): Feed(lambda ds: ds.y.shape[1], lambda ds: ds.y.astype(np.float64)),
+}
+
+
+def feed(ds, targets: str, loss: str = "?") -> Feed:
+    """The `FEEDS` entry of data set `ds` for loss `loss` (a name, for the error) taking `targets`."""
     if targets not in ("indices", "values"):
         raise ConfigError(f"loss '{loss}' declares targets={targets!r}; targets must be 'indices' or 'values'")
-    if targets == "indices":
-        if ds.task == "regression":
-            raise ConfigError(f"loss '{loss}' needs class targets but data '{ds.name}' is a regression "
-                              f"task; use loss=mse, mae or huber")
-        return ds.n_classes
-    if ds.task == "regression":
-        return ds.y.shape[1]
-    return 1 if ds.task == "binary" else ds.n_classes
+    if (targets, ds.task) not in FEEDS:
+        raise ConfigError(f"loss '{loss}' needs class targets but data '{ds.name}' is a regression "
+                          f"task; use loss=mse, mae or huber")
+    return FEEDS[targets, ds.task]
+
+
+def output_size(ds, targets: str = "values", loss: str = "?") -> int:
+    """Model outputs data set `ds` needs when loss `loss` is fed `targets` (`FEEDS`)."""
+    return feed(ds, targets, loss).width(ds)
 
 
 def positive_scores(scores: np.ndarray) -> np.ndarray:
@@ -62,14 +81,6 @@ def labels(task: str, scores: np.ndarray) -> np.ndarray:
 
 
 def targets_for(ds, targets: str) -> np.ndarray:
-    """What the loss compares the model output of data set `ds` with (the output's width being the one
-    `output_size` gives, which the trainer checks first). targets="indices": int64 classes (n,).
-    targets="values": float64: y (n, k) for regression, 0/1 as (n, 1) for binary, one-hot (n, C) for
-    classification."""
-    if targets == "indices":
-        return ds.y.astype(np.int64)
-    if ds.task == "regression":
-        return ds.y.astype(np.float64)
-    if ds.task == "binary":
-        return ds.y.astype(np.float64)[:, None]
-    return np.eye(ds.n_classes)[ds.y]
+    """What the loss compares the model output of data set `ds` with (`FEEDS`; the output's width being
+    the one `output_size` gives, which the trainer checks first)."""
+    return feed(ds, targets).targets(ds)

@@ -129,7 +129,7 @@ class Trainer:
         # each batch of an epoch: (loss, squared gradient norms...) - made once, reused every epoch; on a
         # host backend a list of Python floats per batch (no array calls per batch), elsewhere a device
         # buffer (no device sync per batch); each batch's lr is set from Python, so kept in a list
-        xp, steps, host = model.backend.xp, self.steps_per_epoch, model.backend.host_memory
+        xp, steps, host = model.backend.xp, self.steps_per_epoch, model.backend.capabilities.host_memory
         self._rows = [()] * steps if host else xp.zeros((steps, 1 + len(model.params)), dtype=model.dtype)
         self._inspect = self._inspect_host if host else self._inspect_device
         self._lrs = [0.0] * steps
@@ -262,7 +262,7 @@ class Trainer:
         where the backend writes into `out`."""
         be = self.model.backend
         hi = min(lo + self._block_rows, X.shape[0])
-        if not be.writes_out:
+        if not be.capabilities.writes_out:
             return be.take(X, order[lo:hi, ...]), lo, hi
         if self._block is None:
             self._block = be.xp.empty((min(self._block_rows, X.shape[0]), X.shape[1]), dtype=X.dtype)
@@ -285,7 +285,7 @@ class Trainer:
         """Device backends: into this batch's row of the device buffer, no sync (a NaN/inf stops the run
         at the next flush, after its update)."""
         be, row = self.model.backend, self._rows[self.position.batch, ...]
-        if be.writes_out:  # straight into the row (a view)
+        if be.capabilities.writes_out:  # straight into the row (a view)
             sq = be.sq_norms(self.model.grads.values(), out=row[1:])
         else:
             sq = row[1:] = be.sq_norms(self.model.grads.values())
@@ -304,7 +304,7 @@ class Trainer:
             return
         pos.flushed = hi
         be, rows = self.model.backend, self._rows[lo:hi]
-        rows = np.array(rows, np.float64) if be.host_memory else be.to_numpy(rows).astype(np.float64)
+        rows = np.array(rows, np.float64) if be.capabilities.host_memory else be.to_numpy(rows).astype(np.float64)
         values = np.empty((hi - lo, len(self.record_keys)))
         values[:, self._col_loss], values[:, self._col_norms] = rows[:, 0], rows[:, 1:]
         values[:, self._col_lr] = self._lrs[lo:hi]

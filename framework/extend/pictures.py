@@ -1,12 +1,11 @@
 """One picture per plugin: f and f' of an activation, a loss and its gradient over the prediction.
 
-    plot_plugin("activation", "silu", "silu.png", beta=2.0)   # -> Path("silu.png")
+    plot_plugin("activation", "silu", "silu.svg", beta=2.0)   # -> Path("silu.svg")
 
 Curves come from the plugin's own forward/backward (NumPy, float64); the dotted numeric slope of the
-curve lies on the dashed derivative unless the derivative is wrong. Drawn on a bare Agg figure: no
-pyplot, no global backend switch. `plugin_curves` (NumPy only) and `draw_curves` (matplotlib) split
-the work, so a training process can hand the curves to the process that draws and uploads them;
-`picture` says what is drawn, for this PNG and the sync process's SVG alike.
+curve lies on the dashed derivative unless the derivative is wrong. `plugin_curves` (NumPy only) and
+`curves_svg` (the project's SVG renderer, `framework.tracking.report.svg`) split the work, so a
+training process can hand the curves to the process that draws and uploads them.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ KINDS = ("activation", "loss")
 
 
 def plot_plugin(kind: str, name: str, path, **config) -> Path:
-    """Write a PNG of plugin `name` of `kind` ("activation" or "loss") built with `config` to `path`."""
+    """Write the SVG picture of plugin `name` of `kind` ("activation" or "loss") built with `config` to `path`."""
     return draw_curves(plugin_curves(kind, name, **config), path)
 
 
@@ -39,32 +38,23 @@ def plugin_curves(kind: str, name: str, **config) -> dict:
             "title": f"{kind} '{name}'" + (f" ({args})" if args else "")}
 
 
-def picture(curves: dict) -> dict:
-    """What a plugin's picture draws, for both renderers (`draw_curves` here, PNG; the sync process's
-    `framework.tracking.plots.plot_curves`, SVG): {"series": [(label, x, y, style)] for f ("-"), its
-    derivative ("--") and f's numeric slope (":"), "title", "xlabel", "hline": y of the grey line}."""
+def curves_svg(curves: dict) -> str:
+    """The SVG picture of `plugin_curves`' output: f ("-"), its derivative ("--"), f's numeric slope (":"),
+    y = 0 in grey."""
+    from framework.tracking.report.svg import Axes
+
     x, value, grad = (np.asarray(curves[k], float) for k in ("x", "value", "grad"))
     labels = curves["labels"]
     series = [(labels[1], x, value, "-"), (labels[2], x, grad, "--"),
               ("numeric slope of " + labels[1], x, np.gradient(value, x), ":")]
-    return {"series": series, "title": curves["title"], "xlabel": labels[0], "hline": 0.0}
+    return Axes(series, curves["title"], labels[0], "", hline=0.0).svg()
 
 
 def draw_curves(curves: dict, path) -> Path:
-    """The PNG of `plugin_curves`' output at `path`."""
-    from matplotlib.figure import Figure
-
-    drawn = picture(curves)
-    fig = Figure(figsize=(5, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    for label, x, y, style in drawn["series"]:
-        ax.plot(x, y, style, label=label, color="0.3" if style == ":" else None)
-    ax.axhline(drawn["hline"], color="0.8", lw=0.8)
-    ax.set(xlabel=drawn["xlabel"], title=drawn["title"])
-    ax.legend()
+    """`curves_svg` of `plugin_curves`' output written to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    path.write_text(curves_svg(curves), encoding="utf-8")
     return path
 
 

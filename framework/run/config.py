@@ -60,6 +60,91 @@ def experiment_presets() -> dict[str, Path]:
     return dict(sorted(presets.items()))
 
 
+def chosen(group: str, overrides) -> str | None:
+    """The option of config group `group` ("data", "hydra/sweeper") that a command line (Hydra's parsed
+    `overrides`) picks: its own `group=NAME`, else what a `+experiment=` / `+hparams_search=` preset named
+    there overrides, else conf/config.yaml's default; None for a sweep over options or no choice."""
+    for o in overrides:
+        if o.key_or_group == group:
+            return None if o.is_sweep_override() else str(o.value())
+    for o in overrides:
+        if o.key_or_group in ("experiment", "hparams_search") and not o.is_sweep_override():
+            path = experiment_presets().get(str(o.value())) if o.key_or_group == "experiment" \
+                else CONF_DIR / o.key_or_group / f"{o.value()}.yaml"
+            found = path and path.is_file() and _preset_choice(path, group)
+            if found:
+                return found
+    return _preset_choice(CONF_DIR / "config.yaml", group)
+
+
+def _preset_choice(path: Path, group: str, depth: int = 0) -> str | None:
+    """What the defaults list of YAML file `path` picks for `group` (its own entries win over the presets
+    it includes: `- other_preset`, `- /experiment: name`)."""
+    included = []
+    for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults") or []:
+        items = entry.items() if isinstance(entry, dict) else [(None, entry)]
+        for key, value in items:
+            name = key and key.removeprefix("override ").strip().lstrip("/")
+            if name == group:
+                return str(value)
+            if name == "experiment" or (key is None and value != "_self_" and path.parent != CONF_DIR):
+                included.append(experiment_presets().get(str(value)))
+    for preset in included:
+        found = preset and depth < 8 and _preset_choice(preset, group, depth + 1)
+        if found:
+            return found
+    return None
+
+
+def check_override_keys(overrides) -> None:
+    """ConfigError naming the closest key for an override of a plugin's field that the chosen plugin does
+    not have (`data.nois=0.1` -> "data.nois: unknown key; closest: noise"), before Hydra's raw error."""
+    import difflib
+
+    from hydra.core.override_parser.types import OverrideType
+
+    for o in overrides:
+        group, _, field = o.key_or_group.partition(".")
+        change = o.type == OverrideType.CHANGE  # not +key (adds), ++key, ~key
+        name = chosen(group, overrides) if group in GROUPS and field and change else None
+        if name is None or name not in GROUPS[group]:
+            continue
+        yaml = CONF_DIR / group / f"{name}.yaml"
+        keys = {"name", *GROUPS[group].defaults(name), *(OmegaConf.load(yaml).keys() if yaml.is_file() else ())}
+        key = field.split(".")[0]
+        if key not in keys:
+            close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.5)
+            raise ConfigError(f"{group}.{key}: unknown key of {group}={name}; "
+                              + (f"closest: {close[0]}" if close else f"its keys: {', '.join(sorted(keys))}"))
+
+
+# Hydra options whose plugin comes with an extra: (group, option) -> (module it needs, extra)
+EXTRAS = {("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "sweep"),
+          ("hydra/sweeper", "optuna"): ("optuna", "sweep"),
+          ("hydra/launcher", "ray_cluster"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+          ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+          ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+          ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+          ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+
+
+def check_extras(overrides) -> None:
+    """ConfigError with the `pip install` to run when the launcher or sweeper a command line picks
+    (directly or through a preset) needs a package that is not installed."""
+    from importlib.util import find_spec
+
+    for group in ("hydra/launcher", "hydra/sweeper"):
+        option = chosen(group, overrides)
+        module, extra = EXTRAS.get((group, option), (None, None))
+        try:
+            found = module is None or find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise ConfigError(f"{group}={option} needs the '{extra}' extra ({module} is not installed): "
+                              f"pip install -e '.[{extra}]'")
+
+
 def hydra_config():
     """The running Hydra job's config (`hydra.*`), or None outside a Hydra app (e.g. `train(cfg)` in a test)."""
     from hydra.core.hydra_config import HydraConfig

@@ -93,6 +93,9 @@ SCHEMA: dict[str, Spec] = {
     "objective.penalty": Spec("float", null=True),
     "model.hidden": Spec("ints", lo=1, note="hidden layer widths, e.g. [128,64]; [] for none"),
     "backend.dtype": Spec("str", choices=FLOAT_DTYPES),
+    # a number or null for the backend; `auto` is the run's (framework.train.resolved_threads); NumpyBackend
+    # names what is wrong with any other value
+    "backend.threads": Spec("any", null=True, note="an integer >= 1, auto or null"),
     "optimizer.lr": POSITIVE,
     "trainer.epochs": Spec("int", lo=0),
     "trainer.batch_size": Spec("int", lo=1, null=True, note="null: full batch"),
@@ -119,6 +122,7 @@ SCHEMA: dict[str, Spec] = {
     "tracking.experiment": STR,
     "tracking.run_name": Spec("str", null=True),
     "tracking.log_every_n_batches": Spec("int", lo=1),
+    "tracking.histograms": Spec("str", choices=("epoch", "none")),
     "tracking.plugin_plots": BOOL,
     "tracking.skip_finished": BOOL,
     "tracking.timeout_s": POSITIVE,
@@ -197,9 +201,9 @@ def show(value) -> str:
 
 def check(cfg: DictConfig, only: str = "", skip: str | None = None) -> None:
     """Raise ConfigError (one line: key=value: what is accepted) for the first value that does not
-    fit its Spec; convert ints to floats where a plugin argument is a number. `only`: just the keys of
-    that section, one that names no plugins (`tracking`); else every key less those under `skip`,
-    after loading `plugins.paths` (their plugins' signatures declare their fields)."""
+    fit its Spec; convert ints to floats where a float is expected (`lr=1` is recorded as `lr=1.0`).
+    `only`: just the keys of that section, one that names no plugins (`tracking`); else every key less
+    those under `skip`, after loading `plugins.paths` (their plugins' signatures declare their fields)."""
     if only:
         leaves = leaf_specs(cfg[only], only + ".")
     else:
@@ -228,8 +232,8 @@ def _check_value(cfg: DictConfig, key: str, spec: Spec) -> None:
         OmegaConf.update(cfg, key, value)
     if not spec.accepts(value):
         raise ConfigError(f"{key}={show(value)}: must be {spec.describe()}")
-    if spec.kind == "float" and isinstance(value, int) and key.split(".")[0] in GROUPS:
-        OmegaConf.update(cfg, key, float(value))  # as Hydra's typed nodes did: optimizer.lr=1 is 1.0
+    if spec.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        OmegaConf.update(cfg, key, float(value))  # optimizer.lr=1 is 1.0, trainer.grad_clip=1 is 1.0
 
 
 def _check_float16(cfg: DictConfig) -> None:

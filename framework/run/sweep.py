@@ -52,9 +52,8 @@ class MlflowSweep(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         if self._parent is not None:
             atexit.unregister(self._parent.close)
-            best = self._parent.close("FINISHED")
-            if best:
-                log.info("tracking: best job %s (%s = %.6g)", best["folder"], config.objective.metric, best["value"])
+            for line in self._parent.close("FINISHED"):  # where the sweep went: parent id, best job, report, ...
+                print(line, flush=True)
             self._parent = None
 
 

@@ -10,8 +10,10 @@
 - `places`: store URI, run folder, pre-training checks; `process` / `service`: the sync process.
 - `replay`: replaying a run log into a store (`python -m framework.sync`); `store`: MLflow access with
   retries and bulk inserts; `plots`: the run's figures; `sweeps`: a multirun's parent run;
-  `table`: the runs table (`python -m framework.runs`).
-Only `service`, `replay`'s store side, `store` and `table` import mlflow.
+  `notes`: run names and descriptions; `table`: the runs table (`python -m framework.runs`); `report/`: the sweep
+  report (`python -m framework.report`; its `svg` module draws every chart of the project).
+Only `service`, `replay`'s store side, `store`, `table` (for stores other than SQLite files) and the report's store
+reader import mlflow.
 """
 from framework.tracking.job import Tracking
 from framework.tracking.places import artifact_location, store_uri, sweep_id

@@ -16,6 +16,7 @@ sync command.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,21 +24,42 @@ from pathlib import Path
 from framework.errors import ConfigError
 from framework.run.config import config_hash, flatten, hydra_config
 from framework.tracking.logger import LONG_PARAMS, RunLogger, split_long_params
-from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Tags
+from framework.tracking.masking import mask_secrets
+from framework.tracking.messages import End, FindCheckpoint, FindFinished, RunStart, Synced, Tags
+from framework.tracking.notes import differences, run_name
 from framework.tracking.places import check_store, check_writable, run_folder, store_uri, sweep_folder, sweep_id
 from framework.tracking.runlog import JOURNAL, LOG, RunLogWriter, check_new, now_ms, read_start
 
 log = logging.getLogger(__name__)
 
 
-def overrides() -> list[str]:
-    """The Hydra command-line overrides of this job ([] outside Hydra)."""
+def overrides(cfg) -> list[str]:
+    """The Hydra command-line overrides of this job ([] outside Hydra), each value as the checked `cfg`
+    holds it (`optimizer.lr=1` -> `optimizer.lr=1.0`, as in the params); strings, group choices (`optimizer=adam`)
+    and deletions (`~key`) as typed."""
     hc = hydra_config()
-    return list(hc.overrides.task) if hc else []
+    return [normalized(cfg, o) for o in hc.overrides.task] if hc else []
+
+
+def normalized(cfg, override: str) -> str:
+    """`key=value` with the value `cfg` holds at `key`, written as on the command line (`framework.run.schema.show`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from framework.run.schema import show
+
+    key, eq, _ = override.partition("=")
+    path = key.lstrip("+")
+    if not eq or key.startswith("~") or "@" in key:
+        return override
+    value = OmegaConf.select(cfg, path, default=override)
+    if value is override or isinstance(value, (str, DictConfig)):
+        return override
+    return f"{key}={show(value)}"
 
 
 def sync_command(folder, uri: str) -> str:
-    return f"python -m framework.sync {folder} --uri {uri}"
+    """The command that sends `folder`'s run log to `uri` (its password masked: the reader supplies it)."""
+    return f"python -m framework.sync {folder} --uri {mask_secrets(uri)}"
 
 
 class Tracking:
@@ -64,6 +86,7 @@ class Tracking:
         if not t.skip_finished:  # (with it, a finished run's folder is looked up first, then skipped)
             check_new(self.folder)
         self.callback: RunLogger | None = None
+        self.synced: Synced | None = None  # the sync process's reply at the end of a single online run
 
     @property
     def run_id(self) -> str | None:
@@ -101,7 +124,7 @@ class Tracking:
             return Path(found["folder"]), found["run_id"]
         except RuntimeError as e:
             raise ConfigError(f"trainer.resume={resume}: not a checkpoint folder, and no checkpoint of such a "
-                              f"run in {self.uri} ({str(e).strip().splitlines()[-1]})") from None
+                              f"run in {mask_secrets(self.uri)} ({str(e).strip().splitlines()[-1]})") from None
 
     @contextmanager
     def run(self, resume_run_id: str | None = None):
@@ -110,7 +133,11 @@ class Tracking:
         if not self.enabled:
             yield None
             return
-        self.callback = self._open(resume_run_id)
+        try:
+            self.callback = self._open(resume_run_id)
+        except OSError as e:  # the disk filled up, or the folder became read-only, since the checks
+            raise ConfigError(f"cannot write the run log in {self.folder} ({e.strerror or e}); free space there or "
+                              "give the run another folder (hydra.run.dir=<folder>)") from None
         try:
             yield self.callback
         except BaseException as e:
@@ -125,18 +152,26 @@ class Tracking:
     def _open(self, resume_run_id) -> RunLogger:
         t, hc = self.settings, hydra_config()
         sid = sweep_id(hc)
-        params, long = split_long_params({k: str(v) for k, v in flatten(self.cfg).items()})
-        task = overrides()
+        params, long = split_long_params({k: mask_secrets(str(v)) for k, v in flatten(self.cfg).items()})
+        task = overrides(self.cfg)
         tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
         if sid:
-            tags["sweep.id"] = sid
+            tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})
         folder = sweep_folder(hc)
         parent = str(folder) if folder and (folder / LOG / JOURNAL).exists() else None
-        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, hc, parent, task),
-                         params, tags, parent=parent, resume_run_id=resume_run_id, uri=self.uri)
+        up = None  # the sweep folder as the RunStart names it: relative (".." parts), so the sweep can be moved
+        if parent and self.folder.is_relative_to(folder):
+            up = os.path.relpath(folder, self.folder)
+        elif parent:
+            log.warning("the job folder %s is not under the sweep folder %s: its run is not linked to the sweep's "
+                        "parent run (keep hydra.sweep.subdir relative)", self.folder, folder)
+        swept = read_start(parent).tags.get("sweep.keys", "").split() if parent else None
+        differs = differences(task, swept, sweep=sid is not None)
+        start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, self.cfg, differs),
+                         params, tags, parent=up, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
-                             bool(t.plugin_plots), None if sid else t.get("register_model"),  # a sweep: its best job's
-                             t.get("system_every"))
+                             bool(t.plugin_plots), differs, None if sid else t.get("register_model"),  # a sweep's:
+                             t.get("system_every"))  # its best job's model, at the sweep's end
         if long:
             import yaml
 
@@ -153,19 +188,48 @@ class Tracking:
     def _finish(self) -> None:
         """A single online run waits until its run is in the store; then one line if anything is missing."""
         command = sync_command(self.folder, self.uri)
-        if not self.online:
-            log.info("tracking offline: the run log is in %s; send it to MLflow with: %s", self.folder, command)
-            return
-        if sweep_id(hydra_config()):
-            return  # the sweep's end waits for every job's run (framework.tracking.sweeps)
+        if not self.online or sweep_id(hydra_config()):
+            return  # offline: `where` gives the sync command; a sweep's end waits for every job's run (sweeps.py)
         from framework.tracking.process import sync_process
 
         synced = sync_process().wait_synced([self.folder], float(self.settings.timeout_s)).get(str(self.folder))
+        self.synced = synced
         if synced is None:
             log.warning("mlflow: run not complete in %s after tracking.timeout_s=%s s (still syncing in the "
-                        "background); to finish it later: %s", self.uri, self.settings.timeout_s, command)
+                        "background); to finish it later: %s", mask_secrets(self.uri), self.settings.timeout_s, command)
         elif synced.missing:
             log.warning("mlflow: %s; the run log keeps it: %s", synced.missing, command)
+
+    def where(self) -> list[str]:
+        """What a job prints after its metrics table (at most 3 lines): the run id (8 characters, then in full),
+        the store and the UI address that opens the run in MLflow's model-training view; offline, the run
+        folder and the `framework.sync` command (last)."""
+        if not self.enabled or sweep_id(hydra_config()):
+            return []  # a sweep's end says where its runs went
+        if not self.online:
+            return [f"run log  {self.folder} (offline: in no store yet)",
+                    f"sync     {sync_command(self.folder, mask_secrets(self.uri))}"]
+        run_id = (self.synced and self.synced.run_id) or self.run_id
+        if run_id is None:
+            return []  # the store has not created the run (the warning above says why)
+        lines = [f"run    {run_id[:8]}  ({run_id})"]
+        ui = ui_address(self.uri, self.synced and self.synced.experiment_id, run_id)
+        server = self.uri.startswith(("http://", "https://"))
+        lines.append(f"store  {mask_secrets(self.uri)}" + ("" if server else f"  (UI: mlflow ui --backend-store-uri "
+                                                                          f"{mask_secrets(self.uri)})"))
+        return lines + ([f"ui     {ui}"] if ui else [])
+
+
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a SQLite (or any non-HTTP) store
+
+
+def ui_address(uri: str, experiment_id: str | None, run_id: str) -> str | None:
+    """The MLflow UI address of a run's page in the model-training view (not the GenAI view a new browser
+    opens on): the server of an http(s) store, else `mlflow ui`'s default address."""
+    if experiment_id is None:
+        return None
+    base = mask_secrets(uri).rstrip("/") if uri.startswith(("http://", "https://")) else UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def source_tags() -> dict[str, str]:
@@ -204,14 +268,3 @@ def git_commit(root) -> str | None:
         except (OSError, subprocess.SubprocessError):
             _commit[root] = None
     return _commit[root]
-
-
-def run_name(name: str | None, hc, parent: str | None, task: list[str]) -> str | None:
-    """`tracking.run_name`; a sweep job: "<job num>: <its values of the swept keys>"; else None (MLflow names it)."""
-    if name or hc is None or not sweep_id(hc):
-        return name
-    swept = None
-    if parent:
-        swept = read_start(parent).tags.get("sweep.keys", "").split()
-    shown = [o for o in task if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
-    return f"{hc.job.num}: {' '.join(shown)}"

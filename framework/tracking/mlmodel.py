@@ -114,15 +114,17 @@ def log_model(client, folder: Path, run_id: str, records: list) -> str | None:
     run = client.get_run(run_id)
     if run.outputs and run.outputs.model_outputs:  # logged by an earlier sync of this End
         return run.outputs.model_outputs[0].model_id
+    from framework.tracking.runlog import inside
+
     record = next((r for r in records if isinstance(r, DataSets)), None)
-    weights, config = Path(folder) / WEIGHTS, Path(folder) / CONFIG
     try:
+        weights, config = (Path(folder) / inside(folder, name) for name in (WEIGHTS, CONFIG))
         if record is None:
             raise FrameworkError("the run log has no DataSets record (written before models were logged)")
         model = from_files(weights, config)
         X = example_input(record)
         header, rows = table(model, X if record.features is None else X.to_numpy())
-    except (FrameworkError, OSError) as e:
+    except (FrameworkError, OSError, ValueError) as e:  # ValueError: a file that is a link out of the run folder
         log.warning("mlflow: run %s gets no MLflow model: %s", run_id, e)
         client.set_tag(run_id, "model.missing", str(e)[:5000])
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -22,12 +23,26 @@ from urllib.parse import urlparse
 
 from framework.errors import ConfigError
 from framework.run.config import ROOT, absolute_sqlite, hydra_config
+from framework.tracking.masking import mask_file, mask_secrets
+
+# MLflow's tracking stores (a database URI may name its driver: postgresql+psycopg2://); "": a local folder
+SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
 
 
 def store_uri(uri: str | None) -> str:
-    """`uri`, else $MLFLOW_TRACKING_URI, else the project's SQLite file; relative SQLite paths made absolute."""
+    """`uri`, else $MLFLOW_TRACKING_URI, else the project's SQLite file; relative SQLite paths made absolute.
+    An unknown scheme is a ConfigError listing the known ones."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlflow.db'}"
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(f"store URI {mask_secrets(uri)!r}: unknown scheme '{scheme}'; MLflow stores are "
+                          f"{', '.join(s + '://' for s in SCHEMES if s)} (e.g. sqlite:////abs/path/mlflow.db)")
     return absolute_sqlite(uri, _original_cwd())
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` store, else None."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def artifact_root(uri: str) -> Path | None:
@@ -64,14 +79,22 @@ FIXES = ("fix it with tracking.uri=<a writable sqlite:////abs/path/mlflow.db or 
          "the run folder with hydra.run.dir=<writable folder>")
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """ConfigError naming `folder` and the fixes unless files can be created in it."""
+MIN_FREE = 2**20  # bytes a run folder needs at least (config files, run log): less is a full disk
+
+
+def check_writable(folder: Path, what: str, fixes: str = FIXES) -> None:
+    """ConfigError naming `folder` and the fixes unless files can be created in it and its file
+    system has `MIN_FREE` bytes free."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder) as f:
+            f.write(b"0" * 4096)
+            f.flush()
+        free = shutil.disk_usage(folder).free
     except OSError as e:
-        raise ConfigError(f"{what} '{folder}' is not writable ({e.strerror or e}); {FIXES}") from None
+        raise ConfigError(f"{what} '{folder}' is not writable ({e.strerror or e}); {fixes}") from None
+    if free < MIN_FREE:
+        raise ConfigError(f"{what} '{folder}' is on a full disk ({free // 1024} KiB free); {fixes}")
 
 
 def check_store(uri: str, experiment: str, online: bool) -> None:
@@ -97,9 +120,21 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((parsed.hostname, port), timeout=timeout).close()
     except OSError as e:
-        raise ConfigError(f"tracking server {uri} is unreachable ({e}); start it (e.g. `mlflow server "
+        raise ConfigError(f"tracking server {mask_secrets(uri)} is unreachable ({e}); start it (e.g. `mlflow server "
                           f"--host {parsed.hostname} --port {port}`), fix tracking.uri, train now and sync later "
                           f"with tracking.mode=offline, or turn tracking off with tracking=none") from None
+
+
+def mask_hydra_record(hc) -> None:
+    """Mask the secrets (`mask_secrets`) in what Hydra wrote before the job ran: the job's
+    `.hydra/{config,hydra,overrides}.yaml` and a multirun's `multirun.yaml` hold the command line."""
+    from omegaconf import OmegaConf
+
+    folder, job = sweep_folder(hc), OmegaConf.select(hc, "runtime.output_dir")  # None: no job is running
+    files = [*(Path(job, hc.output_subdir).glob("*.yaml") if job and hc.output_subdir else ()),
+             *([folder / "multirun.yaml"] if folder else ())]
+    for path in files:
+        mask_file(path)
 
 
 def sweep_folder(hc) -> Path | None:
@@ -120,5 +155,5 @@ def sweep_id(hc) -> str | None:
         return None
     storage, study = hc.sweeper.get("storage"), hc.sweeper.get("study_name")
     if storage and study:
-        return f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}"
+        return mask_secrets(f"{absolute_sqlite(storage, hc.runtime.cwd)}#{study}")  # a tag: no password
     return str(folder)

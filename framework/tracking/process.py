@@ -35,8 +35,9 @@ class SyncProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         for var, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
                            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
-                           ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):  # a resume's checkpoint download
-            env.setdefault(var, value)
+                           ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),  # a resume's checkpoint download
+                           ("MLFLOW_LOGGING_LEVEL", "WARNING")):  # no INFO lines ("Creating initial MLflow
+            env.setdefault(var, value)                            # database tables") among the epoch lines
         self.process = subprocess.Popen([sys.executable, "-m", "framework.tracking.service", str(requests_r),
                                          str(replies_w)], pass_fds=(requests_r, replies_w), env=env,
                                         start_new_session=True)

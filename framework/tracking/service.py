@@ -10,11 +10,11 @@ several runs may be in flight (a finished job's artifacts overlap the next job's
 that fails is retried every `RETRY_S` while the run trains; once the run has ended, the job is told
 what is missing and the run log keeps it for `python -m framework.sync`. When the starting process
 exits (the pipe closes) the runs in flight are finished (a run whose trainer died becomes KILLED),
-then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional imports it has no
-use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing mlflow and its store
-(~2,000 modules, a heap growing to ~215 MB) would otherwise run ~700 collections, 5 of them over the whole heap
-(~0.9 of ~3.9 CPU-s of start-up); it is turned back on, with what start-up built frozen out of its traversals
-(`gc.freeze`), once the first request has been handled (`resume_gc`).
+then this process exits. It runs at a lower CPU priority (`NICE`) than the training process, skips optional
+imports it has no use for (`SKIPPED_IMPORTS`), and starts with the cyclic garbage collector off: importing mlflow
+and its store builds a large heap of long-lived objects, which full collections would walk again and again; it is
+turned back on, with what start-up built frozen out of its traversals (`gc.freeze`), once the first request has
+been handled (`resume_gc`).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import Answer, FindCheckpoint, FindFinished, Follow, Synced
 from framework.tracking.runlog import JournalReader, find_runlogs, is_complete
 
@@ -69,24 +70,41 @@ class Follower:
                 self.locked = self.run.claim()
                 if not self.locked:
                     return None
-            if self.run.step():
+            done = self.run.step()
+            self._report()
+            if done:
                 return self._finish("")
             self.error = None
-        except Exception as e:  # noqa: BLE001 - the store is down or locked: the run log keeps everything
+        except Exception as e:  # noqa: BLE001 - the store is down or locked, the run log damaged: the run log keeps it
+            self._report()
             self.error = f"{type(e).__name__}: {(str(e).strip() or repr(e)).splitlines()[0][:300]}"
             self.retry_at = time.monotonic() + RETRY_S
-            print(f"framework sync: {self.folder} -> {self.uri}: {self.error}", file=sys.stderr, flush=True)
+            print(f"framework sync: {self.folder} -> {mask_secrets(self.uri)}: {self.error}", file=sys.stderr,
+                  flush=True)
             records = self.journal.read()
             if gone or is_complete(records):
                 done = self.run.ack["done"] if self.run else 0
                 return self._finish(f"{len(records) - done} of {len(records)} run-log records are not in "
-                                    f"{self.uri} yet ({self.error})")
+                                    f"{mask_secrets(self.uri)} yet ({self.error})")
         return None
+
+    def _report(self) -> None:
+        """The paths of the run log that were refused (`RunSync.problems`), one line each."""
+        if self.run is not None:
+            for line in self.run.problems:
+                print(f"framework sync: {line}", file=sys.stderr, flush=True)
+            self.run.problems = []
 
     def _finish(self, missing: str) -> Synced:
         if self.locked:
             self.run.lock.release()
-        return Synced(self.folder, self.run.run_id if self.run else None, missing)
+        run_id, experiment = self.run.run_id if self.run else None, None
+        if run_id and not missing:
+            try:
+                experiment = self.run.store.client.get_run(run_id).info.experiment_id
+            except Exception:  # noqa: BLE001 - the job then prints no UI address
+                pass
+        return Synced(self.folder, run_id, missing, experiment)
 
 
 def answer(request, stores: dict[str, Store]):
@@ -112,8 +130,8 @@ def answer(request, stores: dict[str, Store]):
 
 
 def resume_gc() -> None:
-    """The collector back on after start-up, what start-up built frozen (not traversed again: ~2 MB of
-    start-up's cyclic garbage stays)."""
+    """The collector back on after start-up, what start-up built frozen (not traversed again; start-up's
+    cyclic garbage stays)."""
     if not gc.isenabled():
         gc.freeze()
         gc.enable()

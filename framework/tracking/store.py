@@ -7,7 +7,8 @@
   them as one INSERT per chunk through MLflow's own table models (`SqlMetric` -> `metrics`,
   `SqlLatestMetric` -> `latest_metrics`), re-inserting a point already there being a no-op; other
   stores (HTTP, untested revisions) get `log_batch` calls of <= 1000 points, which skip exact
-  duplicates too; to a server `IN_FLIGHT` of them at once. Both give the same `get_metric_history` and latest values (tests/integration/test_sync.py).
+  duplicates too; to a server `IN_FLIGHT` of them at once. Both give the same `get_metric_history` and
+  latest values (tests/integration/test_sync.py).
 - Experiments are created tagged `mlflow.experimentKind=custom_model_development` (the UI then opens
   on the runs table) with their artifact location pinned beside a SQLite file.
 """
@@ -19,7 +20,6 @@ import logging
 import random
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from framework.tracking.places import artifact_root
+from framework.tracking.places import artifact_root, sqlite_path
 
 log = logging.getLogger(__name__)
 LOCKED_WAIT_S = 300.0  # give up retrying a locked SQLite file after this long
@@ -69,16 +69,12 @@ class Client:
         return lambda *a, **k: retry_locked(method, *a, **k)
 
 
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
 def open_store(uri: str) -> Client:
     """A client of `uri` with its store opened: a SQLite store is created or migrated (which
     `MlflowClient(uri)` does at once) under a file lock `<db>.lock`. A new SQLite store is created
     with its artifact root `places.artifact_root` (`mlartifacts/` beside the file), so MLflow's `Default`
     experiment keeps its artifacts there too (MLflow's own default, `./mlruns`, is relative to the working
-    directory); the client then opens it again (0.07 CPU-s, once per new file: MlflowClient takes no store)."""
+    directory); the client then opens it again (once per new file: MlflowClient takes no store)."""
     db = sqlite_path(uri)
     if db is None:
         return Client(uri)

@@ -4,27 +4,18 @@ import csv
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 import framework
 from framework.engine.checkpoint import save_checkpoint
-from framework.engine.weights import export
 from framework.errors import ConfigError
 from framework.predict import main
 from framework.train import build
+from tests import helpers
 from tests.helpers import make_cfg
 
 
 def trained(tmp_path, *overrides):
-    """(trainer, folder): a briefly trained model saved as an artifact folder (weights.npz + config.yaml)."""
-    cfg = make_cfg("trainer.epochs=5", "model.hidden=[16]", *overrides)
-    trainer = build(cfg)
-    trainer.fit()
-    folder = tmp_path / "artifacts"
-    folder.mkdir()
-    np.savez(folder / "weights.npz", **export(trainer))
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return trainer, folder
+    return helpers.trained(tmp_path / "artifacts", "trainer.epochs=5", "model.hidden=[16]", *overrides)
 
 
 def raw(trainer, split="test"):
@@ -88,7 +79,7 @@ def test_cli_writes_class_and_probabilities_with_the_original_labels(tmp_path, l
 
 
 @pytest.mark.parametrize("content,message", [
-    ("u\n1\n", "error: data file '{path}' has 1 columns (u) but the model takes 2 features: u, v; give those columns"),
+    ("u\n1\n", "error: data file 'bad.csv' lacks the model's column(s) v; unexpected: (none)"),
     ("u,v\n1,2\n3,nan\n", "error: data file '{path}' line 3, column 'v': value 'nan' is not a finite number"),
     ("u,v\n1,2\n3\n", "error: data file '{path}' line 3 has 1 cells but the header has 2 (delimiter ',')"),
 ])
@@ -132,7 +123,7 @@ def test_a_tracked_run_is_found_by_its_id_prefix_here_and_in_the_runs_table(tmp_
     runs_main(["--parent", tracker.run_id[:8], "--uri", uri])
     assert "1 runs by val/loss" in capsys.readouterr().out
     client.delete_run(child.info.run_id)
-    for parent, message in ((tracker.run_id[:8], f"no runs with parent run {tracker.run_id} in experiment 'Default'"),
+    for parent, message in ((tracker.run_id[:8], f"no runs in sweep {tracker.run_id[:8]} '"),
                             ("0123abcd", "error: no run id starts with '0123abcd' (experiment 'Default')")):
         with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
             runs_main(["--parent", parent, "--uri", uri])

@@ -73,8 +73,9 @@ def test_interrupt_then_resume_is_bit_identical(tmp_path, stop_step, uninterrupt
 def test_periodic_checkpoints(tmp_path):
     t = build(make_cfg(*SMALL), [Checkpointer(tmp_path / "ck", every_epochs=2)])
     saved = []
+    state = tmp_path / "ck" / "state.json"
     t.callbacks.append(type("Spy", (Callback,), {"on_epoch_end": lambda s, tr, e, l: saved.append(
-        json.loads((tmp_path / "ck" / "state.json").read_text())["trainer"]["epoch"] if (tmp_path / "ck").exists() else None)})())
+        json.loads(state.read_text())["trainer"]["epoch"] if state.parent.exists() else None)})())
     t.fit()
     assert saved == [None, 2, 2]
 

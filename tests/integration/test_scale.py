@@ -10,11 +10,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from benchmarks.servers import ray_head
 from framework import ConfigError
 from framework.run import launchers
 from framework.tracking import sweep_id
 from plugins.backends import NumpyBackend
-from tests.helpers import compose_all, ray_head
+from tests.helpers import compose_all
 from tests.integration.test_sweep import check, sweep
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
@@ -44,11 +45,17 @@ def test_auto_threads_split_the_cores_between_parallel_jobs(monkeypatch, hc, thr
 
 
 def test_backend_threads_auto_and_bad_values(monkeypatch):
-    monkeypatch.setattr(launchers, "cores", lambda: 1)  # no Hydra job: one job, all (1) cores
-    assert NumpyBackend(threads="auto").threads == 1
-    for bad in (0, -1, "many"):
+    """A run resolves `auto` (framework.train) before it creates the backend, which takes a number or None."""
+    from framework.train import create, resolved_threads
+
+    monkeypatch.setattr(launchers, "cores", lambda: 3)  # no Hydra job: one job, all (3) cores
+    node = OmegaConf.create({"name": "numpy", "dtype": "float32", "threads": "auto"})
+    assert create("backend", resolved_threads(node)).threads == 3 and node.threads == "auto"
+    for bad in (0, -1, "many", True):
         with pytest.raises(ConfigError, match="backend.threads must be >= 1, auto"):
             NumpyBackend(threads=bad)
+    with pytest.raises(ConfigError, match="backend.threads=auto is resolved by a run"):
+        NumpyBackend(threads="auto")
 
 
 def test_optuna_search_space_from_the_override_grammar():

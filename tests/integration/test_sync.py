@@ -17,7 +17,6 @@ import pytest
 
 from framework.tracking.messages import End, RunStart
 from framework.tracking.runlog import LOG, RunLogWriter, read_ack, write_ack
-from tests.helpers import free_port, mlflow_server
 
 mlflow = pytest.importorskip("mlflow")
 from framework.tracking import store  # noqa: E402  (imports mlflow)
@@ -97,8 +96,8 @@ def test_resync_after_lost_acknowledgements_stores_each_point_once(tmp_path, new
     sync_paths([run], uri, bulk=bulk)
     client = mlflow.MlflowClient(uri)
     first = points(client, read_ack(run, uri)["run_id"])
-    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the run and
-                {**read_ack(run, uri), "done": 2}):                  # acknowledging it; after the first chunk
+    for ack in ({**read_ack(run, uri), "run_id": None, "done": 0, "creating": True},  # killed between creating the
+                {**read_ack(run, uri), "done": 2}):  # run and acknowledging it; after the first chunk
         write_ack(run, ack)
         assert sync_paths([run], uri, bulk=bulk) == 0
     (only,) = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
@@ -200,8 +199,8 @@ def test_kill_9_of_the_sync_process_then_sync_again(tmp_path, new_store):
 
 
 @pytest.mark.slow
-def test_offline_run_synced_to_a_server_equals_an_online_run(tmp_path, mlflow_server_uri):
-    uri = mlflow_server_uri
+def test_offline_run_synced_to_a_server_equals_an_online_run(tmp_path, mlflow_server):
+    uri = mlflow_server.uri
     online = _train(tmp_path, "online", "trainer.epochs=2", f"tracking.uri={uri}")
     offline = _train(tmp_path, "offline", "trainer.epochs=2", f"tracking.uri={uri}", "tracking.mode=offline")
     for p in (online, offline):
@@ -223,27 +222,29 @@ def test_offline_run_synced_to_a_server_equals_an_online_run(tmp_path, mlflow_se
 
 
 @pytest.mark.slow
-def test_store_stopped_mid_run_then_sync_completes_it(tmp_path):
-    port = free_port()
-    with mlflow_server(tmp_path, port) as uri:
-        proc = _train(tmp_path, "run", "trainer.epochs=60", f"tracking.uri={uri}", "tracking.timeout_s=10")
+def test_store_stopped_mid_run_then_sync_completes_it(tmp_path, mlflow_server):
+    uri = mlflow_server.uri
+    proc = _train(tmp_path, "run", "trainer.epochs=60", f"tracking.uri={uri}", "tracking.timeout_s=3")
+    try:
         lines = []
         for line in proc.stdout:
             lines.append(line)
             if line.startswith("epoch 2/"):
-                break  # leaving the block stops the server mid-run
-    out = "".join(lines) + proc.communicate(timeout=600)[0]
+                break
+        mlflow_server.stop()  # mid-run
+        out = "".join(lines) + proc.communicate(timeout=600)[0]
+    finally:
+        mlflow_server.start()  # the same store on the same port again (also for the tests after this one)
     assert proc.returncode == 0, out
     command = f"python -m framework.sync {tmp_path / 'run'} --uri {uri}"
     assert command in out.strip().splitlines()[-1] or command in out, out[-2000:]
-    with mlflow_server(tmp_path, port):  # the same store again
-        done = _sync(str(tmp_path / "run"), "--uri", uri)
-        assert done.returncode == 0, done.stdout + done.stderr
-        client = mlflow.MlflowClient(uri)
-        run = client.get_run(read_ack(tmp_path / "run", uri)["run_id"])
-        assert run.info.status == "FINISHED"
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == list(range(60))
-        assert len(client.get_metric_history(run.info.run_id, "batch/loss")) == 60 * 9
+    done = _sync(str(tmp_path / "run"), "--uri", uri)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(read_ack(tmp_path / "run", uri)["run_id"])
+    assert run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == list(range(60))
+    assert len(client.get_metric_history(run.info.run_id, "batch/loss")) == 60 * 9
 
 
 @pytest.mark.slow
@@ -331,17 +332,19 @@ def test_the_sync_process_syncs_without_the_imports_it_skips(tmp_path, new_store
 
 def test_a_group_of_metrics_records_is_read_at_once_as_record_by_record(tmp_path):
     from framework.tracking.messages import Metrics
-    from framework.tracking.runlog import POINTS, read_chunk, read_chunks, read_records
+    from framework.tracking.runlog import POINTS, Damaged, read_chunk, read_chunks, read_records
 
     run = synthetic(tmp_path / "run", 150, chunk=64).folder
     records = [r for r in read_records(run) if isinstance(r, Metrics)]
     together = read_chunks(run, records[1:])
     assert [len(r) for r in together] == [64, 22, 1]
-    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True) for a, r in zip(together, records[1:], strict=True))
+    assert all(np.array_equal(a, read_chunk(run, r), equal_nan=True)
+               for a, r in zip(together, records[1:], strict=True))
     with open(run / LOG / POINTS, "r+b") as f:
         f.truncate(8 * 5 * 100)
-    with pytest.raises(OSError, match="cut short"):
+    with pytest.raises(Damaged, match="points.f64 bytes 2560..5120: the file ends at byte 4000 .cut short") as e:
         read_chunks(run, records)
+    assert e.value.index == 1  # the record before it is whole
 
 
 def test_the_creating_mark_goes_once_the_run_is_acknowledged(tmp_path, new_store):

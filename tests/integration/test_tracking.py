@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.servers import free_port
 from framework import Callback, ConfigError, DivergenceError
 from framework.run.config import ROOT, config_hash, flatten
 from framework.tracking import Tracking, artifact_location, store_uri
 from framework.train import build, train
-from tests.helpers import free_port, make_cfg
+from tests.helpers import make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 from framework.tracking.store import mlflow_key  # noqa: E402  (imports mlflow)
@@ -170,21 +171,19 @@ def test_plots_are_svg_whose_curves_break_at_non_finite_values():
     assert len(list(pred.iter(f"{ns}circle"))) == 6 + 1  # the points and the legend's mark
 
 
-def test_plugin_pictures_draw_one_definition_of_their_lines_in_svg_and_png(tmp_path):
+def test_plugin_pictures_are_svg_with_f_its_derivative_and_the_numeric_slope(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from framework.extend.pictures import draw_curves, picture, plugin_curves
-    from framework.tracking.plots import plot_curves
+    from framework.extend.pictures import curves_svg, draw_curves, plugin_curves
 
     curves = plugin_curves("activation", "tanh")
-    drawn = picture(curves)
-    (_, x, f, _), (_, _, grad, _), (_, _, slope, _) = drawn["series"]
-    assert np.abs(slope - grad)[1:-1].max() < 1e-3 and np.allclose(f, np.tanh(x))  # the slope lies on f'
-    svg = ET.fromstring(plot_curves(curves))
+    x, f, grad = (np.asarray(curves[k]) for k in ("x", "value", "grad"))
+    assert np.abs(np.gradient(f, x) - grad)[1:-1].max() < 1e-3 and np.allclose(f, np.tanh(x))  # the slope lies on f'
+    svg = ET.fromstring(curves_svg(curves))
     ns = "{http://www.w3.org/2000/svg}"
     assert len(list(svg.iter(f"{ns}polyline"))) == 3
-    assert {t.text for t in svg.iter(f"{ns}text")} >= {label for label, *_ in drawn["series"]} | {drawn["title"]}
-    assert draw_curves(curves, tmp_path / "tanh.png").read_bytes()[:4] == b"\x89PNG"
+    assert {t.text for t in svg.iter(f"{ns}text")} >= {*curves["labels"][1:], curves["title"]}
+    assert draw_curves(curves, tmp_path / "tanh.svg").read_text() == curves_svg(curves)
 
 
 def test_sync_process_started_early_only_when_it_may_be_needed_and_ended_unused(monkeypatch):
@@ -258,13 +257,15 @@ def test_store_uri_honours_mlflow_tracking_uri(monkeypatch):
 
 
 def test_skip_finished_returns_the_stored_metrics_without_training(uri):
-    cfg = small(uri, "tracking.skip_finished=true", "seed=11")
+    cfg = small(uri, "tracking.skip_finished=true", "seed=11", "optimizer.weight_decay=0")  # a float typed as an int
     first = train(cfg)
-    again = train(cfg)
-    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
     client = mlflow.MlflowClient(uri)
+    run = _last_run(client)
+    assert run.data.params["optimizer.weight_decay"] == "0.0"  # recorded as checked, not as typed
+    again = train(small(uri, "tracking.skip_finished=true", "seed=11", "optimizer.weight_decay=0.0"))
+    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
     h = config_hash(cfg)
-    assert _last_run(client).data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
+    assert run.data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
     other = train(small(uri, "tracking.skip_finished=true", "seed=12"))  # another config still trains
     assert len(_runs_with_hash(client, h)) == 1 and "objective" in other
 
@@ -330,7 +331,7 @@ CLI = ["data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=1
 
 @pytest.mark.slow
 def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
-    done = _cli(tmp_path, *CLI, f"tracking.uri={uri}", "tracking.experiment=cli")
+    done = _cli(tmp_path, *CLI, "optimizer.weight_decay=0", f"tracking.uri={uri}", "tracking.experiment=cli")
     assert done.returncode == 0, done.stderr
     assert "MLFLOW_IMPORTED False" in done.stdout
     client = mlflow.MlflowClient(uri)
@@ -338,6 +339,8 @@ def test_cli_run_records_without_importing_mlflow_in_the_trainer(tmp_path, uri):
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "grad_norm/global")) == 18
     assert run.data.tags["hydra.overrides"].startswith("data=xor")
+    assert "optimizer.weight_decay=0.0 " in run.data.tags["hydra.overrides"]  # as checked, like the param
+    assert run.data.params["optimizer.weight_decay"] == "0.0"
 
 
 @pytest.mark.slow

@@ -32,7 +32,8 @@ def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_pat
     monkeypatch.setattr(config, "EXPERIMENTS_DIR", tmp_path)
     assert list(config.experiment_presets()) == ["deep", "top"]
     (tmp_path / "a" / "top.yaml").write_text("{}")
-    with pytest.raises(ConfigError, match="two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"):
+    both = "two experiment presets are named 'top': .*a/top.yaml and .*[0-9]/top.yaml; rename one"
+    with pytest.raises(ConfigError, match=both):
         config.experiment_presets()
 
 
@@ -173,9 +174,12 @@ def test_default_run_reaches_095_test_accuracy(tmp_path):
 
 
 def test_help_lists_groups_and_registered_options(monkeypatch, capsys):
+    from hydra.core.hydra_config import HydraConfig
+
     from framework.train import main
 
     monkeypatch.setattr("sys.argv", ["framework.train", "--help"])  # `python -m framework.train` runs main()
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", HydraConfig.instance().cfg)  # main() sets it: undone after
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 0

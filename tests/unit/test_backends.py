@@ -311,7 +311,7 @@ def test_trainer_skips_a_non_finite_update_on_host_backends(name):
     with np.errstate(all="ignore"), pytest.raises(DivergenceError):
         t.fit()
     assert t.status == "FAILED" and t.failure["reason"].startswith("diverged: ")
-    if be.host_memory:
+    if be.capabilities.host_memory:
         assert all(np.isfinite(v).all() for v in m.state_dict().values()), "the non-finite update was applied"
 
 
@@ -334,3 +334,66 @@ def test_finite_squared_norms_whose_float32_sum_overflows_still_update():
         m.grads[bad][0] = np.nan
         assert t._inspect(np.float32(1.0)) is False, bad
     assert t._inspect(np.float32(np.nan)) is False
+
+
+def _bits(order, plain_first=False) -> dict:
+    """{what: sha256 of its bytes} for one SGD and one Adam training step of a small MLP (tanh, gelu
+    through erf, cross-entropy) on each backend of `order`, created in that order (float32 on NumPy:
+    BLAS fuses SGD's multiply-add there), and for the same steps, activations and loss on plain NumPy
+    arrays (no backend: the standard's path), before the backends are created where `plain_first`."""
+    import hashlib
+
+    def digest(*arrays):
+        return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+
+    rng = np.random.default_rng(11)
+    X, T = rng.normal(size=(16, 5)), rng.integers(0, 3, 16)
+    z, g = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(6, 5)).astype(np.float32)
+    made, out = {} if plain_first else {name: make(name, "float32") for name in order}, {}
+    for opt in ("sgd", "adam"):
+        params = {"w": z.copy()}
+        optimizers.create(opt, lr=0.1).step(params, {"w": g})
+        out[f"plain {opt}"] = digest(params["w"])
+    for act in ("gelu", "tanh", "softmax"):
+        a = activations.create(act)
+        out[f"plain {act}"] = digest(a.forward(np, z), a.backward(np, z, a.forward(np, z), g))
+    out["plain cross_entropy"] = digest(*losses.create("cross_entropy").value_and_grad(np, z[:, :3], T[:6]))
+    for name in order:
+        be = made[name] if name in made else make(name, "float32")
+        for opt in ("sgd", "adam"):
+            m = MLP([5, 8, 3], ["gelu"], "identity", backend=be, dtype="float32", seed=0)
+            train_step(m, losses.create("cross_entropy"), optimizers.create(opt, lr=0.1),
+                       be.asarray(X, "float32"), be.asarray(T, be.xp.int64))
+            out[f"{name} {opt}"] = digest(*(host(be, p) for p in m.params.values()))
+    return out
+
+
+def test_same_bits_whatever_was_created_before():
+    """A backend's capabilities travel with the namespace it hands out, never in a process-wide table: the
+    same inputs give the same bits whichever backends were created before, in this process (after
+    every test that ran before this one) in both orders and in a fresh process that created none before
+    its first plain computation."""
+    import json
+    import subprocess
+    import sys
+
+    order = ["numpy"] + [n for n in ("array_api_strict", "torch") if _AVAILABLE[n][0]]
+    forward, backward = _bits(order), _bits(order[::-1])
+    assert forward == backward
+    script = ("import json, sys; sys.path.insert(0, 'tests/unit'); import test_backends as t; "
+              f"print(json.dumps(t._bits({order!r}[::-1], plain_first=True)))")
+    from pathlib import Path
+
+    fresh = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                           cwd=Path(__file__).parents[2]).stdout
+    assert json.loads(fresh.splitlines()[-1]) == forward
+
+
+def test_capabilities_declared_as_loose_attributes_are_refused():
+    """The old way (class attributes `writes_out = True`, ...) would be ignored: said, with the fix."""
+
+    class Loose(backends.get("numpy")):
+        writes_out = True
+
+    with pytest.raises(TypeError, match="declares writes_out as attributes, which nothing reads: declare `capab"):
+        Loose()

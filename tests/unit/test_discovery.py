@@ -1,12 +1,11 @@
-"""Plugin discovery: folders (config and $FRAMEWORK_PLUGIN_PATH), entry points, import errors.
+"""Plugin discovery in this process: folders (config and $FRAMEWORK_PLUGIN_PATH), entry points (the built-ins'
+first), import errors. A fresh interpreter's discovery: tests/integration/test_discovery_fresh_process.py.
 
 Entry points are tested without building or pip-installing a package: a `<name>.dist-info` folder with
 METADATA and entry_points.txt on a temporary sys.path entry is exactly what an install leaves behind,
 and importlib.metadata (which discovery uses) finds it there - no build backend, network or venv change.
 """
-import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -115,18 +114,21 @@ def test_entry_point_import_error_names_entry_point_file_and_line(tmp_path, monk
                             f"({tmp_path / 'disc_ep_bad.py'}, line 2): ImportError: needs torch")
 
 
-def test_a_fresh_process_finds_all_three_sources_and_imports_no_optional_backend(tmp_path):
-    """No test-only state: the real startup path of a new interpreter. Registering the built-in cupy
-    backend does not import CuPy (plugins/backends.py imports it when a cupy backend is created)."""
-    write_activation(tmp_path / "env", "disc_proc_env")
-    write_activation(tmp_path / "site", "disc_proc_ep")
-    write_activation(tmp_path / "cfg", "disc_proc_cfg")
-    write_dist_info(tmp_path / "site", "disc-proc", {"proc": "disc_proc_ep"})
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), **{discovery.ENV_VAR: str(tmp_path / "env")})
-    code = (f"import json, sys; from framework import discovery; discovery.load_paths([{str(tmp_path / 'cfg')!r}]); "
-            "from framework.registry import activations, backends; "
-            "print(json.dumps([activations.names(), backends.names(), 'cupy' in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    names, backend_names, cupy_imported = json.loads(out)
-    assert {"disc_proc_env", "disc_proc_ep", "disc_proc_cfg", "sigmoid"} <= set(names), names
-    assert "cupy" in backend_names and not cupy_imported, (backend_names, "plugins/backends.py imported cupy")
+def test_the_built_ins_are_the_projects_entry_point_and_register_before_user_folders(tmp_path):
+    from importlib.metadata import entry_points
+
+    own = [ep for ep in entry_points(group=discovery.ENTRY_POINT_GROUP) if ep.dist.name == discovery.DISTRIBUTION]
+    assert [(ep.name, ep.value) for ep in own] == [("builtins", "plugins")]  # pyproject.toml, installed
+    write_activation(tmp_path, "relu")  # a user file taking a built-in's name is refused: the built-in came first
+    with pytest.raises(discovery.PluginImportError, match="'relu' is already registered by plugins.activations"):
+        discovery.load_paths([tmp_path])
+    write_activation(tmp_path / "mine", "disc_mine")
+    discovery.load_paths([tmp_path / "mine"])
+    assert discovery.builtin(activations.get("relu")) and not discovery.builtin(activations.get("disc_mine"))
+
+
+def test_without_the_projects_entry_point_one_line_names_the_install(monkeypatch):
+    monkeypatch.setattr(discovery, "entry_points", lambda group: [])
+    for _ in range(2):  # every lookup, not only the first
+        with pytest.raises(ConfigError, match=r"^no built-in plugins: .* run `pip install -e \.` in the project$"):
+            activations.names()

@@ -1,4 +1,4 @@
-"""Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_conformance)."""
+"""Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_plugin_checks)."""
 import inspect
 
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 
 from framework import special
 from framework.engine.gradients import clip_by_global_norm, global_norm
+from framework.flat import flat_zeros
 from framework.registry import backends, optimizers
 
 CONFIGS = {
@@ -63,16 +64,24 @@ def _torch_steps(torch, name: str, t_kw: dict, w0: np.ndarray, grads: list) -> n
 CASES = [(n, kw) for n, cs in CONFIGS.items() for kw in cs]
 
 
+@pytest.mark.parametrize("arrays", ["plain", "backend"])
 @pytest.mark.parametrize("name,kw", CASES)
-def test_matches_torch_optimizer(name, kw):
+def test_matches_torch_optimizer(name, kw, arrays):
+    """On plain arrays (the standard's path) and on the NumPy backend's flat arrays (its BLAS axpy and
+    `out=` writes: the path the trainer takes)."""
     torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
-    backends.create("numpy")  # declares NumPy's BLAS axpy: plain SGD's one-pass update is the one checked
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(4, 3))
     grads = [rng.normal(size=w0.shape) for _ in range(5)]
-    ours, opt = {"w": w0.copy()}, optimizers.create(name, **kw)
+    if arrays == "backend":  # as the model makes them: views of one flat buffer each
+        xp = backends.create("numpy", dtype="float64").xp
+        ours, grad = flat_zeros(xp, {"w": w0.shape}, np.float64, {"w": w0}), flat_zeros(xp, {"w": w0.shape}, np.float64)
+    else:
+        ours, grad = {"w": w0.copy()}, {"w": np.zeros_like(w0)}
+    opt = optimizers.create(name, **kw)
     for g in grads:
-        opt.step(ours, {"w": g})
+        grad["w"][...] = g
+        opt.step(ours, grad)
     # options left out take each side's defaults (the classes' signatures): equal results check those too
     np.testing.assert_allclose(ours["w"], _torch_steps(torch, name, _to_torch_kwargs(kw), w0, grads), rtol=1e-12,
                                atol=1e-14)
@@ -154,22 +163,24 @@ def test_clip_by_global_norm_matches_torch_rule():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
-def test_sgd_one_pass_update_where_it_applies(dtype):
-    """special.axpy (the NumPy backend's BLAS axpy) runs plain SGD's p -= lr g on float32/64 arrays that
-    flatten without a copy (also a strided view) and declines elsewhere (float16, a transposed view,
-    mixed dtypes); every path gives p - lr g and leaves the rest of a viewed array alone."""
-    backends.create("numpy")
+def test_one_pass_update_where_it_applies(dtype):
+    """The NumPy backend's declared axpy (SciPy's BLAS) runs y += alpha x on float32/64 arrays that flatten
+    without a copy (also a strided view) and declines elsewhere (float16, a transposed view, mixed
+    dtypes); `special.axpy` on its namespace gives p - lr g on every path, and leaves the rest of a viewed
+    array alone."""
+    be = backends.create("numpy")
+    fast = be.capabilities.axpy
     rng = np.random.default_rng(3)
     p, g = rng.normal(size=(6, 8)).astype(dtype), rng.normal(size=(6, 8)).astype(dtype)
     strided, transposed = np.zeros((6, 16), dtype), np.zeros((8, 6), dtype)
     strided[:, ::2], transposed[...] = p, p.T
     applies = dtype != np.float16
-    assert special.axpy(p.copy(), -0.1, g) == applies == special.axpy(strided.copy()[:, ::2], -0.1, g)
-    assert not special.axpy(transposed.copy().T, -0.1, g)
-    assert not special.axpy(p.astype(np.float64), -0.1, g.astype(np.float32))
+    assert fast(p.copy(), -0.1, g) == applies == fast(strided.copy()[:, ::2], -0.1, g)
+    assert not fast(transposed.copy().T, -0.1, g)
+    assert not fast(p.astype(np.float64), -0.1, g.astype(np.float32))
     want = p.astype(np.float64) - 0.1 * g.astype(np.float64)
     tol = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-14}[dtype]
-    for params in ({"w": p.copy()}, {"w": strided[:, ::2]}, {"w": transposed.T}):
-        optimizers.create("sgd", lr=0.1).step(params, {"w": g})
-        np.testing.assert_allclose(params["w"].astype(np.float64), want, rtol=tol, atol=tol)
+    for y in (p.copy(), strided[:, ::2], transposed.T):
+        special.axpy(be.xp, y, -0.1, g, np.empty_like(g))
+        np.testing.assert_allclose(y.astype(np.float64), want, rtol=tol, atol=tol)
     assert not strided[:, 1::2].any()

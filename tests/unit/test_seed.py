@@ -83,5 +83,6 @@ def test_mse_mae_are_l2_l1_over_n():
 def test_weighted_l1_l2_are_the_seeds_weighted_sums():
     rng = np.random.default_rng(2)
     pred, target, w = rng.normal(size=(4, 1)), rng.normal(size=(4, 1)), rng.uniform(0.1, 3, 4)
-    assert float(losses.create("l2").forward(np, pred, target, w)) == pytest.approx(np.sum(w * (pred - target)[:, 0] ** 2))
-    assert float(losses.create("l1").forward(np, pred, target, w)) == pytest.approx(np.sum(w * np.abs(pred - target)[:, 0]))
+    l2, l1 = losses.create("l2"), losses.create("l1")
+    assert float(l2.forward(np, pred, target, w)) == pytest.approx(np.sum(w * (pred - target)[:, 0] ** 2))
+    assert float(l1.forward(np, pred, target, w)) == pytest.approx(np.sum(w * np.abs(pred - target)[:, 0]))

@@ -34,7 +34,7 @@ in float64) except `array_api`. The checks per kind:
                   least as well as a random one
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
                   batch_sum, sq_norms, host_sq_norms, synchronize, limits) against NumPy, and the
-                  declared capabilities (`host_memory`, `writes_out`, the `direct` forms) hold; a
+                  declared capabilities (`Capabilities`: host_memory, writes_out, the direct forms) hold; a
                   backend that cannot be created here is skipped with its message
 """
 from __future__ import annotations
@@ -46,7 +46,6 @@ import numpy as np
 
 from framework.extend.conformance import activation, backend, dataset, initializer, loss, metric, optimizer, scheduler
 from framework.registry import KINDS, Registry
-from framework.special import kept_declarations
 
 CHECKS = {kind: module.CHECKS for kind, module in (
     ("activation", activation), ("loss", loss), ("optimizer", optimizer), ("initializer", initializer),
@@ -70,7 +69,7 @@ class Outcome:
 def run(registry: Registry, name: str, check: str) -> Outcome:
     """Run one check of plugin `name` in `registry`; any exception or warning is a failure."""
     try:
-        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"), kept_declarations():
+        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
             warnings.simplefilter("error")
             figure, ok = CHECKS[registry.kind][check](registry, name), True
     except Exception as e:  # noqa: BLE001 - the failure is the result

@@ -31,7 +31,8 @@ def _act_extreme(reg, name):
     for dtype in FLOATS:
         z = np.array([EXTREME], dtype)
         a = finite(f"{np.dtype(dtype)} forward at z={list(EXTREME)}", lambda z=z: act.forward(np, z))
-        finite(f"{np.dtype(dtype)} backward at z={list(EXTREME)}", lambda z=z, a=a: act.backward(np, z, a, np.ones_like(z)))
+        finite(f"{np.dtype(dtype)} backward at z={list(EXTREME)}",
+               lambda z=z, a=a: act.backward(np, z, a, np.ones_like(z)))
     return worst_error([check_activation(act, EXTREME_GRAD, tol=EXTREME_TOL)])
 
 

@@ -11,7 +11,7 @@ def _backend_methods(reg, name):
     be = named(reg, name)
     if isinstance(be, str):
         return f"skipped: not available here ({be})"
-    rng = np.random.default_rng(0)
+    rng, caps = np.random.default_rng(0), be.capabilities
     host = {k: rng.normal(size=s).astype(np.float32) for k, s in (("A", (5, 4)), ("B", (4, 3)), ("g", (3, 2)))}
     dev = {k: be.asarray(v) for k, v in host.items()}
     assert be.resolve_dtype("float32") == dev["A"].dtype, "asarray's default dtype is not resolve_dtype('float32')"
@@ -20,27 +20,34 @@ def _backend_methods(reg, name):
     assert isinstance(back, np.ndarray) and np.array_equal(back, host["A"]), "to_numpy(asarray(x)) != x"
     want = host["A"] @ host["B"]
     out = be.asarray(np.zeros((5, 3), np.float32))
-    got = be.matmul(dev["A"], dev["B"], out=out if be.writes_out else None)
+    got = be.matmul(dev["A"], dev["B"], out=out if caps.writes_out else None)
     assert np.allclose(be.to_numpy(got), want, rtol=1e-5), "matmul differs from NumPy"
-    if be.writes_out:
+    if caps.writes_out:
         assert np.allclose(be.to_numpy(out), want, rtol=1e-5), "writes_out is declared but matmul left `out` unwritten"
     idx = be.asarray(np.array([3, 0, 3]), "int64")
     rows = be.asarray(np.zeros((3, 4), np.float32))
-    taken = be.take(dev["A"], idx, out=rows if be.writes_out else None)
+    taken = be.take(dev["A"], idx, out=rows if caps.writes_out else None)
     assert np.array_equal(be.to_numpy(taken), host["A"][[3, 0, 3]]), "take differs from NumPy's"
-    if be.writes_out:
-        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), "writes_out is declared but take left `out` unwritten"
+    if caps.writes_out:
+        assert np.array_equal(be.to_numpy(rows), host["A"][[3, 0, 3]]), (
+            "writes_out is declared but take left `out` unwritten")
     sums = be.asarray(np.zeros(4, np.float32))
-    got = be.batch_sum(dev["A"], out=sums if be.writes_out else None)
+    got = be.batch_sum(dev["A"], out=sums if caps.writes_out else None)
     assert np.allclose(be.to_numpy(got), host["A"].sum(axis=0), rtol=1e-5), "batch_sum differs from sum(axis=0)"
-    if be.writes_out:
+    if caps.writes_out:
         assert np.allclose(be.to_numpy(sums), host["A"].sum(axis=0), rtol=1e-5), (
             "writes_out is declared but batch_sum left `out` unwritten")
     _direct_forms(be, dev["A"])
+    if caps.axpy is not None:  # y += alpha x in place, or False with y untouched
+        y = be.asarray(host["A"].copy())
+        applied = caps.axpy(y, -0.5, dev["A"])
+        want = host["A"] - 0.5 * host["A"] if applied else host["A"]
+        what = "returned True but left y" if applied else "returned False but changed y"
+        assert np.allclose(be.to_numpy(y), want, rtol=1e-6), f"the declared axpy(y, -0.5, x) {what}"
     sq = be.to_numpy(be.sq_norms([dev["A"], dev["g"]]))
     want = [np.sum(host["A"] ** 2), np.sum(host["g"] ** 2)]
     assert np.allclose(sq, want, rtol=1e-5), "sq_norms differs from sum(g^2)"
-    if be.host_memory:  # what the trainer reads every batch there
+    if caps.host_memory:  # what the trainer reads every batch there
         got = be.host_sq_norms([dev["A"], dev["g"]])
         assert all(type(v) is float for v in got), f"host_sq_norms must return Python floats, got {got!r}"
         assert np.allclose(got, want, rtol=1e-5), "host_sq_norms differs from sum(g^2)"
@@ -52,8 +59,9 @@ def _backend_methods(reg, name):
         readable = True
     except Exception:  # noqa: BLE001 - device memory
         readable = False
-    assert readable == be.host_memory, f"host_memory={be.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays"
-    return f"host_memory={be.host_memory}, writes_out={be.writes_out}"
+    assert readable == caps.host_memory, (
+        f"host_memory={caps.host_memory} is declared but NumPy can{'' if readable else 'not'} view its arrays")
+    return f"host_memory={caps.host_memory}, writes_out={caps.writes_out}"
 
 
 def _direct_forms(be, A) -> None:

@@ -22,7 +22,8 @@ def _metric_inputs(task, rng, n=40, c=3):
 
 def _metric_tasks(reg, name):
     metric = reg.create(name)
-    assert metric.tasks and set(metric.tasks) <= set(TASKS), f"tasks {metric.tasks!r} must be a non-empty subset of {TASKS}"
+    assert metric.tasks and set(metric.tasks) <= set(TASKS), (
+        f"tasks {metric.tasks!r} must be a non-empty subset of {TASKS}")
     assert metric.uses in ("labels", "scores"), f"uses is {metric.uses!r}, expected 'labels' or 'scores'"
     figures = []
     for task in metric.tasks:

@@ -26,7 +26,8 @@ def _sched_warmup(reg, name, base=0.1, spe=5, epochs=6):
         want = ramp * plain.lr(base, t, spe, total)
         got = warm.lr(base, t, spe, total)
         assert np.isclose(got, want, rtol=1e-12, atol=0), (
-            f"with warmup_epochs=2 ({steps} steps) lr at step {t} is {got:.6g}, expected {ramp:.3g} x {want / ramp:.6g}")
+            f"with warmup_epochs=2 ({steps} steps) lr at step {t} is {got:.6g}, "
+            f"expected {ramp:.3g} x {want / ramp:.6g}")
     return f"linear over {steps} steps"
 
 

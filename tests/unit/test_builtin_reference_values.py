@@ -1,6 +1,6 @@
 """Reference values of the built-ins. The generic contract of every registered plugin (gradient checks
 on ordinary and extreme inputs, dtype and shape, no input mutation, weights, config round trip) is
-`framework.extend.conformance`, run per plugin by tests/unit/test_conformance.py."""
+`framework.extend.conformance`, run per plugin by tests/unit/test_plugin_checks.py."""
 import math
 
 import numpy as np
