@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 
 import framework
+from benchmarks.servers import ENV, free_port
 from framework.predict import main as predict_main
 from framework.tracking import Tracking
 from framework.tracking.datasets import digest
 from framework.train import build, load_data
-from tests.helpers import ENV, free_port, make_cfg
+from tests.helpers import make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.sync_process
