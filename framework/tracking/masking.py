@@ -18,7 +18,7 @@ from pathlib import Path
 MASK = "***"
 # scheme://user:PASSWORD@  (the password: no whitespace, quote, backslash, '/' or '@': one URI, also inside JSON/YAML;
 # the colons may be escaped, as Hydra writes overrides: postgresql\://alice\:pw@host, in JSON with \\)
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*\\*://[^\s:/@\"'\\]*\\*:)(?P<secret>[^\s/@\"'\\]+)(?=@)")
+_USERINFO = re.compile(r"(?P<head>\\*://[^\s:/@\"'\\]*\\*:)(?P<secret>[^\s/@\"'\\]+)(?=@)")
 # ?token=SECRET / &password=SECRET in a URI's query
 _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|secret|api_key|apikey|sig|signature)=)"
                     r"(?P<secret>[^\s&#\"'\\]+)", re.IGNORECASE)
@@ -26,10 +26,9 @@ _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|sec
 
 def mask_secrets(text: str) -> str:
     """`text` with every URI password (`scheme://user:***@host`) and secret query value (`?token=***`) masked."""
-    if "://" not in text and "=" not in text:
-        return text
-    text = _USERINFO.sub(lambda m: m["head"] + MASK, text)
-    return _QUERY.sub(lambda m: m["head"] + MASK, text)
+    if "://" in text:  # matched from the "://" on (whatever the scheme): linear in len(text)
+        text = _USERINFO.sub(lambda m: m["head"] + MASK, text)
+    return _QUERY.sub(lambda m: m["head"] + MASK, text) if "=" in text else text
 
 
 def mask_log_records() -> None:

@@ -3,68 +3,54 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import (
-    EXTREME,
-    EXTREME_GRAD,
-    EXTREME_TOL,
-    FLOATS,
-    NO_STRICT,
-    agree,
-    config_check,
-    expect,
-    finite,
-    normal_array,
-    strict_namespace,
-    unchanged,
-    worst_error,
-)
+from framework.extend.conformance import common
 from framework.gradcheck import check_activation
 
 
 def _act_gradcheck(reg, name):
     act = reg.create(name)
-    return worst_error([check_activation(act, shape=(8, 6), seed=s) for s in (0, 1)])
+    return common.worst_error([check_activation(act, shape=(8, 6), seed=s) for s in (0, 1)])
 
 
 def _act_extreme(reg, name):
     act = reg.create(name)
-    for dtype in FLOATS:
-        z = np.array([EXTREME], dtype)
-        a = finite(f"{np.dtype(dtype)} forward at z={list(EXTREME)}", lambda z=z: act.forward(np, z))
-        finite(f"{np.dtype(dtype)} backward at z={list(EXTREME)}",
+    for dtype in common.FLOATS:
+        z = np.array([common.EXTREME], dtype)
+        a = common.finite(f"{np.dtype(dtype)} forward at z={list(common.EXTREME)}", lambda z=z: act.forward(np, z))
+        common.finite(f"{np.dtype(dtype)} backward at z={list(common.EXTREME)}",
                lambda z=z, a=a: act.backward(np, z, a, np.ones_like(z)))
-    return worst_error([check_activation(act, EXTREME_GRAD, tol=EXTREME_TOL)])
+    return common.worst_error([check_activation(act, common.EXTREME_GRAD, tol=common.EXTREME_TOL)])
 
 
 def _act_dtype_shape(reg, name):
     act = reg.create(name)
-    for dtype in FLOATS:
-        z = normal_array((5, 4), dtype)
+    for dtype in common.FLOATS:
+        z = common.normal_array((5, 4), dtype)
         a = act.forward(np, z)
-        expect(a, z.shape, dtype, "forward")
-        expect(act.backward(np, z, a, np.ones_like(z)), z.shape, dtype, "backward")
+        common.expect(a, z.shape, dtype, "forward")
+        common.expect(act.backward(np, z, a, np.ones_like(z)), z.shape, dtype, "backward")
     return "float32, float64"
 
 
 def _act_no_mutation(reg, name):
     act = reg.create(name)
-    for dtype in FLOATS:
-        z, g = normal_array((5, 4), dtype), normal_array((5, 4), dtype, seed=1)
+    for dtype in common.FLOATS:
+        z, g = common.normal_array((5, 4), dtype), common.normal_array((5, 4), dtype, seed=1)
         z0, g0 = z.copy(), g.copy()
         a = act.forward(np, z)
-        unchanged("z (by forward)", z0, z)
+        common.unchanged("z (by forward)", z0, z)
         a0 = a.copy()
         act.backward(np, z, a, g)
-        unchanged("z (by backward)", z0, z)
-        unchanged("a (by backward)", a0, a)
-        unchanged("grad_a (by backward)", g0, g)
+        common.unchanged("z (by backward)", z0, z)
+        common.unchanged("a (by backward)", a0, a)
+        common.unchanged("grad_a (by backward)", g0, g)
     return "z, a, grad_a"
 
 
 def _act_inplace(reg, name):
     act = reg.create(name)
-    for dtype in FLOATS:
-        z, g = normal_array((5, 4), dtype), normal_array((5, 4), dtype, seed=1)
+    for dtype in common.FLOATS:
+        z, g = common.normal_array((5, 4), dtype), common.normal_array((5, 4), dtype, seed=1)
         a = act.forward(np, z)
         grad = act.backward(np, z, a, g)
         z_own, g_own = z.copy(), g.copy()  # the model's buffers: the fast paths may overwrite them
@@ -74,22 +60,22 @@ def _act_inplace(reg, name):
         assert np.allclose(got, grad, rtol=1e-6, atol=1e-30), (
             "backward_inplace differs from backward (if forward_inplace writes a over z, backward must "
             "read only a)")
-        expect(got, z.shape, dtype, "backward_inplace")
+        common.expect(got, z.shape, dtype, "backward_inplace")
     return "float32, float64"
 
 
 def _act_array_api(reg, name):
-    if (xs := strict_namespace()) is None:
-        return NO_STRICT
+    if (xs := common.strict_namespace()) is None:
+        return common.NO_STRICT
     act = reg.create(name)
-    z, g = normal_array((5, 4), np.float64), normal_array((5, 4), np.float64, seed=1)
+    z, g = common.normal_array((5, 4), np.float64), common.normal_array((5, 4), np.float64, seed=1)
     zs = xs.asarray(z)
     a, a_xs = act.forward(np, z), act.forward(xs, zs)
-    agree("forward", xs, a_xs, a)
-    agree("backward", xs, act.backward(xs, zs, a_xs, xs.asarray(g)), act.backward(np, z, a, g))
+    common.agree("forward", xs, a_xs, a)
+    common.agree("backward", xs, act.backward(xs, zs, a_xs, xs.asarray(g)), act.backward(np, z, a, g))
     return "forward, backward"
 
 
-CHECKS = {"config": config_check, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
+CHECKS = {"config": common.config_check, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
                    "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "inplace": _act_inplace,
                    "array_api": _act_array_api}

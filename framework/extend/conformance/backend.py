@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import created_config, named
+from framework.extend.conformance import common
 from framework.special import direct
 
 
 def _backend_methods(reg, name):
-    be = named(reg, name)
+    be = common.named(reg, name)
     if isinstance(be, str):
         return f"skipped: not available here ({be})"
     rng, caps = np.random.default_rng(0), be.capabilities
@@ -86,4 +86,4 @@ def _direct_forms(be, A) -> None:
             + ("" if got.shape != want.shape else f", max difference {np.max(np.abs(got - want))}"))
 
 
-CHECKS = {"config": created_config, "methods": _backend_methods}
+CHECKS = {"config": common.created_config, "methods": _backend_methods}

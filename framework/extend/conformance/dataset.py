@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from framework.engine.data import TASKS, validate
-from framework.extend.conformance.common import created_config, small
+from framework.extend.conformance import common
 
 
 def _data_loads(reg, name):
-    ds = small(reg, name)
+    ds = common.small(reg, name)
     if isinstance(ds, str):
         return f"skipped: needs settings ({ds})"
     assert ds.task in TASKS, f"task {ds.task!r} is not one of {TASKS}"
@@ -20,7 +20,7 @@ def _data_loads(reg, name):
 def _data_seeded(reg, name):
     if "seed" not in reg.defaults(name):
         return "skipped: no seed argument (a fixed data set)"
-    a, b, c = (small(reg, name, seed=s) for s in (0, 0, 1))
+    a, b, c = (common.small(reg, name, seed=s) for s in (0, 0, 1))
     if isinstance(a, str):
         return f"skipped: needs settings ({a})"
     assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y), "the same seed gave different data"
@@ -28,4 +28,4 @@ def _data_seeded(reg, name):
     return "same seed, same data"
 
 
-CHECKS = {"config": created_config, "loads": _data_loads, "seeded": _data_seeded}
+CHECKS = {"config": common.created_config, "loads": _data_loads, "seeded": _data_seeded}

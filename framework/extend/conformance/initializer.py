@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import config_check, finite
+from framework.extend.conformance import common
 
 
 def _init_shape_dtype(reg, name):
     init = reg.create(name)
-    w = finite("init(rng, (5, 7))", lambda: np.asarray(init(np.random.default_rng(0), (5, 7))))
+    w = common.finite("init(rng, (5, 7))", lambda: np.asarray(init(np.random.default_rng(0), (5, 7))))
     assert w.shape == (5, 7), f"init(rng, (5, 7)) has shape {w.shape}"
     assert w.dtype.kind == "f", f"init returned dtype {w.dtype}; return floats (float64 on the host)"
     return f"(5, 7) {w.dtype}"
@@ -35,5 +35,5 @@ def _init_variance(reg, name):
     return f"var {got:.4g} vs {expected:.4g}"
 
 
-CHECKS = {"config": config_check, "dtype_shape": _init_shape_dtype, "seeded": _init_seeded,
+CHECKS = {"config": common.config_check, "dtype_shape": _init_shape_dtype, "seeded": _init_seeded,
                     "variance": _init_variance}

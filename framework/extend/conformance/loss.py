@@ -3,18 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import (
-    EXTREME_TOL,
-    FLOATS,
-    NO_STRICT,
-    agree,
-    config_check,
-    expect,
-    finite,
-    strict_namespace,
-    unchanged,
-    worst_error,
-)
+from framework.extend.conformance import common
 from framework.gradcheck import check_loss, sample_loss_inputs
 
 
@@ -44,20 +33,20 @@ def _loss_extreme_inputs(loss, big, dtype):
 def _loss_gradcheck(reg, name):
     loss = reg.create(name)
     pred, target, weight = _loss_inputs(loss, shape=(7, 3), seed=3)
-    return worst_error([check_loss(loss, pred, target, w) for w in (None, weight)])
+    return common.worst_error([check_loss(loss, pred, target, w) for w in (None, weight)])
 
 
 def _loss_extreme(reg, name):
     loss = reg.create(name)
     for big in (1e3, 1e4):
-        for dtype in FLOATS:
+        for dtype in common.FLOATS:
             pred, target, what = _loss_extreme_inputs(loss, big, dtype)
-            finite(f"forward at {what}", lambda p=pred, t=target: loss.forward(np, p, t))
-            finite(f"backward at {what}", lambda p=pred, t=target: loss.backward(np, p, t))
-    if loss.on_probabilities:  # a finite-difference step would leave [0, 1]
-        return f"finite at {what}"
+            common.finite(f"forward at {what}", lambda p=pred, t=target: loss.forward(np, p, t))
+            common.finite(f"backward at {what}", lambda p=pred, t=target: loss.backward(np, p, t))
+    if loss.on_probabilities:  # a common.finite-difference step would leave [0, 1]
+        return f"common.finite at {what}"
     pred, target, _ = _loss_extreme_inputs(loss, 1e3, np.float64)
-    return worst_error([check_loss(loss, pred, target, tol=EXTREME_TOL)])
+    return common.worst_error([check_loss(loss, pred, target, tol=common.EXTREME_TOL)])
 
 
 def _loss_weight(reg, name):
@@ -75,52 +64,52 @@ def _loss_weight(reg, name):
 
 def _loss_dtype_shape(reg, name):
     loss = reg.create(name)
-    for dtype in FLOATS:
+    for dtype in common.FLOATS:
         pred, target, weight = _loss_inputs(loss, dtype)
         for w in (None, weight):
             value = loss.forward(np, pred, target, w)
             assert np.ndim(value) == 0, f"forward returns shape {np.shape(value)}, expected a 0-d array"
-            expect(value, (), dtype, "forward")
-            expect(loss.backward(np, pred, target, w), pred.shape, dtype, "backward")
+            common.expect(value, (), dtype, "forward")
+            common.expect(loss.backward(np, pred, target, w), pred.shape, dtype, "backward")
     return "float32, float64"
 
 
 def _loss_no_mutation(reg, name):
     loss = reg.create(name)
-    for dtype in FLOATS:
+    for dtype in common.FLOATS:
         pred, target, weight = _loss_inputs(loss, dtype)
         before = pred.copy(), target.copy(), weight.copy()
         loss.forward(np, pred, target, weight)
         loss.backward(np, pred, target, weight)
         for what, b, a in zip(("pred", "target", "weight"), before, (pred, target, weight)):
-            unchanged(what, b, a)
+            common.unchanged(what, b, a)
     return "pred, target, weight"
 
 
 def _loss_fused(reg, name):
     loss = reg.create(name)
-    for dtype in FLOATS:
+    for dtype in common.FLOATS:
         pred, target, weight = _loss_inputs(loss, dtype)
         for w in (None, weight):
             value, grad = loss.value_and_grad(np, pred, target, w)
             tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=0)
             assert np.allclose(value, loss.forward(np, pred, target, w), **tol), "value_and_grad value != forward"
             assert np.allclose(grad, loss.backward(np, pred, target, w), **tol), "value_and_grad grad != backward"
-            expect(grad, pred.shape, dtype, "value_and_grad's grad")
+            common.expect(grad, pred.shape, dtype, "value_and_grad's grad")
     return "= (forward, backward), float32/64, with and without weights"
 
 
 def _loss_array_api(reg, name):
-    if (xs := strict_namespace()) is None:
-        return NO_STRICT
+    if (xs := common.strict_namespace()) is None:
+        return common.NO_STRICT
     loss = reg.create(name)
     host = _loss_inputs(loss)
     pred, target, weight = (xs.asarray(x) for x in host)
-    agree("forward", xs, loss.forward(xs, pred, target, weight), loss.forward(np, *host))
-    agree("backward", xs, loss.backward(xs, pred, target, weight), loss.backward(np, *host))
+    common.agree("forward", xs, loss.forward(xs, pred, target, weight), loss.forward(np, *host))
+    common.agree("backward", xs, loss.backward(xs, pred, target, weight), loss.backward(np, *host))
     return "forward, backward"
 
 
-CHECKS = {"config": config_check, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
+CHECKS = {"config": common.config_check, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
              "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "fused": _loss_fused,
              "array_api": _loss_array_api}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from framework.engine.data import TASKS
-from framework.extend.conformance.common import config_check
+from framework.extend.conformance import common
 
 
 def _metric_inputs(task, rng, n=40, c=3):
@@ -39,4 +39,4 @@ def _metric_tasks(reg, name):
     return "; ".join(figures)
 
 
-CHECKS = {"config": config_check, "tasks": _metric_tasks}
+CHECKS = {"config": common.config_check, "tasks": _metric_tasks}

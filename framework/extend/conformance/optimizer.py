@@ -3,35 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import (
-    FLOATS,
-    NO_STRICT,
-    agree,
-    config_check,
-    expect,
-    finite,
-    normal_array,
-    strict_namespace,
-    unchanged,
-)
+from framework.extend.conformance import common
 from framework.flat import flat_zeros
 
 _A = np.array([1.0, 10.0])   # the quadratic f(p) = sum(A p^2) / 2, gradient A p
 
 
 def _params(dtype, seed=0):
-    return {"w": normal_array((4, 3), dtype, seed), "b": normal_array((3,), dtype, seed + 1)}
+    return {"w": common.normal_array((4, 3), dtype, seed), "b": common.normal_array((3,), dtype, seed + 1)}
 
 
 def _opt_dtype_shape(reg, name):
-    for dtype in FLOATS:
+    for dtype in common.FLOATS:
         opt, params = reg.create(name), _params(dtype)
         arrays = dict(params)
         for _ in range(2):
             opt.step(params, _params(dtype, seed=2))
         for k, p in params.items():
             assert p is arrays[k], f"step replaced params[{k!r}]; update the array in place (p -= ...)"
-            expect(p, arrays[k].shape, dtype, f"params[{k!r}]")
+            common.expect(p, arrays[k].shape, dtype, f"params[{k!r}]")
     return "float32, float64"
 
 
@@ -41,12 +31,12 @@ def _opt_no_mutation(reg, name):
     for _ in range(2):
         opt.step(params, grads)
     for k in grads:
-        unchanged(f"grads[{k!r}]", before[k], grads[k])
+        common.unchanged(f"grads[{k!r}]", before[k], grads[k])
     return "grads"
 
 
 def _opt_extreme(reg, name):
-    for dtype in FLOATS:
+    for dtype in common.FLOATS:
         opt, params = reg.create(name), {"p": np.zeros(9, dtype)}
         grads = {"p": np.array([-1e4, -1e3, -1e-30, 0.0, 1e-30, 1e3, 1e4, 0.0, 0.0], dtype)}
 
@@ -55,13 +45,13 @@ def _opt_extreme(reg, name):
             return params["p"]
 
         for _ in range(3):
-            finite(f"{np.dtype(dtype)} params after a step with grads {grads['p'].tolist()}", step)
+            common.finite(f"{np.dtype(dtype)} params after a step with grads {grads['p'].tolist()}", step)
     return "grads in [-1e4, 1e4]"
 
 
 def _opt_array_api(reg, name):
-    if (xs := strict_namespace()) is None:
-        return NO_STRICT
+    if (xs := common.strict_namespace()) is None:
+        return common.NO_STRICT
     host, grads = _params(np.float64), _params(np.float64, seed=2)
     params = {k: xs.asarray(p) for k, p in host.items()}
     opt, opt_xs = reg.create(name), reg.create(name)
@@ -69,7 +59,7 @@ def _opt_array_api(reg, name):
         opt.step(host, grads)
         opt_xs.step(params, {k: xs.asarray(g) for k, g in grads.items()})
     for k in host:
-        agree(f"params[{k!r}] after 2 steps", xs, params[k], host[k])
+        common.agree(f"params[{k!r}] after 2 steps", xs, params[k], host[k])
     return "2 steps"
 
 
@@ -141,6 +131,6 @@ def _opt_flat(reg, name):
     return f"{len(grads)} steps, flat = per parameter"
 
 
-CHECKS = {"config": config_check, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
+CHECKS = {"config": common.config_check, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
                   "extreme": _opt_extreme, "decrease": _opt_decrease, "state_dict": _opt_state_dict,
                   "flat": _opt_flat, "array_api": _opt_array_api}

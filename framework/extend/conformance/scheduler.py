@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance.common import config_check
+from framework.extend.conformance import common
 
 
 def _sched_lr(reg, name, base=0.1, spe=7, epochs=10):
@@ -31,4 +31,4 @@ def _sched_warmup(reg, name, base=0.1, spe=5, epochs=6):
     return f"linear over {steps} steps"
 
 
-CHECKS = {"config": config_check, "lr": _sched_lr, "warmup": _sched_warmup}
+CHECKS = {"config": common.config_check, "lr": _sched_lr, "warmup": _sched_warmup}
