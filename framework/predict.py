@@ -6,6 +6,9 @@ name only (extra columns, such as the target, are ignored; a missing one is an e
 without feature names (trained on an .npz) takes a file of exactly its feature count, in order.
 Output CSV, one row per input row: `class` and `p_<label>` per class for classification,
 `prediction` (or `prediction_<j>` for several targets) for regression; stdout without `--out`.
+
+RUN_ID_OR_FOLDER may also be a registered model, `models:/NAME@best` (`tracking.register_model=NAME`) or
+`models:/NAME/VERSION`: the registry names the run whose weights are used.
 """
 from __future__ import annotations
 
@@ -61,8 +64,8 @@ def table(model: TrainedModel, X: np.ndarray) -> tuple[list[str], list[list]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m framework.predict", description=__doc__.split("\n\n")[1])
     parser.add_argument("source", metavar="RUN_ID_OR_FOLDER",
-                        help="an MLflow run id (or its first characters), or a folder with weights.npz + config.yaml "
-                             "(an artifact folder, or a Hydra run folder)")
+                        help="an MLflow run id (or its first characters), models:/NAME@ALIAS, or a folder with "
+                             "weights.npz + config.yaml (an artifact folder, or a Hydra run folder)")
     parser.add_argument("data", metavar="DATA.csv", help="rows to predict, with a header row")
     parser.add_argument("--out", metavar="FILE", help="write the predictions here (default: stdout)")
     parser.add_argument("--uri", help="MLflow store to look the run id up in (default: the project's)")
@@ -72,7 +75,13 @@ def main(argv=None) -> int:
     parser.add_argument("--delimiter", default=",", help="of DATA.csv (default: %(default)r)")
     args = parser.parse_args(argv)
     try:
-        model = load(args.source, args.uri, args.plugins)
+        source = args.source
+        if source.startswith("models:/"):  # the model registry's name for a run's model
+            from framework.tracking import store_uri
+            from framework.tracking.mlmodel import run_of
+
+            source = run_of(source, store_uri(args.uri))
+        model = load(source, args.uri, args.plugins)
         header, rows = table(model, features_of(model, args.data, args.delimiter))
     except (FrameworkError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

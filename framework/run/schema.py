@@ -126,6 +126,8 @@ SCHEMA: dict[str, Spec] = {
     "tracking.plugin_plots": BOOL,
     "tracking.skip_finished": BOOL,
     "tracking.timeout_s": POSITIVE,
+    "tracking.register_model": Spec("str", null=True, note="a model registry name"),
+    "tracking.system_every": Spec("float", lo=0, open_lo=True, null=True, note="seconds; null: no system metrics"),
     "plugins.paths": Spec("strs", note="plugin folders"),
     "plugins.check": BOOL,
 }

@@ -170,7 +170,8 @@ class Tracking:
         start = RunStart(secrets.token_hex(16), t.experiment, now_ms(), run_name(t.run_name, self.cfg, differs),
                          params, tags, parent=up, resume_run_id=resume_run_id, uri=self.uri)
         callback = RunLogger(RunLogWriter(self.folder, start), self.cfg, task, int(t.log_every_n_batches),
-                             bool(t.plugin_plots), differs)
+                             bool(t.plugin_plots), differs, None if sid else t.get("register_model"),  # a sweep's:
+                             t.get("system_every"))  # its best job's model, at the sweep's end
         if long:
             import yaml
 

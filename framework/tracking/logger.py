@@ -1,10 +1,13 @@
 """The trainer callback that writes the run log (`framework.tracking.runlog`): the training side of tracking.
 
-Per flush (`trainer.flush_every` batches, and each epoch end) one block of per-batch rows, per epoch
-one row of epoch metrics (each: one write to runlog/points.f64 and one journal line) and, with
-`tracking.histograms=epoch`, one `Histograms` line (weights and last-batch gradients per parameter);
-at the end the final metrics, failure tags, the artifact files (config.yaml, overrides.yaml,
-weights.npz, histograms.json; checkpoint/ when there is one) and the data of the plots.
+At the start the data sets (`DataSets`: digests, source, an input example), the model summary (params
+`model.parameters*`) and a first row of system metrics (`framework.tracking.system`; then every
+`tracking.system_every` s, checked at each flush, and at the end). Per flush (`trainer.flush_every`
+batches, and each epoch end) one block of per-batch rows, per epoch one row of epoch metrics (each: one
+write to runlog/points.f64 and one journal line) and, with `tracking.histograms=epoch`, one `Histograms`
+line (weights and last-batch gradients per parameter); at the end the final metrics, failure tags, the
+artifact files (config.yaml, overrides.yaml, weights.npz, histograms.json; checkpoint/ when there is one)
+and the data of the plots.
 The journal is flushed to the OS after every record group, so killing the process loses at most the
 rows since the last flush. Nothing here imports mlflow or matplotlib.
 """
@@ -21,10 +24,12 @@ from omegaconf import OmegaConf
 
 from framework.engine.callbacks import BatchRecord, Callback
 from framework.engine.weights import export
+from framework.tracking.datasets import describe
 from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import End, Histograms, Params, Tags
 from framework.tracking.notes import NOTE, job_note
 from framework.tracking.runlog import RunLogWriter, now_ms
+from framework.tracking.system import SystemSampler
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit; longer values go to the artifact long_params.yaml
 LONG_PARAMS = "long_params.yaml"
@@ -44,10 +49,11 @@ class RunLogger(Callback):
     that failed before training)."""
 
     def __init__(self, log: RunLogWriter, cfg, overrides: list[str], every: int, plugin_plots: bool,
-                 differs: list[str] = ()):
+                 differs: list[str] = (), register: str | None = None, system_every: float | None = None):
         self.log, self.cfg, self.overrides, self.every = log, cfg, overrides, every
         self.differs = list(differs)  # the overrides in the run's description (`notes.differences`)
-        self.plugin_plots = plugin_plots
+        self.plugin_plots, self.register = plugin_plots, register  # register: the MLflow model's registry name
+        self.system = SystemSampler(system_every) if system_every else None  # from now: the start sample's span
         self.artifacts: list[str] = []
         self.histograms = cfg.get("tracking", {}).get("histograms", "epoch") == "epoch"
         self.epoch_histograms: list[Histograms] = []
@@ -62,6 +68,11 @@ class RunLogger(Callback):
         self.log.append(Params({"model.sizes": str(model.sizes)}))
         dtype = getattr(model.dtype, "__name__", str(model.dtype))
         self.log.append(Tags({"backend": model.backend.name, "dtype": dtype, "device": str(model.backend.device)}))
+        self.log.append(describe(self.cfg.data, trainer.splits))
+        self.log.append(Params(model_summary(model.sizes)))
+        if self.system is not None and model.backend.name == "cupy":
+            self.system.gpu = model.backend.device_id
+        self._sample_system(force=True)
         self.log.flush()
 
     def on_batches(self, trainer, record: BatchRecord) -> None:
@@ -71,7 +82,14 @@ class RunLogger(Callback):
             steps, values = steps[keep], values[keep]
         if len(steps):
             self.log.add_points(record.keys, steps, values, now_ms())
-            self.log.flush()
+        self._sample_system()
+        self.log.flush()
+
+    def _sample_system(self, force: bool = False) -> None:
+        """A row of system metrics (`framework.tracking.system`) when `tracking.system_every` s have passed."""
+        if self.system is not None and (force or self.system.due()):
+            step, sample = self.system.count, self.system.sample()
+            self.log.add_points(list(sample), np.array([step]), np.array([list(sample.values())]), now_ms())
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
         self.log.add_points(list(logs), np.array([epoch]), np.array([list(logs.values())]), now_ms())
@@ -79,6 +97,7 @@ class RunLogger(Callback):
             record = epoch_histograms(trainer.model, epoch, trainer.step - 1, self._offsets)
             self.epoch_histograms.append(record)
             self.log.append(record)
+        self._sample_system()
         self.log.flush()
 
     def on_train_end(self, trainer, status: str, logs: dict[str, float]) -> None:
@@ -86,10 +105,11 @@ class RunLogger(Callback):
         if final:
             self.log.add_points(list(final), np.array([max(trainer.epoch - 1, 0)]),
                                 np.array([list(final.values())]), now_ms())
+        self._sample_system(force=True)
         if trainer.failure:
             self.log.append(Tags({f"failure.{k}": v for k, v in trainer.failure.items()}))
         self.log.append(Tags({NOTE: job_note(self.differs, logs, status)}))
-        self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status)))
+        self.log.close(End(status, now_ms(), self._artifacts(trainer), self._plots(trainer, status), self.register))
 
     def _artifacts(self, trainer) -> list[str]:
         folder = self.log.folder
@@ -128,6 +148,13 @@ class RunLogger(Callback):
         if self.plugin_plots:
             spec["plugins"] = plugin_curves(self.cfg)
         return spec
+
+
+def model_summary(sizes: list[int]) -> dict[str, str]:
+    """Params: parameters per layer (`model.parameters.layers.<l>`: W (out, in) plus b (out,)) and in all."""
+    pairs = enumerate(zip(sizes, sizes[1:]))
+    per = {f"model.parameters.layers.{l}": n_in * n_out + n_out for l, (n_in, n_out) in pairs}
+    return {**{k: str(v) for k, v in per.items()}, "model.parameters": str(sum(per.values()))}
 
 
 EXPONENT_BITS, BIAS = 8, 127  # float32's

@@ -117,6 +117,21 @@ class End:
     end_ms: int
     artifacts: list[str] = field(default_factory=list)
     plots: dict | None = None
+    register: str | None = None  # tracking.register_model: register the run's MLflow model under this name
+
+
+@dataclass
+class DataSets:
+    """The run's data (`framework.tracking.datasets.describe`): `splits` {"train" / "val" / "test": {"digest":
+    sha256 hex of the split's X and y bytes as trained on, "features_shape", "targets_shape"}}, `source`
+    (the data set's name and arguments, or a CSV file's path and sha256), the raw feature names (None: unnamed)
+    and `example`: the first rows of train in raw feature space (the MLflow model's input example)."""
+
+    name: str
+    splits: dict[str, dict]
+    source: dict
+    features: list[str] | None
+    example: list[list[float]]
 
 
 @dataclass
@@ -135,9 +150,10 @@ class SweepEnd:
     failed: dict[str, str] = field(default_factory=dict)
     mode: str = "min"
     artifacts: list[str] = field(default_factory=list)
+    register: str | None = None  # tracking.register_model: register the best job's MLflow model
 
 
-RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histograms, End, SweepEnd)}
+RECORDS = {cls.__name__: cls for cls in (RunStart, Params, Tags, Metrics, Histograms, DataSets, End, SweepEnd)}
 ENDS = ("FINISHED", "FAILED", "KILLED")  # the statuses a run ends with
 _FIELDS = {cls: [(f, typing.get_type_hints(cls)[f.name]) for f in fields(cls)] for cls in RECORDS.values()}
 

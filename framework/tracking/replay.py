@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 
 from framework.tracking.masking import MASK, mask_secrets
-from framework.tracking.messages import End, Metrics, Params, RunStart, SweepEnd, Tags
+from framework.tracking.messages import DataSets, End, Metrics, Params, RunStart, SweepEnd, Tags
 from framework.tracking.places import artifact_location
 from framework.tracking.runlog import (
     JOURNAL,
@@ -224,7 +224,13 @@ class RunSync:
         client = self.store.client
         if isinstance(record, End):
             self._upload(record, line)
+            if record.status == "FINISHED":
+                self._model(record)
             client.set_terminated(self.run_id, record.status, record.end_ms)
+        elif isinstance(record, DataSets):
+            from framework.tracking.mlmodel import log_datasets
+
+            log_datasets(client, self.run_id, record)
         elif isinstance(record, SweepEnd):
             parent = client.get_run(self.run_id)
             children = search(client, [parent.info.experiment_id], tag_equals("mlflow.parentRunId", self.run_id))
@@ -246,9 +252,28 @@ class RunSync:
                 else:
                     tags.update({"sweep.best_run_id": best, "sweep.best_run_name": client.get_run(best).info.run_name})
                     client.log_metric(self.run_id, key, record.value, timestamp=record.end_ms, step=0)
+                    if record.register:  # the best job whole first (synced later, the parent comes before its jobs)
+                        from framework.tracking.mlmodel import register
+
+                        other = RunSync(job, self.store)
+                        other.claim(block=True)
+                        try:
+                            other.step()
+                            register(client, record.register, best)
+                        except Damaged as e:
+                            self._refuse(line, "SweepEnd best job", record.best, e, "its model is not registered")
+                        finally:
+                            other.lock.release()
             log_params_tags(client, self.run_id, tags=tags)
             self._log_files(record.artifacts, line, "SweepEnd artifacts")
             client.set_terminated(self.run_id, record.status, record.end_ms)
+
+    def _model(self, end: End) -> None:
+        """The run's MLflow model (`framework.tracking.mlmodel`), registered as `end.register` if set."""
+        from framework.tracking.mlmodel import log_model, register
+
+        if log_model(self.store.client, self.folder, self.run_id, self.journal.records) and end.register:
+            register(self.store.client, end.register, self.run_id)
 
     def _start(self, r: RunStart) -> tuple[str, dict[str, str]]:
         """The store run of `r` (created, reopened or found) and the params still to log to it."""

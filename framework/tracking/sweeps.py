@@ -79,7 +79,8 @@ class SweepParent:
                           report is not None)
         self.log.append(Tags({NOTE: note}))
         self.log.close(SweepEnd(status, now_ms(), metric, best and str(best[1].relative_to(self.folder.resolve())),
-                                best and best[0], len(jobs), failed, mode, [report.name] if report else []))
+                                best and best[0], len(jobs), failed, mode, [report.name] if report else [],
+                                self.tracking.get("register_model")))
         synced = self._wait([self.folder]).get(str(self.folder)) if self.online else None
         return self.where(synced, best and (best[0], starts[best[1]], best[1]), len(jobs), len(failed))
 

@@ -79,13 +79,16 @@ def test_every_point_param_tag_and_artifact_arrives(uri, store, tmp_path):
         assert history(client, tracker.run_id, key) == [0, 1, 2], key
     assert {"val/accuracy", "epoch/seconds", "epoch/samples_per_second"} <= set(trainer.history)
     assert {k for k in run.data.metrics if k.startswith("test/")} >= {"test/loss", "test/accuracy"}
+    system = [k for k in run.data.metrics if k.startswith("system/")]  # a start and an end sample
     assert tracker.callback.points == 27 * 7 + 3 * len(trainer.history) + sum(
-        k.startswith("test/") for k in run.data.metrics)
+        k.startswith("test/") for k in run.data.metrics) + 2 * len(system)
     assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"]
     assert mlflow.MlflowClient(uri).get_experiment_by_name("test").tags["mlflow.experimentKind"] == \
         "custom_model_development"
 
-    assert run.data.params == {**{k: str(v) for k, v in flatten(cfg).items()}, "model.sizes": "[2, 8, 2]"}
+    assert run.data.params == {**{k: str(v) for k, v in flatten(cfg).items()}, "model.sizes": "[2, 8, 2]",
+                               "model.parameters.layers.0": "24", "model.parameters.layers.1": "18",
+                               "model.parameters": "42"}
     assert {k: run.data.tags[k] for k in ("backend", "dtype", "device")} == {
         "backend": "numpy", "dtype": "float32", "device": "cpu"}
 
