@@ -10,7 +10,10 @@ into a new SQLite store, starts `mlflow ui` on 127.0.0.1 on it, and drives headl
 - `ui_chart.png`: the chart view (the second of the three view buttons), "val/accuracy" typed into
   *Search metric charts*;
 - `ui_parent.png`: the sweep's parent run, *Overview*, *Show more*: its description (the groups table);
-- `ui_report.png`: the parent run's *Artifacts* tab, `report.html` selected (only when the sweep logged one).
+- `ui_models.png`: the same table with *Columns* -> Dataset and Models ticked again: each job's data sets
+  (training, validation, testing) and its MLflow model;
+- `ui_report.png`: the parent run's *Artifacts* tab, `report.html` selected (only when the sweep logged one);
+- `ui_system.png`: the best job's *System metrics* tab.
 Nothing leaves 127.0.0.1; each PNG is checked to stay under `MAX_BYTES`. The parent's page is opened at the
 address a job prints (`...#/experiments/<id>/runs/<id>?workflowType=machine_learning`), and the script stops
 if that shows MLflow's GenAI view ("Evaluation runs") instead of the model-training view.
@@ -71,17 +74,18 @@ def start_ui(uri: str, port: int) -> subprocess.Popen:
     raise SystemExit("mlflow ui did not start within 180 s")
 
 
-def parent_run(uri: str) -> tuple[str, str, bool]:
-    """(experiment id, the sweep parent's run id, whether it has a report.html artifact)."""
+def parent_run(uri: str) -> tuple[str, str, bool, str]:
+    """(experiment id, the sweep parent's run id, whether it has a report.html artifact, its best job's run id)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
     (parent,) = client.search_runs(["0"], "tags.`sweep.role` = 'parent'")
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    return parent.info.experiment_id, parent.info.run_id, "report.html" in names
+    return (parent.info.experiment_id, parent.info.run_id, "report.html" in names,
+            parent.data.tags["sweep.best_run_id"])
 
 
-def shoot(base: str, experiment: str, parent: str, report: bool, out: Path) -> list[Path]:
+def shoot(base: str, experiment: str, parent: str, report: bool, best: str, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -108,6 +112,15 @@ def shoot(base: str, experiment: str, parent: str, report: bool, out: Path) -> l
         page.wait_for_timeout(1500)
         shots.append(save(page, out / "ui_runs.png"))
 
+        page.get_by_role("button", name="Columns").click()
+        for name in UNTICK[::2]:  # Dataset, Models
+            search.fill(name)
+            page.wait_for_timeout(300)
+            page.locator(".du-bois-light-tree-title").filter(has_text=re.compile(f"^{re.escape(name)}$")).first.click()
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(1500)
+        shots.append(save(page, out / "ui_models.png"))
+
         page.locator("label:has(input[name=runs-view-mode][value=CHART])").click()
         page.get_by_placeholder("Search metric charts").fill(CHART)
         page.wait_for_timeout(4000)
@@ -128,6 +141,10 @@ def shoot(base: str, experiment: str, parent: str, report: bool, out: Path) -> l
             shots.append(save(page, out / "ui_report.png"))
         else:
             print("the sweep logged no report.html (framework.report missing): ui_report.png not made", file=sys.stderr)
+
+        page.goto(f"{base}/#/experiments/{experiment}/runs/{best}/system-metrics?workflowType=machine_learning")
+        page.wait_for_timeout(5000)
+        shots.append(save(page, out / "ui_system.png"))
         browser.close()
     return shots
 

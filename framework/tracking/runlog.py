@@ -2,9 +2,10 @@
 
     <run folder>/runlog/
       journal.jsonl       one record per line (`framework.tracking.messages`: RunStart, Params, Tags,
-                          Metrics, End / SweepEnd), appended in order; a line without its newline is
-                          an unfinished write and is ignored; a line that is not a record (or a record out
-                          of place) ends what is read: the run log is damaged there (`Damaged`)
+                          Metrics, Histograms, DataSets, End / SweepEnd), appended in order; a line
+                          without its newline is an unfinished write and is ignored; a line that is not a
+                          record (or a record out of place) ends what is read: the run log is damaged there
+                          (`Damaged`)
       points.f64          the points of every `Metrics` record, appended: (n, 2 + k) rows of raw
                           little-endian float64 (step, timestamp ms, one value per key) at the record's
                           byte `offset` (each record's right after the previous one's), with their CRC-32,
