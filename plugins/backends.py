@@ -38,7 +38,7 @@ class ScipyBlas:
     (both then get the thread limit). Pickles as a fresh load (f2py routines do not pickle)."""
 
     def __init__(self):
-        from scipy.linalg import blas  # ~0.1 s at the first import
+        from scipy.linalg import blas  # imported when a NumPy backend is made, not with this module
 
         self._axpy = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
         self._dot = {np.dtype(np.float32): blas.sdot, np.dtype(np.float64): blas.ddot}

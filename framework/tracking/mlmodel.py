@@ -80,7 +80,7 @@ def log_datasets(client, run_id: str, record: DataSets) -> None:
 
 def _prepare() -> None:
     """What logging a model first costs in a process, done at the run's start (beside training, not after it):
-    the pyfunc and BLAS imports and MLflow's map of installed packages (~1.4 s here), which `Model.log` reads to
+    the pyfunc and BLAS imports and MLflow's map of installed packages, which `Model.log` reads to
     check the pip requirements (`mlflow.utils.requirements_utils`, an internal name: skipped if it moves)."""
     import mlflow.pyfunc  # noqa: F401
     import scipy.linalg  # noqa: F401 - the NumPy backend's BLAS, which `from_files` loads

@@ -152,7 +152,7 @@ def ema(values, half: float) -> np.ndarray:
     """Exponential moving average with half-life `half` points (a point's weight halves every `half`
     points: y_t = a x_t + (1 - a) y_(t-1), a = 1 - 2^(-1/half)), bias-corrected at the start (divided by
     1 - (1 - a)^(t+1), as Adam's moments); a NaN stays NaN from there on. NumPy only (scipy.signal's
-    lfilter would cost its ~1 s import): per block of <= 200 half-lives, y_(s+i) = (1 - a)^i ((1 - a)
+    lfilter would cost its import): per block of <= 200 half-lives, y_(s+i) = (1 - a)^i ((1 - a)
     y_(s-1) + a cumsum_j((1 - a)^-j x_(s+j))), the scale factors within 2^200."""
     v = np.asarray(values, float)
     a = 1.0 - 0.5 ** (1.0 / half)

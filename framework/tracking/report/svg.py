@@ -1,7 +1,6 @@
 """SVG written as text: the one renderer of the project's charts (the run's plots, the plugins' pictures,
-the sweep report). No matplotlib: a chart costs about a millisecond instead of matplotlib's import
-(~1 s) and ~0.3 s of drawing, and the output is plain text a browser, MLflow's artifact viewer or a
-report page shows as it is.
+the sweep report). No matplotlib: a chart costs no heavy import and little drawing, and the output is plain
+text a browser, MLflow's artifact viewer or a report page shows as it is.
 
     Axes([("val/loss", epochs, values, "-")], "loss", "epoch", "loss", ylog=True).svg()
     heatmap(counts, edges, "layers.0.W weights", "epoch")
