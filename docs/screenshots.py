@@ -25,15 +25,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.servers import free_port, wait_until  # noqa: E402
+
 MAX_BYTES = 300_000
 SWEEP = ["activation=relu,tanh", "optimizer.lr=0.01,0.1", "seed=0,1", "trainer.epochs=8", "trainer.progress=none"]
 COLUMNS = ["activation.name", "optimizer.lr", "seed", "val/loss", "test/accuracy"]
@@ -42,12 +44,6 @@ CHART = "val/accuracy"
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 CLOSED_ASSISTANT = ("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
                     "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def train_sweep(folder: Path) -> str:
@@ -63,15 +59,20 @@ def start_ui(uri: str, port: int) -> subprocess.Popen:
     ui = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                            "--port", str(port), "--workers", "1"], env=ENV, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
-    give_up = time.monotonic() + 180
-    while time.monotonic() < give_up:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return ui
+            return True
         except OSError:
-            time.sleep(1)
-    os.killpg(ui.pid, signal.SIGTERM)
-    raise SystemExit("mlflow ui did not start within 180 s")
+            return False
+
+    try:
+        wait_until(answers, ui, "mlflow ui", timeout=180)
+    except BaseException:
+        os.killpg(ui.pid, signal.SIGTERM)
+        raise
+    return ui
 
 
 def parent_run(uri: str) -> tuple[str, str, bool, str]:

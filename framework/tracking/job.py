@@ -208,7 +208,7 @@ class Tracking:
             return []  # a sweep's end says where its runs went
         if not self.online:
             return [f"run log  {self.folder} (offline: in no store yet)",
-                    f"sync     {sync_command(self.folder, mask_secrets(self.uri))}"]
+                    f"sync     {sync_command(self.folder, self.uri)}"]
         run_id = (self.synced and self.synced.run_id) or self.run_id
         if run_id is None:
             return []  # the store has not created the run (the warning above says why)

@@ -87,12 +87,12 @@ class SweepParent:
     def where(self, synced, best, runs: int, failed: int) -> list[str]:
         """The parent run id (prefix, full), the best job (id, swept values, objective), the report's path
         and the runs-table command; offline the sweep folder and the sync command (last)."""
-        from framework.tracking.job import ui_address
+        from framework.tracking.job import sync_command, ui_address
 
         count = f"{runs} runs" + (f", {failed} failed" if failed else "")
         if not self.online:
             return [f"sweep   {self.folder} ({count}; offline: in no store yet)",
-                    f"sync    python -m framework.sync {self.folder} --uri {mask_secrets(self.uri)}"]
+                    f"sync    {sync_command(self.folder, self.uri)}"]
         parent = read_ack(self.folder, self.uri)["run_id"]
         if parent is None:
             return [f"sweep   {self.folder} ({count}; not in {mask_secrets(self.uri)} yet: see above)"]
@@ -134,9 +134,10 @@ class SweepParent:
         synced = process.wait_synced(folders, float(self.tracking.timeout_s) * max(1, len(folders)))
         missing = [str(f) for f in folders if str(f) not in synced or synced[str(f)].missing]
         if missing:
-            log.warning("mlflow: %d run(s) not complete in %s yet (%s); the run logs keep them: "
-                        "python -m framework.sync %s --uri %s", len(missing), mask_secrets(self.uri),
-                        next((s.missing for s in synced.values() if s.missing), "timed out"), self.folder,
-                        mask_secrets(self.uri))
+            from framework.tracking.job import sync_command
+
+            log.warning("mlflow: %d run(s) not complete in %s yet (%s); the run logs keep them: %s", len(missing),
+                        mask_secrets(self.uri), next((s.missing for s in synced.values() if s.missing), "timed out"),
+                        sync_command(self.folder, self.uri))
         return synced
 
