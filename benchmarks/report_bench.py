@@ -116,11 +116,12 @@ def fit_seconds(tmp: Path, histograms: str) -> tuple[float, float, float]:
     """(CPU seconds, wall seconds, CPU seconds in `RunLogger.on_epoch_end`) of one `Trainer.fit` of the
     default job with its `RunLogger` (run log written)."""
     from framework.engine.callbacks import Callback
+    from framework.run.config import compose, register_configs
     from framework.tracking.logger import RunLogger
     from framework.train import build
-    from tests.helpers import make_cfg
 
-    cfg = make_cfg("trainer.progress=none", f"tracking.histograms={histograms}")
+    register_configs()
+    cfg = compose(["tracking.enabled=false", "trainer.progress=none", f"tracking.histograms={histograms}"])
     folder = tmp / secrets.token_hex(4)
 
     class Logger(RunLogger):  # the code that differs between the two modes, timed inside the loop
@@ -172,7 +173,10 @@ def main() -> None:
                          f"{on / off:.3f}x", "<= 1.05x"))
             rows.append((f"(d) the same fits' on_epoch_end: {1e3 * end_on:.1f} ms on / {1e3 * end_off:.1f} ms off; "
                          f"(on - off) / the fit's CPU time off", f"{(end_on - end_off) / off:.1%}", "<= 5 %"))
+    from benchmarks.machine import describe
+
     width = max(len(r[0]) for r in rows)
+    print(describe())
     print(f"{'measure':<{width}}  {'value':>10}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>10}  {target}")

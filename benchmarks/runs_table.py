@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.helpers.make_cfg: the config a job logs
+sys.path.insert(0, str(ROOT))
 SWEEPS, JOBS, EPOCHS, BATCHES, REPEATS = 10, 100, 10, 50, 5
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT)}
 
 
 def config_params() -> dict[str, str]:
     """The default job's flattened config as `framework.train` logs it (~60 keys)."""
-    from framework.run.config import flatten
-    from tests.helpers import make_cfg
+    from framework.run.config import compose, flatten, register_configs
 
-    return {k: str(v) for k, v in flatten(make_cfg()).items()}
+    register_configs()
+    return {k: str(v) for k, v in flatten(compose(["tracking.enabled=false", "trainer.progress=none"])).items()}
 
 
 def build(uri: str) -> None:
@@ -102,6 +102,9 @@ def main(argv=None) -> None:
             print(f"store of {SWEEPS * (JOBS + 1):,} runs built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         rows = [("default (the latest sweep's jobs)", timed(uri)), ("--all (every run)", timed(uri, "--all")),
                 ("--all --wide", timed(uri, "--all", "--wide"))]
+    from benchmarks.machine import describe
+
+    print(describe())
     print(f"| `python -m framework.runs` on {SWEEPS * JOBS:,} runs (+{SWEEPS} parents), SQLite | best | median "
           f"| bound |")
     print("|---|---:|---:|---:|")

@@ -176,10 +176,9 @@ def main() -> None:
     p.add_argument("--only", default="abcdef", help="which rows, e.g. 'a,c,e'")
     args = p.parse_args()
     only = set(args.only.replace(",", ""))
-    from threadpoolctl import threadpool_info
+    from benchmarks.machine import describe
 
-    blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}" for i in threadpool_info())
-    print(f"repeats {args.repeats}, {os.cpu_count()} CPUs, BLAS {blas or 'none loaded'}", flush=True)
+    print(f"repeats {args.repeats}, {describe()}", flush=True)
     print(f"{'':4}{'what':26}{'baseline':>12} {'[runs]':36}{'contender':>12} {'[runs]':36}{'ratio':>7}  target",
           flush=True)
     with tempfile.TemporaryDirectory() as folder:

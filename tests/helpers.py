@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import copy
 
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl  # Hydra's own value-override code
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from benchmarks.servers import ENV  # noqa: F401 - the environment of the tests' subprocesses (telemetry off)
-from framework.run.config import CONF_DIR, GROUPS, node_for, register_configs
+from framework.run.config import CONF_DIR, GROUPS, compose, node_for, register_configs
 
 QUIET = ["tracking.enabled=false", "trainer.progress=none"]
 _registered: dict = {}     # (group, name) -> the plugin whose option is in Hydra's ConfigStore
@@ -44,8 +44,7 @@ def register() -> None:
 def compose_all(*overrides: str, hydra: bool = False):
     """One Hydra compose of the project's config with `overrides` (`hydra`: keep the `hydra.*` node)."""
     register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+    return compose(overrides, hydra)
 
 
 def make_cfg(*overrides: str):

@@ -48,6 +48,17 @@ def register_configs() -> None:
         cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
 
 
+def compose(overrides=(), hydra: bool = False) -> DictConfig:
+    """The config `python -m framework.train <overrides>` composes (before `framework.run.schema.check`),
+    `hydra`: with the `hydra.*` node. The registered plugins' options must be stored first
+    (`register_configs`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
 def experiment_presets() -> dict[str, Path]:
     """{NAME: path} of every `*.yaml` in experiments/ and its subfolders (`experiments/mnist1d/x.yaml` is
     `+experiment=x`); two files with one name are a ConfigError naming both."""
