@@ -4,7 +4,9 @@
 (a tampered config.yaml must not run files); plugin folders are imported only when the caller names them.
 
     model = framework.load("outputs/2026-11-29/12-00-00")   # or an MLflow run id (prefix), or an artifact folder
+    model = framework.load("runs")                           # a folder holding one run folder
     model = framework.load(run_id, plugins=["my_plugins/"])  # a model whose activation or loss is a user plugin
+    model = from_trainer(trainer)                            # a Trainer's model, as `load` gives it once saved
     model.predict(X)          # X (n, features) raw: class labels (n,), or values (n, k) for regression
     model.predict_proba(X)    # (n, classes) probabilities, columns in the order of model.classes
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.engine.weights import CONFIG, LAYOUTS, PIPELINE, WEIGHTS, parameters
+from framework.engine.weights import CONFIG, LAYOUTS, PIPELINE, WEIGHTS, export, parameters
 from framework.errors import ConfigError, ShapeError
 from framework.model import MLP
 from framework.registry import activations, losses
@@ -35,6 +37,10 @@ class TrainedModel:
         self.features = [str(f) for f in pipe["features"]] if "features" in pipe else None
         self.classes = pipe.get("classes")
         self.n_features = mlp.sizes[0]
+
+    def __repr__(self) -> str:
+        classes = "" if self.classes is None else f", classes={self.classes.tolist()}"
+        return f"TrainedModel(sizes={self.mlp.sizes}, task={self.task!r}{classes})"
 
     def scores(self, X) -> np.ndarray:
         """(n, outputs) float64 in target space."""
@@ -88,16 +94,30 @@ def from_files(weights: Path, config: Path, plugins=None) -> TrainedModel:
         raise ConfigError(f"the model uses {', '.join(dict.fromkeys(missing))}, not registered here{named}; "
                           "loading a model runs no code it names: give the plugin folder with "
                           "`--plugins DIR` (python -m framework.predict) or framework.load(..., plugins=[DIR])")
-    params = parameters(arrays)
     check_finite(weights, arrays)
-    sizes = [params["layers.0.W"].shape[1]] + [params[f"layers.{l}.W"].shape[0] for l in range(len(params) // 2)]
-    mlp = MLP(sizes, activation=_create(activations, cfg.activation),
-              output_activation=_create(activations, cfg.output_activation), dtype="float64")
+    act, out_act, loss = (_create(r, node) for r, node in ((activations, cfg.activation),
+                                                            (activations, cfg.output_activation), (losses, cfg.loss)))
     try:
-        mlp.load_state_dict(params)
+        return from_arrays(arrays, act, out_act, loss)
     except ValueError as e:
         raise ConfigError(f"'{weights}' is not a valid weights file: {e}") from None
-    return TrainedModel(mlp, _create(losses, cfg.loss), arrays)
+
+
+def from_arrays(arrays: dict[str, np.ndarray], activation, output_activation, loss) -> TrainedModel:
+    """The model of `export` arrays as `load` builds it: a float64 NumPy MLP (its sizes read off the weights;
+    `activation`: one for every hidden layer, or a list) with the arrays' input pipeline."""
+    params = parameters(arrays)
+    sizes = [params["layers.0.W"].shape[1]] + [params[f"layers.{l}.W"].shape[0] for l in range(len(params) // 2)]
+    mlp = MLP(sizes, activation=activation, output_activation=output_activation, dtype="float64")
+    mlp.load_state_dict(params)
+    return TrainedModel(mlp, loss, arrays)
+
+
+def from_trainer(trainer) -> TrainedModel:
+    """A `Trainer`'s model (as it is now) with its splits' input pipeline, as `load` gives it once a run
+    saved it: predicts on raw features (float64, NumPy)."""
+    acts = trainer.model.activations
+    return from_arrays(export(trainer), acts[:-1], acts[-1], trainer.loss)
 
 
 def read_config(path: Path):
@@ -151,24 +171,45 @@ def _create(registry, node):
     return registry.create(node.name, **kwargs(node))
 
 
-def load(source: str, uri: str | None = None, plugins=None) -> TrainedModel:
+def load(source, uri: str | None = None, plugins=None) -> TrainedModel:
     """The trained model of `source`: a folder (an artifact folder with weights.npz and config.yaml,
-    a Hydra run folder, a checkpoint folder) or the id (or id prefix) of a run in the MLflow store
+    a Hydra run folder, a checkpoint folder, or a folder holding exactly one of those, such as
+    `tracking.dir`; with several, a ConfigError lists them) or the id (or id prefix) of a run in the MLflow store
     `uri` (default: `framework.tracking.store_uri`). `plugins`: plugin folders to import (a model whose
     activation or loss is a user plugin needs them); nothing the model's own config names is imported."""
     from framework.tracking.table import RUN_ID
 
     folder = Path(source).expanduser()
-    if not folder.exists() and not RUN_ID.fullmatch(source.lower()):
+    if not folder.exists() and not RUN_ID.fullmatch(str(source).lower()):
         raise ConfigError(f"'{source}' is neither a folder nor a run id (32 hex digits, or their first few)")
-    if folder.exists():
-        for weights, config in LAYOUTS:
-            if (folder / weights).is_file() and (folder / config).is_file():
-                return from_files(folder / weights, folder / config, plugins)
-        raise ConfigError(f"'{source}' holds no trained model: expected weights.npz and config.yaml (an MLflow "
-                          f"run's artifacts), or a Hydra run folder with checkpoint/weights.npz and .hydra/config.yaml")
-    with tempfile.TemporaryDirectory() as tmp:
-        return from_files(*download(source, uri, Path(tmp)), plugins)
+    if not folder.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            return from_files(*download(str(source), uri, Path(tmp)), plugins)
+    found = model_files(folder)
+    if found:
+        return from_files(*found, plugins)
+    below = sorted(child for child in folder.iterdir() if child.is_dir() and model_files(child))
+    if len(below) == 1:
+        return from_files(*model_files(below[0]), plugins)
+    if below:
+        names = ", ".join(child.name for child in below[:MAX_LISTED]) + (
+            f" (+{len(below) - MAX_LISTED} more)" if len(below) > MAX_LISTED else "")
+        raise ConfigError(f"'{source}' holds {len(below)} runs: {names}; load one by its folder, e.g. "
+                          f"framework.load('{below[-1]}')")
+    raise ConfigError(f"'{source}' holds no trained model: expected weights.npz and config.yaml (an MLflow "
+                      f"run's artifacts), or a Hydra run folder with checkpoint/weights.npz and .hydra/config.yaml, "
+                      f"there or in one folder below it")
+
+
+MAX_LISTED = 10  # run folders a "holds N runs" error names
+
+
+def model_files(folder: Path) -> tuple[Path, Path] | None:
+    """(weights, config) of the first of `LAYOUTS` that `folder` holds, else None."""
+    for weights, config in LAYOUTS:
+        if (folder / weights).is_file() and (folder / config).is_file():
+            return folder / weights, folder / config
+    return None
 
 
 def download(run: str, uri: str | None, folder: Path) -> tuple[Path, Path]:

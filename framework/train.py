@@ -1,6 +1,8 @@
 """`python -m framework.train [overrides]`: one run composed by Hydra (`-m` for a sweep).
 
-`train(cfg) -> dict` is a plain function (final metrics plus "objective"); `main` only wraps it.
+In Python (`import framework`): `compose(overrides)` gives the checked config the command line would run,
+`train(cfg) -> Result` runs it (a plain function; `main` only wraps it). The module itself is callable, so
+`framework.train(cfg)` is `train(cfg)` whether or not `import framework.train` bound the name to the module.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import signal
 import sys
 import threading
 import traceback
+import types
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -24,6 +28,7 @@ from framework.engine.progress import echo, make_progress, print_metrics
 from framework.engine.tasks import output_size
 from framework.engine.trainer import Divergence, EarlyStopping, Interrupted, Trainer
 from framework.errors import ConfigError, FrameworkError, UnknownNameError
+from framework.inference import TrainedModel, from_trainer
 from framework.model import MLP
 from framework.registry import KINDS, datasets
 from framework.run import schema
@@ -175,9 +180,30 @@ def objective(cfg: DictConfig, final: dict) -> float:
     return float(final[key])
 
 
-def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
-    """One run: build, (resume,) fit, evaluate; returns the final metrics and "objective"; `where` (a list)
-    gets the lines saying where the run went (`Tracking.where`: run id, store, UI address or sync command).
+@dataclass(frozen=True)
+class Result:
+    """What `train(cfg)` returns.
+
+    run_id:  the run's id in the MLflow store; None with tracking off (`tracking=none`), offline, or when the
+             store did not acknowledge the run within `tracking.timeout_s`
+    run_dir: the run's folder (Path): in a Hydra job its output folder, else the tracking run folder
+             (`tracking.dir`/<time>-<id>, default ./runs/...), which holds weights.npz and config.yaml;
+             None with tracking off outside Hydra (nothing is saved)
+    metrics: the final metrics (last epoch's train/ and val/, test/<metric>) and "objective"
+    model:   the trained model as `framework.load(run_dir)` gives it (`framework.inference.from_trainer`: built
+             from memory, float64 NumPy, raw features in), also when nothing was saved; None for a run
+             skipped by `tracking.skip_finished` (load it with `framework.load(run_id)`)
+    """
+
+    run_id: str | None
+    run_dir: Path | None
+    metrics: dict[str, float]
+    model: TrainedModel | None
+
+
+def train(cfg: DictConfig, where: list[str] | None = None) -> Result:
+    """One run: build, (resume,) fit, evaluate; returns a `Result`; `where` (a list) gets the lines saying
+    where the run went (`Tracking.where`: run id, store, UI address or sync command).
     SIGINT/SIGTERM stop it at the next batch boundary: pending numbers are flushed, a checkpoint is
     written and the run is marked KILLED before `Interrupted` propagates."""
     from framework.tracking import Tracking
@@ -193,7 +219,7 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
         final = {k: v for k, v in done.items() if k != "run_id"}
         if where is not None:
             where.append(f"run    {done['run_id'][:8]}  ({done['run_id']}, finished before)")
-        return {**final, "objective": objective(cfg, final)}
+        return Result(done["run_id"], None, {**final, "objective": objective(cfg, final)}, None)
     t = cfg.trainer
     resume, resume_run = tracking.resume_source(None if bad else t.resume)  # a folder, or a tracked run's id
     directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
@@ -218,7 +244,25 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
     final["objective"] = objective(cfg, final)
     if where is not None:
         where += tracking.where()
-    return final
+    folder = run_dir() or (tracking.folder if tracking.enabled else None)
+    return Result(tracking.run_id, folder and Path(folder), final, from_trainer(trainer))
+
+
+def compose(overrides=()) -> DictConfig:
+    """The config `python -m framework.train <overrides>` runs (a DictConfig without `hydra.*`), checked as
+    there: `plugins.paths=[...]` folders imported and unknown names or keys refused (`_check_command_line`),
+    the plugins' options registered, Hydra's composition (`framework.run.config.compose`), every value
+    checked and normalized (`framework.run.schema.check`: `optimizer.lr=1` becomes 1.0). A bad override is
+    a ConfigError: the line the command prints after `error: ` (Hydra's own refusals, such as `nope=1`, in
+    one line). Pass the result to `train(cfg)`."""
+    from framework.run.config import compose as compose_config
+
+    overrides = list(overrides)
+    _check_command_line(overrides)
+    register_configs()
+    cfg = compose_config(overrides)
+    schema.check(cfg)
+    return cfg
 
 
 def checked(cfg: DictConfig) -> FrameworkError | None:
@@ -266,8 +310,13 @@ def _check_command_line(argv: list[str]) -> None:
     the chosen plugins (closest key), and launchers/sweepers whose extra is not installed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
+    from hydra.errors import OverrideParseException
 
-    overrides = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+    except OverrideParseException as e:  # Hydra's grammar: a value with = , ( ) [ ] { } needs quotes
+        raise ConfigError(f"an override does not parse ({str(e).splitlines()[0]}); quote values holding "
+                          "= , ( ) [ ] { } or spaces: key='value'") from None
     for o in overrides:
         if o.key_or_group == "plugins.paths":
             value = o.value()
@@ -308,7 +357,7 @@ class RunFolderCheck(Callback):
 def _hydra_main(cfg: DictConfig) -> float:
     where: list[str] = []
     try:
-        final = train(cfg, where)
+        final = train(cfg, where).metrics
     except Exception as e:  # noqa: BLE001 - a sweep outlives its failing jobs
         return failed_job(cfg, e)
     print_metrics(final)
@@ -345,8 +394,6 @@ def penalty(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    from hydra.errors import OverrideParseException
-
     from framework.tracking.masking import mask_log_records
 
     mask_log_records()
@@ -355,10 +402,6 @@ def main() -> None:
         register_configs()
     except FrameworkError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except OverrideParseException as e:  # Hydra's grammar: a value with = , ( ) [ ] { } needs quotes
-        print(f"error: an override does not parse ({str(e).splitlines()[0]}); quote values holding "
-              "= , ( ) [ ] { } or spaces: key='value'", file=sys.stderr)
         sys.exit(1)
     from framework.tracking.process import start_early
 
@@ -369,6 +412,16 @@ def main() -> None:
         print(f"interrupted ({e}): the run is marked KILLED; see the log above for its checkpoint", file=sys.stderr)
         sys.exit(143 if "SIGTERM" in str(e) else 130)
 
+
+class _CallableModule(types.ModuleType):
+    """This module's type: `framework.train(cfg)` calls `train(cfg)`. (`import framework.train` binds the
+    package attribute `framework.train` to the module, so a function of that name could not stay bound.)"""
+
+    def __call__(self, cfg: DictConfig) -> Result:
+        return self.train(cfg)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     main()

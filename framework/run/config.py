@@ -49,14 +49,19 @@ def register_configs() -> None:
 
 
 def compose(overrides=(), hydra: bool = False) -> DictConfig:
-    """The config `python -m framework.train <overrides>` composes (before `framework.run.schema.check`),
+    """Hydra's composition of conf/config.yaml with `overrides` (before `framework.run.schema.check`),
     `hydra`: with the `hydra.*` node. The registered plugins' options must be stored first
-    (`register_configs`)."""
+    (`register_configs`); `framework.compose` does that and the checks. An override Hydra rejects
+    (`foo=1`: no such key; `lr=0.1,0.2`: a sweep) is a ConfigError with the first paragraph of its message."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+        try:
+            return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+        except HydraException as e:
+            raise ConfigError(" ".join(line.strip() for line in str(e).split("\n\n")[0].splitlines())) from None
 
 
 def experiment_presets() -> dict[str, Path]:

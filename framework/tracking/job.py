@@ -90,10 +90,12 @@ class Tracking:
 
     @property
     def run_id(self) -> str | None:
-        """This run's id in the store, once the store has acknowledged its start."""
+        """This run's id in the store, once the store has acknowledged its start (None: not yet, offline, off)."""
         from framework.tracking.runlog import read_ack
 
-        return read_ack(self.folder, self.uri)["run_id"]
+        if not self.enabled:
+            return None
+        return (self.synced and self.synced.run_id) or read_ack(self.folder, self.uri)["run_id"]
 
     def finished_run(self) -> dict | None:
         """With tracking.skip_finished: the final metrics (and "run_id") of a FINISHED run of this config."""
@@ -209,7 +211,7 @@ class Tracking:
         if not self.online:
             return [f"run log  {self.folder} (offline: in no store yet)",
                     f"sync     {sync_command(self.folder, self.uri)}"]
-        run_id = (self.synced and self.synced.run_id) or self.run_id
+        run_id = self.run_id
         if run_id is None:
             return []  # the store has not created the run (the warning above says why)
         lines = [f"run    {run_id[:8]}  ({run_id})"]

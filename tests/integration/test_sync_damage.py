@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from framework.tracking.messages import Metrics
-from framework.tracking.runlog import JOURNAL, LOG, POINTS, find_runlogs, read_ack, read_records, store_key, write_ack
+from framework.tracking.runlog import JOURNAL, LOG, POINTS, read_ack, read_records, store_key, write_ack
 from tests.helpers import make_cfg
 
 mlflow = pytest.importorskip("mlflow")
@@ -32,10 +32,9 @@ def runs(tmp_path_factory, empty_store) -> dict[str, Path]:
     from framework.train import train
 
     base = tmp_path_factory.mktemp("damage")
-    train(make_cfg("data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=16",
-                   "trainer.flush_every=4", "tracking.enabled=true", "tracking.mode=offline",
-                   f"tracking.dir={base / 'runs'}", f"trainer.checkpoint_dir={base / 'ckpt'}"))
-    (fresh,) = find_runlogs([base / "runs"])
+    fresh = train(make_cfg("data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=16",
+                           "trainer.flush_every=4", "tracking.enabled=true", "tracking.mode=offline",
+                           f"tracking.dir={base / 'runs'}", f"trainer.checkpoint_dir={base / 'ckpt'}")).run_dir
     synced = shutil.copytree(fresh, base / "synced")
     shutil.copy(empty_store, base / "synced.db")
     with contextlib.redirect_stdout(io.StringIO()):

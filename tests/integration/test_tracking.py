@@ -263,11 +263,13 @@ def test_skip_finished_returns_the_stored_metrics_without_training(uri):
     run = _last_run(client)
     assert run.data.params["optimizer.weight_decay"] == "0.0"  # recorded as checked, not as typed
     again = train(small(uri, "tracking.skip_finished=true", "seed=11", "optimizer.weight_decay=0.0"))
-    assert again["objective"] == first["objective"] and again["test/accuracy"] == first["test/accuracy"]
+    assert again.metrics["objective"] == first.metrics["objective"]
+    assert again.metrics["test/accuracy"] == first.metrics["test/accuracy"]
+    assert again.run_id == first.run_id == run.info.run_id and again.model is None and again.run_dir is None
     h = config_hash(cfg)
     assert run.data.tags["config.hash"] == h and len(_runs_with_hash(client, h)) == 1
     other = train(small(uri, "tracking.skip_finished=true", "seed=12"))  # another config still trains
-    assert len(_runs_with_hash(client, h)) == 1 and "objective" in other
+    assert len(_runs_with_hash(client, h)) == 1 and "objective" in other.metrics
 
 
 def _last(uri) -> Tracking:

@@ -41,7 +41,7 @@ def test_presets_are_found_in_subfolders_and_a_duplicate_name_is_refused(tmp_pat
 def test_preset_composes_and_trains_briefly(name):
     small = ["data.n=300"] if "mnist1d" in name else []
     cfg = make_cfg(f"+experiment={name}", "trainer.epochs=2", *small)
-    final = train(cfg)
+    final = train(cfg).metrics
     assert np.isfinite(final["objective"]) and np.isfinite(final["train/loss"])
     assert any(k.startswith("test/") for k in final)
 
