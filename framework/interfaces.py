@@ -7,20 +7,54 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import math
 from contextlib import nullcontext
 from typing import Any
 
 from framework import special
 from framework.flat import FlatDict, flat_pair, flat_zeros, namespace
 
+SCALARS = "scalars"  # Optimizer.state_dict's key prefix of scalar state: a reserved slot name
 
-class _ReprByArguments:
+
+class Referenced:
+    """What every plugin kind shares: an optional `reference` implementation to be compared with.
+
+    `reference`: the dotted name of the same computation in another library, e.g.
+    "torch.nn.functional.silu", "torch.optim.NAdam", "torch.optim.lr_scheduler.OneCycleLR",
+    "sklearn.metrics.f1_score", "torch.nn.init.kaiming_normal_" (None: no reference). Where that
+    library is installed, `python -m framework.check_plugins` compares the plugin with it in float64 and
+    prints the worst relative error (`framework.extend.conformance`, check `reference`); a mismatch
+    beyond the kind's tolerance fails the check, a missing library prints a skip.
+
+    `reference_arguments()`: the reference's keyword arguments. By default the plugin's own constructor
+    arguments under their own names ({arg: self.<arg>}); override it where the names or meanings differ,
+    e.g. Adam -> {"lr": lr, "betas": (beta1, beta2), "eps": eps, "weight_decay": wd}.
+    """
+
+    reference: str | None = None
+
+    def reference_arguments(self) -> dict:
+        return {k: getattr(self, k) for k in constructor_arguments(type(self)) if hasattr(self, k)}
+
+
+def constructor_arguments(cls) -> list[str]:
+    """Names of `cls`'s keyword constructor arguments (what a config sets)."""
+    return [p.name for p in inspect.signature(cls).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+class _ReprByArguments(Referenced):
     """`Name(arg=value, ...)` from the public attributes: every plugin stores each constructor argument
-    under its own name (the conformance `config` check holds it), so the repr rebuilds the plugin."""
+    under its own name (the conformance `config` check holds it), so the repr rebuilds the plugin.
+    `_run_state` names the attributes that are not arguments (optimizer steps, a scheduler's run length)."""
+
+    _run_state: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        skip = ("t", "state")
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k not in skip)
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if not k.startswith("_") and k not in self._run_state)
         return f"{type(self).__name__}({args})"
 
 
@@ -108,8 +142,15 @@ class Optimizer(_ReprByArguments):
     """Updates `params` in place from `grads` (dicts of arrays with the same keys and shapes).
 
     `lr` is a plain attribute that schedulers set before each step; `t` counts steps. Per-parameter
-    state lives in `state[slot][param name]` (arrays on the params' backend, made by `slot`), so
-    `state_dict`/`load_state_dict` work for every optimizer: {"t": t, "<slot>/<param>": array}.
+    state lives in `state[slot][param name]` (arrays on the params' backend, made by `slot`); scalar
+    state (a running product such as NAdam's mu_product, a step count of one's own) lives in
+    `scalars[name]` as plain Python numbers, set in `__init__` or on first use:
+
+        self.scalars["mu_product"] = self.scalars.get("mu_product", 1.0) * mu_t
+
+    So `state_dict`/`load_state_dict` and checkpoints carry everything for every optimizer:
+    {"t": t, "<slot>/<param>": array, "scalars/<name>": float}; "scalars" is therefore a reserved slot
+    name (`slot("scalars")` raises). Keep no other state on the instance: it would not survive a resume.
 
     `elementwise = True` declares that each coordinate's update depends only on that coordinate (and
     scalars such as lr and t): then `groups` hands such an optimizer all parameters at once where
@@ -126,11 +167,13 @@ class Optimizer(_ReprByArguments):
     elementwise: bool = False
     weight_decay: float = 0.0
     decoupled_decay: bool = False
+    _run_state = ("t", "state", "scalars")
 
     def __init__(self, lr: float = 0.01):
         self.lr = float(lr)
         self.t = 0
         self.state: dict[str, dict[str, Any]] = {}
+        self.scalars: dict[str, float] = {}
         self._work: dict = {}  # (group name, purpose) -> work array (`work`); not state: never saved
 
     def step(self, params: dict, grads: dict) -> None:
@@ -186,6 +229,9 @@ class Optimizer(_ReprByArguments):
 
     def slot(self, xp, kind: str, name: str, like):
         """The `kind` state array of parameter `name`, zeros like `like` on first use."""
+        if kind == SCALARS:
+            raise ValueError(f"optimizer {self.name}: '{SCALARS}' is reserved for scalar state (self.scalars); "
+                             "give the slot another name")
         slots = self.state.setdefault(kind, {})
         if name not in slots:
             slots[name] = xp.zeros_like(like)
@@ -195,50 +241,98 @@ class Optimizer(_ReprByArguments):
         """The `kind` state of all of `params` (a FlatDict) as one flat array, zeros on first use:
         state[kind] is then a FlatDict of the same layout (state_dict stays per parameter). Per-parameter
         values already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
+        if kind == SCALARS:
+            raise ValueError(f"optimizer {self.name}: '{SCALARS}' is reserved for scalar state (self.scalars); "
+                             "give the slot another name")
         found = self.state.get(kind)
         if not isinstance(found, FlatDict) or found.layout != params.layout:
             found = self.state[kind] = flat_zeros(params.xp, dict(params.layout), params.flat.dtype, found)
         return found.flat
 
     def state_dict(self) -> dict[str, Any]:
+        """{"t": t, "<slot>/<param>": array, "scalars/<name>": Python number} (the arrays are the live ones)."""
         out: dict[str, Any] = {"t": self.t}
         for kind, slots in self.state.items():
             out.update({f"{kind}/{name}": arr for name, arr in slots.items()})
+        out.update({f"{SCALARS}/{name}": value for name, value in self.scalars.items()})
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`; arrays must already be on the params' backend."""
+        """Inverse of `state_dict`; arrays must already be on the params' backend. A scalar may come back
+        as a 0-d array (a checkpoint's .npz): it is restored as the Python number it was."""
         self.t = int(state["t"])
-        self.state = {}
+        self.state, self.scalars = {}, {}
         for key, arr in state.items():
             if key != "t":
                 kind, name = key.split("/", 1)
-                self.state.setdefault(kind, {})[name] = arr
+                if kind == SCALARS:
+                    self.scalars[name] = arr.item() if hasattr(arr, "item") else arr
+                else:
+                    self.state.setdefault(kind, {})[name] = arr
 
 
 class Scheduler(_ReprByArguments):
-    """Learning-rate multiplier per update: lr_t = base_lr * factor(...), with an optional linear
-    warm-up over the first `warmup_epochs` (fractions allowed): lr_t *= min(1, (t + 1) / warmup_steps).
+    """Learning rate per update: lr_t = base_lr * ramp(t) * factor(...), t the update (0-based).
 
-    factor gets `step` (global batch index t, 0-based), `epoch` (t // steps_per_epoch) and
-    `progress` (t / total_steps in [0, 1)).
+    The Trainer calls `start(total_steps, steps_per_epoch)` before the first update (and again with the
+    same values on resume); from then on `factor` may read `self.total_steps`, `self.steps_per_epoch`,
+    `self.epochs` (= ceil(total_steps / steps_per_epoch)) and `self.warmup_steps` (run state, not
+    constructor arguments: kept out of the repr and the config). A schedule over the whole run (one-cycle,
+    decay to zero) reads them rather than taking the run's length as an argument.
+
+    factor(step, epoch, progress): `step` the update t (0-based), `epoch` = step // steps_per_epoch,
+    `progress` = step / total_steps in [0, 1). Warm-up: warmup_epochs (fractions allowed) make
+    warmup_steps = round(warmup_epochs * steps_per_epoch), ramp(t) = min(1, (t + 1) / warmup_steps):
+    torch's LinearLR(start_factor=1 / W, total_iters=W - 1). By default the schedule runs under the ramp
+    from update 0 (lr = ramp * factor: torch's ChainedScheduler(LinearLR, schedule)); with
+    `after_warmup = True` it starts when the warm-up ends: factor sees step - W, its epoch and
+    (step - W) / (total_steps - W) (factor 1 during the warm-up): torch's SequentialLR(
+    [LinearLR, schedule], milestones=[W]), e.g. warm-up + cosine.
+
+    `reference_arguments()` (see `Referenced`) may read the run state too: it is called after `start`.
+    By default it leaves out `warmup_epochs` (the checker composes the warm-up as above).
     """
 
     name: str = "?"
+    after_warmup: bool = False
+    total_steps: int | None = None
+    steps_per_epoch: int | None = None
+    epochs: int | None = None
+    warmup_steps: int = 0
+    _run_state = ("total_steps", "steps_per_epoch", "epochs", "warmup_steps")
 
     def __init__(self, warmup_epochs: float = 0.0):
         self.warmup_epochs = float(warmup_epochs)
 
+    def start(self, total_steps: int, steps_per_epoch: int) -> None:
+        """Learn the run's length: `total_steps` updates, `steps_per_epoch` per epoch."""
+        if steps_per_epoch < 1 or total_steps < 0:
+            raise ValueError(f"scheduler {self.name}: start needs steps_per_epoch >= 1 and total_steps >= 0, "
+                             f"got {steps_per_epoch} and {total_steps}")
+        self.total_steps, self.steps_per_epoch = int(total_steps), int(steps_per_epoch)
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.warmup_steps = round(getattr(self, "warmup_epochs", 0.0) * self.steps_per_epoch)
+
     def factor(self, step: int, epoch: int, progress: float) -> float:
         raise NotImplementedError
 
-    def lr(self, base_lr: float, step: int, steps_per_epoch: int, total_steps: int) -> float:
-        warmup = self.warmup_epochs * steps_per_epoch
-        ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-        return base_lr * ramp * self.factor(step, step // steps_per_epoch, step / max(total_steps, 1))
+    def lr(self, base_lr: float, step: int) -> float:
+        """The learning rate of update `step` (0-based), warm-up included."""
+        if self.total_steps is None:
+            raise RuntimeError(f"scheduler {self.name}: call start(total_steps, steps_per_epoch) before lr()")
+        w, spe = self.warmup_steps, self.steps_per_epoch
+        ramp = min(1.0, (step + 1) / w) if w > 0 else 1.0
+        if self.after_warmup and w > 0:
+            step, span = max(step - w, 0), self.total_steps - w
+        else:
+            span = self.total_steps
+        return base_lr * ramp * self.factor(step, step // spe, step / max(span, 1))
+
+    def reference_arguments(self) -> dict:
+        return {k: v for k, v in super().reference_arguments().items() if k != "warmup_epochs"}
 
 
-class Backend:
+class Backend(Referenced):
     """An array library: `xp` is its namespace; data is drawn on the host and moved with `asarray`.
 
     What the library can do beyond the standard is declared, never guessed from names or types: a frozen
@@ -346,7 +440,7 @@ class Initializer(_ReprByArguments):
         return None
 
 
-class Metric:
+class Metric(Referenced):
     """`metric(y_true, y_pred) -> float` for the tasks in `tasks` (see `framework.engine.tasks`).
 
     `uses="labels"`: y_pred is predicted classes (n,) int64 (`framework.engine.tasks.labels`).

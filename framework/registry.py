@@ -4,6 +4,11 @@
     @activations.register("swish")
     class Swish(ElementwiseActivation): ...
     activations.create("swish", beta=2.0)
+
+A data set is a function; it names its reference loader (compared row for row by
+`python -m framework.check_plugins`) in `register`: `@datasets.register("digits",
+reference="sklearn.datasets.load_digits")`, which sets the function's `reference` attribute (a class
+plugin declares `reference = "..."` in its body instead; see `framework.interfaces.Referenced`).
 """
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ class Registry:
         self.group = group or kind    # Hydra config group name
         self._entries: dict[str, Any] = {}
 
-    def register(self, name: str | None = None, *, override: bool = False) -> Callable:
-        """Decorator: `@registry.register("name")`; `override=True` replaces an existing entry."""
+    def register(self, name: str | None = None, *, override: bool = False, reference: str | None = None) -> Callable:
+        """Decorator: `@registry.register("name")`; `override=True` replaces an existing entry; `reference`
+        sets the entry's `reference` attribute (the dotted name of what it is compared with)."""
 
         def decorate(obj):
             key = name or getattr(obj, "name", None) or obj.__name__.lower()
@@ -37,6 +43,8 @@ class Registry:
                 )
             if isinstance(obj, type):
                 obj.name = key
+            if reference is not None:
+                obj.reference = reference
             self._entries[key] = obj
             return obj
 

@@ -2,7 +2,7 @@
 
 A checkpoint is a folder:
     weights.npz     model parameters by name ("layers.0.W", ...) and the input pipeline (`framework.inference.export`)
-    optimizer.npz   optimizer state arrays ("<slot>/<param>")
+    optimizer.npz   optimizer state arrays ("<slot>/<param>") and scalars ("scalars/<name>", 0-d float64/int64)
     best.npz        weights of the best epoch, when early stopping restores them (optional)
     state.json      {"format": 1, "optimizer_t": t, "trainer": Trainer.state()}
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a checkpoint.
@@ -20,6 +20,7 @@ import numpy as np
 from framework.engine.callbacks import Callback
 from framework.engine.weights import export, parameters
 from framework.errors import ConfigError
+from framework.interfaces import SCALARS
 
 FORMAT = 1
 FILES = ("weights.npz", "optimizer.npz", "state.json")
@@ -38,7 +39,7 @@ def save_checkpoint(trainer, directory) -> Path:
     be = trainer.model.backend
     np.savez(tmp / "weights.npz", **export(trainer))
     opt = trainer.optimizer.state_dict()
-    np.savez(tmp / "optimizer.npz", **{k: be.to_numpy(v) for k, v in opt.items() if k != "t"})
+    np.savez(tmp / "optimizer.npz", **{k: _host(be, k, v) for k, v in opt.items() if k != "t"})
     if trainer.best_weights is not None:
         np.savez(tmp / "best.npz", **trainer.best_weights)
     state = {"format": FORMAT, "optimizer_t": opt["t"], "trainer": trainer.state()}
@@ -50,6 +51,12 @@ def save_checkpoint(trainer, directory) -> Path:
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def _host(be, key: str, value):
+    """An optimizer state entry as a NumPy array: a scalar ("scalars/<name>") as a 0-d array of its exact
+    value (a Python float is a float64, so it round-trips bit for bit), an array from the device."""
+    return np.asarray(value) if key.startswith(f"{SCALARS}/") else be.to_numpy(value)
 
 
 def check_free(directory) -> None:
@@ -96,8 +103,8 @@ def restore_checkpoint(trainer, directory) -> None:
         trainer.model.load_state_dict(parameters(weights))
     except ValueError as e:
         raise CheckpointError(f"checkpoint '{directory}' does not fit this model: {e}") from None
-    trainer.optimizer.load_state_dict({"t": state["optimizer_t"],
-                                       **{k: be.asarray(v, trainer.model.dtype) for k, v in opt.items()}})
+    trainer.optimizer.load_state_dict({"t": state["optimizer_t"], **{
+        k: v.item() if k.startswith(f"{SCALARS}/") else be.asarray(v, trainer.model.dtype) for k, v in opt.items()}})
     trainer.load_state(state["trainer"], state["best_weights"])
 
 

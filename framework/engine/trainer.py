@@ -177,6 +177,8 @@ class Trainer:
             return self._fit()
 
     def _fit(self) -> dict[str, float]:
+        if self.scheduler is not None:  # also on resume: the same run length
+            self.scheduler.start(self.total_steps, self.steps_per_epoch)
         for cb in self.callbacks:
             cb.on_train_start(self)
         try:
@@ -227,7 +229,7 @@ class Trainer:
                 if hi > last:
                     block, first, last = gather(X, order, lo)
                 Xb, Tb = block[lo - first:hi - first, ...], T[lo:hi, ...]
-                lr = base_lr if sched is None else sched.lr(base_lr, self.step, steps, self.total_steps)
+                lr = base_lr if sched is None else sched.lr(base_lr, self.step)
                 opt.lr = lrs[i] = lr
                 self.batch_loss = train_step(model, loss, opt, Xb, Tb, before_update=inspect)
                 self.step += 1

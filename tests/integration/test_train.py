@@ -111,7 +111,8 @@ def test_early_stopping_stops_and_restores_best():
 
 def test_schedulers_values_at_given_steps():
     def lr(s, t, spe=10, total=100):
-        return s.lr(0.1, t, spe, total)
+        s.start(total, spe)
+        return s.lr(0.1, t)
     assert lr(schedulers.create("constant"), 57) == 0.1
     step = schedulers.create("step", step_size=2, gamma=0.5)
     assert [lr(step, t) for t in (0, 19, 20, 39, 40)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])

@@ -143,7 +143,7 @@ class NegativeLr(schedulers.get("cosine")):
 
 
 class NoWarmup(schedulers.get("constant")):
-    def lr(self, base_lr, step, steps_per_epoch, total_steps):
+    def lr(self, base_lr, step):
         return base_lr
 
 
