@@ -9,12 +9,14 @@ from framework.registry import activations
 
 @activations.register("my_activation")
 class MyActivation(ElementwiseActivation):
-    """TODO: one line on what 'my_activation' is, with a reference.
+    """TODO: one line on what 'my_activation' is, with a citation.
 
     f(z)  = scale * z        TODO: your formula (this placeholder is a scaled identity)
     f'(z) = scale            TODO: its derivative, derived by hand
     Shapes: z, a = f(z), grad_a and the result: any shape, e.g. (batch, units); the dtype of z.
     """
+
+    reference = None  # optional: the same math elsewhere, e.g. "torch.nn.functional.silu" (checked)
 
     def __init__(self, scale: float = 1.0):  # TODO: your parameters; each becomes activation.<arg>
         self.scale = float(scale)  # store every argument under its own name

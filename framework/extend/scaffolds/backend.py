@@ -20,6 +20,8 @@ class MyBackend(Backend):
     where the library does better (writing into `out=`, a stream to wait for, thread limits).
     """
 
+    reference = None  # optional: the same math elsewhere, e.g. "numpy" (a registered backend) (checked)
+
     xp = np  # TODO: the library's Array API namespace (placeholder: NumPy)
     device = "cpu"  # TODO: where its arrays live
     capabilities = Capabilities(host_memory=True)  # TODO: what it can do (framework.special.Capabilities)

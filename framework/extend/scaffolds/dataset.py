@@ -9,9 +9,9 @@ from framework.engine.data import Dataset
 from framework.registry import datasets
 
 
-@datasets.register("my_dataset")
+@datasets.register("my_dataset")  # published data: add reference="sklearn.datasets.load_iris" (say)
 def my_dataset(n: int = 400, noise: float = 0.5, seed: int = 0) -> Dataset:
-    """TODO: one line on what 'my_dataset' is, with a reference.
+    """TODO: one line on what 'my_dataset' is, with a citation.
 
     x ~ N(0, I_2);  y = 1[x1 + x2 + noise * N(0, 1) > 0]   TODO: your data (placeholder: a noisy half-plane)
     Returns X (n, features) float64 and, by task: y (n,) int64 classes 0..C-1 ("binary", "classification"),

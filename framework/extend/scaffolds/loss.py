@@ -9,7 +9,7 @@ from framework.registry import losses
 
 @losses.register("my_loss")
 class MyLoss(Loss):
-    """TODO: one line on what 'my_loss' is, with a reference.
+    """TODO: one line on what 'my_loss' is, with a citation.
 
     L     = sum_i w_i sum_j e(pred_ij, target_ij) / n,  n = pred.size,  w_i = 1 without weights
     e     = (pred - target)^2 / 2      TODO: your per-element loss (placeholder: half squared error)
@@ -17,6 +17,8 @@ class MyLoss(Loss):
     Shapes: pred, target (batch, out); weight (batch,) or None; forward -> 0-d array,
     backward -> dL/dpred (batch, out); the dtype of pred.
     """
+
+    reference = None  # optional: the same math elsewhere, e.g. "torch.nn.functional.mse_loss" (checked)
 
     def forward(self, xp, pred, target, weight=None):
         d = pred - target

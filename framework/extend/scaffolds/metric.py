@@ -11,7 +11,7 @@ from framework.registry import metrics
 
 @metrics.register("my_metric")
 class MyMetric(Metric):
-    """TODO: one line on what 'my_metric' is, with a reference.
+    """TODO: one line on what 'my_metric' is, with a citation.
 
     value = mean(y_pred == y_true)   TODO: your formula (placeholder: accuracy)
     Shapes: y_true (n,) int64 classes; y_pred by `uses`: "labels" the predicted classes (n,) int64,
@@ -21,6 +21,7 @@ class MyMetric(Metric):
     tasks = ("classification", "binary")  # TODO: the tasks it applies to ("regression" too)
     uses = "labels"                       # TODO: or "scores"
     higher_is_better = True               # TODO: False for an error
+    reference = None  # optional: the same math elsewhere, e.g. "sklearn.metrics.accuracy_score" (checked)
 
     def __call__(self, y_true, y_pred):
         return float(np.mean(y_true == y_pred))  # TODO: your value, a float (NumPy arrays in)

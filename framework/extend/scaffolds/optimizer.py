@@ -9,14 +9,16 @@ from framework.registry import optimizers
 
 @optimizers.register("my_optimizer")
 class MyOptimizer(Optimizer):
-    """TODO: one line on what 'my_optimizer' is, with a reference.
+    """TODO: one line on what 'my_optimizer' is, with a citation.
 
     v <- momentum v + g;  p <- p - lr v      TODO: your update rule (placeholder: SGD with momentum)
     Shapes: params and grads map names to arrays of one shape and dtype each; update p in place (the
-    trainer holds these arrays), never g. State comes from slot(kind), so state_dict() saves it and
-    a resumed run continues exactly. Weight decay: g arrives as g + weight_decay p (decoupled_decay =
-    True: p shrinks by 1 - lr weight_decay first instead).
+    trainer holds these arrays), never g. State comes from slot(kind) (arrays) and self.scalars (plain
+    numbers), so state_dict() saves it and a resumed run continues exactly. Weight decay: g arrives as
+    g + weight_decay p (decoupled_decay = True: p shrinks by 1 - lr weight_decay first instead).
     """
+
+    reference = None  # optional: the same math elsewhere, e.g. "torch.optim.SGD" (checked)
 
     elementwise = True  # TODO: False if a coordinate's update uses others (a norm over a parameter)
 
