@@ -14,6 +14,8 @@ from framework.special import direct, erf, into, sigmoid
 class Identity(ElementwiseActivation):
     """f(z) = z; f'(z) = 1."""
 
+    reference = "torch.nn.Identity"
+
     def forward(self, xp, z):
         return z
 
@@ -28,6 +30,8 @@ class Identity(ElementwiseActivation):
 class Sigmoid(ElementwiseActivation):
     """sigma(z) = 1 / (1 + e^-z); sigma'(z) = sigma(z) (1 - sigma(z))."""
 
+    reference = "torch.nn.functional.sigmoid"
+
     def forward(self, xp, z):
         return sigmoid(xp, z)
 
@@ -38,6 +42,8 @@ class Sigmoid(ElementwiseActivation):
 @activations.register("tanh")
 class Tanh(ElementwiseActivation):
     """tanh(z); tanh'(z) = 1 - tanh(z)^2."""
+
+    reference = "torch.nn.functional.tanh"
 
     def forward(self, xp, z):
         return xp.tanh(z)
@@ -53,6 +59,7 @@ class Tanh(ElementwiseActivation):
 class ReLU(ElementwiseActivation):
     """max(z, 0); f'(z) = 1 for z > 0 else 0."""
 
+    reference = "torch.nn.functional.relu"
     kinks = (0.0,)
 
     def forward(self, xp, z):
@@ -69,10 +76,14 @@ class ReLU(ElementwiseActivation):
 class LeakyReLU(ElementwiseActivation):
     """z for z > 0 else alpha z; f'(z) = 1 or alpha."""
 
+    reference = "torch.nn.functional.leaky_relu"
     kinks = (0.0,)
 
     def __init__(self, alpha: float = 0.01):
         self.alpha = float(alpha)
+
+    def reference_arguments(self):
+        return {"negative_slope": self.alpha}
 
     def forward(self, xp, z):
         return xp.where(z > 0, z, self.alpha * z)
@@ -85,6 +96,7 @@ class LeakyReLU(ElementwiseActivation):
 class ELU(ElementwiseActivation):
     """z for z > 0 else alpha (e^z - 1); f'(z) = 1 or f(z) + alpha."""
 
+    reference = "torch.nn.functional.elu"
     kinks = (0.0,)
 
     def __init__(self, alpha: float = 1.0):
@@ -101,6 +113,8 @@ class ELU(ElementwiseActivation):
 @activations.register("selu")
 class SELU(ELU):
     """scale * elu(z, alpha) with the self-normalizing constants of Klambauer et al. (2017)."""
+
+    reference = "torch.nn.functional.selu"
 
     ALPHA = 1.6732632423543772848170429916717
     SCALE = 1.0507009873554804934193349852946
@@ -120,6 +134,8 @@ class SELU(ELU):
 class GELU(ElementwiseActivation):
     """z Phi(z). approximate="none": Phi(z) = (1 + erf(z / sqrt 2)) / 2, f'(z) = Phi(z) + z phi(z);
     approximate="tanh": 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3)."""
+
+    reference = "torch.nn.functional.gelu"
 
     def __init__(self, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
@@ -145,6 +161,8 @@ class GELU(ElementwiseActivation):
 class Softplus(ElementwiseActivation):
     """log(1 + e^(beta z)) / beta, computed as max(z,0) + log1p(e^-|beta z|)/beta; f'(z) = sigma(beta z)."""
 
+    reference = "torch.nn.functional.softplus"
+
     def __init__(self, beta: float = 1.0):
         self.beta = float(beta)
 
@@ -160,8 +178,13 @@ class Softplus(ElementwiseActivation):
 class SiLU(ElementwiseActivation):
     """z sigma(beta z) (swish; beta = 1 is SiLU); f'(z) = s + beta z s (1 - s), s = sigma(beta z)."""
 
+    reference = "torch.nn.functional.silu"  # beta = 1 (its default) only: torch has no beta
+
     def __init__(self, beta: float = 1.0):
         self.beta = float(beta)
+
+    def reference_arguments(self):
+        return {}
 
     def forward(self, xp, z):
         return z * sigmoid(xp, self.beta * z)
@@ -178,6 +201,11 @@ activations.register("swish")(type("Swish", (SiLU,), {"__doc__": SiLU.__doc__}))
 class Softmax(Activation):
     """a_i = e^(z_i - max z) / sum_j e^(z_j - max z) over the last axis.
     Backward (vector-Jacobian product): dL/dz = a * (g - sum(g * a, axis=-1))."""
+
+    reference = "torch.nn.functional.softmax"
+
+    def reference_arguments(self):
+        return {"dim": -1}
 
     def forward(self, xp, z):
         d = direct(xp)

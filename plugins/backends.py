@@ -161,6 +161,8 @@ class CupyBackend(Backend):
     machine without a GPU; creating it there raises `ConfigError` saying how to fix it.
     """
 
+    reference = "numpy"  # the NumPy backend: the same training step gives the same numbers
+
     device = "cuda"
 
     def __init__(self, dtype: str = "float32", device_id: int = 0):
@@ -222,6 +224,8 @@ class ArrayAPIBackend(Backend):
     wrapper namespace (`pip install array-api-compat`). `device`: the library's device (default: its
     default device), e.g. "cpu" or "cuda" for torch.
     """
+
+    reference = "numpy"  # the NumPy backend: the same training step gives the same numbers
 
     def __init__(self, namespace: str = "array_api_strict", dtype: str = "float32", device=None):
         try:

@@ -90,7 +90,7 @@ def _bunch(bunch, name: str, task: str) -> Dataset:
     return Dataset(X, bunch.target.astype(np.int64), task, len(labels), name, names, labels)
 
 
-@datasets.register("digits")
+@datasets.register("digits", reference="sklearn.datasets.load_digits")
 def digits() -> Dataset:
     """8x8 handwritten digits: X (1797, 64) pixel intensities 0..16, 10 classes."""
     from sklearn.datasets import load_digits
@@ -98,7 +98,7 @@ def digits() -> Dataset:
     return _bunch(load_digits(), "digits", "classification")
 
 
-@datasets.register("iris")
+@datasets.register("iris", reference="sklearn.datasets.load_iris")
 def iris() -> Dataset:
     """Fisher's iris: X (150, 4) sepal/petal lengths and widths in cm, 3 species."""
     from sklearn.datasets import load_iris
@@ -106,7 +106,7 @@ def iris() -> Dataset:
     return _bunch(load_iris(), "iris", "classification")
 
 
-@datasets.register("wine")
+@datasets.register("wine", reference="sklearn.datasets.load_wine")
 def wine() -> Dataset:
     """Wine recognition: X (178, 13) chemical measurements, 3 cultivars."""
     from sklearn.datasets import load_wine
@@ -114,7 +114,7 @@ def wine() -> Dataset:
     return _bunch(load_wine(), "wine", "classification")
 
 
-@datasets.register("breast_cancer")
+@datasets.register("breast_cancer", reference="sklearn.datasets.load_breast_cancer")
 def breast_cancer() -> Dataset:
     """Wisconsin breast cancer: X (569, 30) cell-nucleus features; binary, class 1 = benign, 0 = malignant."""
     from sklearn.datasets import load_breast_cancer
@@ -122,7 +122,7 @@ def breast_cancer() -> Dataset:
     return _bunch(load_breast_cancer(), "breast_cancer", "binary")
 
 
-@datasets.register("diabetes")
+@datasets.register("diabetes", reference="sklearn.datasets.load_diabetes")
 def diabetes() -> Dataset:
     """Diabetes progression: X (442, 10) (already centred and scaled by sklearn), y (442, 1) in 25..346."""
     from sklearn.datasets import load_diabetes

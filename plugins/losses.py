@@ -46,6 +46,8 @@ class _Elementwise(Loss):
 class MSE(_Elementwise):
     """mean (pred - target)^2; dL/dpred = 2 (pred - target) / n."""
 
+    reference = "torch.nn.functional.mse_loss"
+
     def elem(self, xp, pred, target):
         d = pred - target
         return d * d
@@ -58,6 +60,7 @@ class MSE(_Elementwise):
 class MAE(_Elementwise):
     """mean |pred - target|; dL/dpred = sign(pred - target) / n (0 at a tie, like PyTorch)."""
 
+    reference = "torch.nn.functional.l1_loss"
     kinks = (0.0,)
 
     def elem(self, xp, pred, target):
@@ -71,22 +74,34 @@ class MAE(_Elementwise):
 class L2(MSE):
     """The seed's weighted L2 loss: sum_i w_i (pred_i - target_i)^2 (= n * MSE with unit weights)."""
 
+    reference = "torch.nn.functional.mse_loss"
+
     def scale(self, pred):
         return 1.0
+
+    def reference_arguments(self):
+        return {"reduction": "sum"}
 
 
 @losses.register("l1")
 class L1(MAE):
     """The seed's weighted L1 loss: sum_i w_i |pred_i - target_i| (= n * MAE with unit weights)."""
 
+    reference = "torch.nn.functional.l1_loss"
+
     def scale(self, pred):
         return 1.0
+
+    def reference_arguments(self):
+        return {"reduction": "sum"}
 
 
 @losses.register("huber")
 class Huber(_Elementwise):
     """mean of d^2/2 for |d| <= delta else delta (|d| - delta/2), d = pred - target;
     de/dd = clip(d, -delta, delta)."""
+
+    reference = "torch.nn.functional.huber_loss"
 
     def __init__(self, delta: float = 1.0):
         self.delta = float(delta)
@@ -105,10 +120,14 @@ class BCE(_Elementwise):
     """mean -[t log p + (1 - t) log(1 - p)] on probabilities p clipped to [eps, 1 - eps];
     de/dp = (p - t) / (p (1 - p)) inside the clip range, 0 outside (as the clipped value is constant)."""
 
+    reference = "torch.nn.functional.binary_cross_entropy"
     on_probabilities = True
 
     def __init__(self, eps: float = 1e-7):
         self.eps = float(eps)
+
+    def reference_arguments(self):  # torch clamps log(p) at -100 instead of clipping p
+        return {}
 
     def _clip(self, xp, p):
         return xp.clip(p, self.eps, 1 - self.eps)
@@ -127,6 +146,7 @@ class BCE(_Elementwise):
 class BCEWithLogits(_Elementwise):
     """mean of max(z, 0) - z t + log(1 + e^-|z|) on logits z (stable); de/dz = sigma(z) - t."""
 
+    reference = "torch.nn.functional.binary_cross_entropy_with_logits"
     expects_logits = True
 
     def elem(self, xp, pred, target):
@@ -145,8 +165,12 @@ class CrossEntropy(Loss):
     L = sum_i w_i (logsumexp(Z_i) - Z_i,t_i) / sum_i w_i  (PyTorch's weighted mean; w = 1 -> mean);
     dL/dZ_i = w_i (softmax(Z_i) - onehot(t_i)) / sum_i w_i. Stable for logits of any size."""
 
+    reference = "torch.nn.functional.cross_entropy"
     targets = "indices"
     expects_logits = True
+
+    def reference_arguments(self):
+        return {"reduction": "weighted_mean"}
 
     def __init__(self):
         self._constants: dict = {}  # (function, args, dtype, device) -> array (`_constant`)

@@ -20,6 +20,7 @@ class Accuracy(Metric):
     """mean(y_pred == y_true)."""
 
     tasks = LABEL_TASKS
+    reference = "sklearn.metrics.accuracy_score"
 
     def __call__(self, y_true, y_pred):
         return np.mean(y_true == y_pred)
@@ -31,6 +32,11 @@ class PrecisionRecallF1(Metric):
     tasks = LABEL_TASKS
     measure = "f1"
     average = "macro"
+
+    reference = "sklearn.metrics.f1_score"  # each subclass names its measure's
+
+    def reference_arguments(self):
+        return {"average": self.average, "zero_division": 0}
 
     def __call__(self, y_true, y_pred):
         n_classes = 2 if self.average == "binary" else int(max(y_true.max(), y_pred.max())) + 1
@@ -55,11 +61,12 @@ class PrecisionRecallF1(Metric):
 # precision_macro ... f1_micro (classification and binary), and precision / recall / f1 of the positive
 # class (binary): one class each, as a third-party plugin would register them.
 for _measure in ("precision", "recall", "f1"):
+    _own = {"measure": _measure, "reference": f"sklearn.metrics.{_measure}_score"}
     for _average in ("macro", "micro"):
         metrics.register(f"{_measure}_{_average}")(type(
-            f"{_measure.title()}{_average.title()}", (PrecisionRecallF1,), {"measure": _measure, "average": _average}))
+            f"{_measure.title()}{_average.title()}", (PrecisionRecallF1,), {**_own, "average": _average}))
     metrics.register(_measure)(type(
-        _measure.title(), (PrecisionRecallF1,), {"tasks": ("binary",), "measure": _measure, "average": "binary"}))
+        _measure.title(), (PrecisionRecallF1,), {**_own, "tasks": ("binary",), "average": "binary"}))
 
 
 @metrics.register("roc_auc")
@@ -72,6 +79,7 @@ class RocAuc(Metric):
 
     tasks = ("binary",)
     uses = "scores"
+    reference = "sklearn.metrics.roc_auc_score"
 
     def __call__(self, y_true, y_pred):
         pos = y_true == 1
@@ -93,6 +101,8 @@ class Regression(Metric):
 class MSE(Regression):
     """mean((y_pred - y_true)^2) over all entries."""
 
+    reference = "sklearn.metrics.mean_squared_error"
+
     def __call__(self, y_true, y_pred):
         return np.mean((y_pred - y_true) ** 2)
 
@@ -100,6 +110,8 @@ class MSE(Regression):
 @metrics.register("mae")
 class MAE(Regression):
     """mean(|y_pred - y_true|) over all entries."""
+
+    reference = "sklearn.metrics.mean_absolute_error"
 
     def __call__(self, y_true, y_pred):
         return np.mean(np.abs(y_pred - y_true))
@@ -111,6 +123,8 @@ class R2(Regression):
 
     A constant column scores 1.0 if predicted exactly, else 0.0 (as sklearn does).
     """
+
+    reference = "sklearn.metrics.r2_score"
 
     higher_is_better = True
 

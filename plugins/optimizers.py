@@ -28,6 +28,7 @@ class SGD(Optimizer):
     """buf <- mu buf + g (buf_1 = g); d = g + mu buf (nesterov) or buf (momentum) or g; p <- p - lr d.
     With momentum 0 and no decay: p <- p - lr g (the seed's w <- w - eta dL/dw)."""
 
+    reference = "torch.optim.SGD"
     elementwise = True
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
@@ -57,6 +58,7 @@ class Adam(Optimizer):
     """g <- g + wd p (L2, as torch.optim.Adam); m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     p <- p - lr m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)."""
 
+    reference = "torch.optim.Adam"
     elementwise = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
@@ -64,6 +66,9 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
+
+    def reference_arguments(self):
+        return {"lr": self.lr, "betas": (self.beta1, self.beta2), "eps": self.eps, "weight_decay": self.weight_decay}
 
     def step(self, params, grads):
         xp, b1, b2 = namespace(params), self.beta1, self.beta2
@@ -89,6 +94,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (torch.optim.AdamW): p <- p (1 - lr wd) before the Adam step."""
 
+    reference = "torch.optim.AdamW"
     decoupled_decay = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
@@ -101,6 +107,7 @@ class RMSprop(Optimizer):
     """v <- a v + (1-a) g^2; d = g / (sqrt(v) + eps); buf <- mu buf + d and p <- p - lr buf
     (momentum > 0) or p <- p - lr d (torch.optim.RMSprop, centered=False)."""
 
+    reference = "torch.optim.RMSprop"
     elementwise = True
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
@@ -131,6 +138,7 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """s <- s + g^2; p <- p - lr g / (sqrt(s) + eps) (torch.optim.Adagrad, lr_decay=0)."""
 
+    reference = "torch.optim.Adagrad"
     elementwise = True
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0):

@@ -32,6 +32,16 @@ in float64) except `array_api`. The checks per kind:
                   with its message) and pass `framework.engine.data.validate`: shapes, dtypes, task, finite
     tasks         metrics: a finite float for each task they declare; a perfect prediction scores at
                   least as well as a random one
+    reference     the plugin's declared `reference` (`framework.interfaces.Referenced`; `reference.py`), where
+                  its library is installed, in float64; prints the worst relative error and fails beyond
+                  the kind's tolerance (TOL in each kind's module). Activations, losses: values and
+                  gradients (torch autograd) on the inputs above incl. extremes and weights, 1e-10;
+                  optimizers: a 20-step trajectory, 1e-10; schedulers: the lr of every update (base lr 1)
+                  with and without warm-up, 1e-12; metrics: values on random predictions, 1e-12;
+                  initializers: variance and quantiles of a large draw (RNG streams differ), 3%; data
+                  sets: the reference loader's rows, exactly; backends: a registered backend ("numpy")
+                  training the same float64 MLP, 1e-12. "skipped (torch is not installed)" where the
+                  library is missing; "no reference declared" where none is
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
                   batch_sum, sq_norms, host_sq_norms, synchronize, limits) against NumPy, and the
                   declared capabilities (`Capabilities`: host_memory, writes_out, the direct forms) hold; a

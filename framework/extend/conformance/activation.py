@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance import common
+from framework.extend.conformance import common, reference
 from framework.gradcheck import check_activation
 
 
@@ -76,6 +76,31 @@ def _act_array_api(reg, name):
     return "forward, backward"
 
 
+TOL = 1e-10  # float64; the formulas differ in rounding only (torch's softplus is linear beyond beta z > 20: 1e-13)
+
+
+def _act_reference(reg, name):
+    return reference.check(reg.create(name), compare, TOL)
+
+
+def compare(act, target):
+    """Values and vector-Jacobian products (torch autograd, float64) on the checker's inputs: a (8, 6)
+    normal draw and the extreme grid z in [-1e4, 1e4]."""
+    torch = reference.library(act)
+    f = reference.as_function(target, act.reference_arguments())
+    worst = 0.0
+    for z in (common.normal_array((8, 6), np.float64), np.array([common.EXTREME])):
+        g = common.normal_array(z.shape, np.float64, seed=5)
+        a = act.forward(np, z)
+        grad = act.backward(np, z, a, g)
+        with reference.quiet():
+            zt = torch.tensor(z, requires_grad=True)
+            out = f(zt)
+            out.backward(torch.tensor(g))
+        worst = max(worst, reference.rel_error(a, out.detach().numpy()), reference.rel_error(grad, zt.grad.numpy()))
+    return worst, "values and gradients at 48 normal z and z in [-1e4, 1e4]"
+
+
 CHECKS = {"config": common.config_check, "gradcheck": _act_gradcheck, "extreme": _act_extreme,
                    "dtype_shape": _act_dtype_shape, "no_mutation": _act_no_mutation, "inplace": _act_inplace,
-                   "array_api": _act_array_api}
+                   "array_api": _act_array_api, "reference": _act_reference}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance import common
+from framework.extend.conformance import common, reference
 from framework.special import direct
 
 
@@ -86,4 +86,37 @@ def _direct_forms(be, A) -> None:
             + ("" if got.shape != want.shape else f", max difference {np.max(np.abs(got - want))}"))
 
 
-CHECKS = {"config": common.created_config, "methods": _backend_methods}
+TOL = 1e-12  # float64; the same operations, up to the libraries' summation order
+
+
+def _backend_reference(reg, name):
+    be = common.named(reg, name, dtype="float64")
+    if isinstance(be, str):
+        return f"reference {reg.get(name).reference}: skipped (backend not available here: {be})"
+    return reference.check(be, lambda be, target: compare(be, reg.create(be.reference, dtype="float64")), TOL)
+
+
+def compare(be, ref, steps=3):
+    """A backend's reference is a registered backend, by name (`reference = "numpy"`): the same float64
+    MLP (5 -> 8 -> 3, tanh; the same seeded weights) trained `steps` SGD-with-momentum steps on the same
+    batch on both; the losses and every parameter after the last step compared."""
+    from framework.engine.step import train_step
+    from framework.model import MLP
+    from framework.registry import losses, optimizers
+
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(16, 5)), rng.normal(size=(16, 3))
+    results = []
+    for backend in (be, ref):
+        model = MLP([5, 8, 3], activation="tanh", backend=backend, dtype="float64")
+        loss, opt = losses.create("mse"), optimizers.create("sgd", lr=0.1, momentum=0.9)
+        Xb, Tb = backend.asarray(X, model.dtype), backend.asarray(T, model.dtype)
+        values = [float(train_step(model, loss, opt, Xb, Tb)) for _ in range(steps)]
+        results.append((values, {k: backend.to_numpy(p) for k, p in model.params.items()}))
+    (values, params), (ref_values, ref_params) = results
+    worst = max(reference.rel_error(values, ref_values), *(reference.rel_error(params[k], ref_params[k])
+                                                           for k in ref_params))
+    return worst, f"the losses and parameters of {steps} float64 MLP training steps"
+
+
+CHECKS = {"config": common.created_config, "methods": _backend_methods, "reference": _backend_reference}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance import common
+from framework.extend.conformance import common, reference
 from framework.gradcheck import check_loss, sample_loss_inputs
 
 
@@ -110,6 +110,49 @@ def _loss_array_api(reg, name):
     return "forward, backward"
 
 
+TOL = 1e-10  # float64; the formulas differ in rounding only
+REDUCTIONS = ("mean", "sum", "weighted_mean")
+
+
+def _loss_reference(reg, name):
+    return reference.check(reg.create(name), compare, TOL)
+
+
+def compare(loss, target):
+    """Value and gradient (torch autograd, float64) on the checker's inputs, with and without per-sample
+    weights w, and at the extremes (|pred - target|, |logits| = 1e3, 1e4). The reference is called with
+    reduction="none" and its terms l reduced here as `reference_arguments()["reduction"]` says: "mean"
+    (the default: sum(w l) / number of terms), "sum" (sum(w l)) or "weighted_mean" (sum(w l) / sum(w),
+    torch's weighted mean). Losses on probabilities are compared at p = 1e-6 and 1 - 1e-6, not at 0 and
+    1: a plugin clips p (eps), torch clamps log(p) at -100, and the two differ there by design."""
+    torch = reference.library(loss)
+    kwargs = loss.reference_arguments()
+    reduction = kwargs.pop("reduction", "mean")
+    assert reduction in REDUCTIONS, f"reference_arguments' reduction is {reduction!r}, expected one of {REDUCTIONS}"
+    f = reference.as_function(target, {**kwargs, "reduction": "none"})
+    pred, tgt, weight = _loss_inputs(loss, shape=(7, 3), seed=3)
+    cases = [(pred, tgt, None), (pred, tgt, weight)]
+    if loss.on_probabilities:
+        cases.append((np.resize([1e-6, 0.3, 1 - 1e-6], pred.shape), tgt, weight))
+    else:
+        cases += [(*_loss_extreme_inputs(loss, big, np.float64)[:2], weight[:4]) for big in (1e3, 1e4)]
+    worst = 0.0
+    for p, t, w in cases:
+        value, grad = loss.forward(np, p, t, w), loss.backward(np, p, t, w)
+        with reference.quiet():
+            pt = torch.tensor(p, requires_grad=True)
+            terms = f(pt, torch.tensor(t))
+            if w is not None:
+                terms = terms * torch.tensor(w).reshape((-1,) + (1,) * (terms.ndim - 1))
+            per_sample = terms.numel() / len(p)
+            count = {"mean": terms.numel(), "sum": 1,
+                     "weighted_mean": per_sample * (len(p) if w is None else float(w.sum()))}[reduction]
+            total = terms.sum() / count
+            total.backward()
+        worst = max(worst, reference.rel_error(value, total.item()), reference.rel_error(grad, pt.grad.numpy()))
+    return worst, f"values and gradients at {len(cases)} inputs, weighted and extreme"
+
+
 CHECKS = {"config": common.config_check, "gradcheck": _loss_gradcheck, "extreme": _loss_extreme, "weight": _loss_weight,
              "dtype_shape": _loss_dtype_shape, "no_mutation": _loss_no_mutation, "fused": _loss_fused,
-             "array_api": _loss_array_api}
+             "array_api": _loss_array_api, "reference": _loss_reference}

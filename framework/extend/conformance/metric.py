@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from framework.engine.data import TASKS
-from framework.extend.conformance import common
+from framework.extend.conformance import common, reference
 
 
 def _metric_inputs(task, rng, n=40, c=3):
@@ -39,4 +39,29 @@ def _metric_tasks(reg, name):
     return "; ".join(figures)
 
 
-CHECKS = {"config": common.config_check, "tasks": _metric_tasks}
+TOL = 1e-12
+SEEDS = 5
+
+
+def _metric_reference(reg, name):
+    return reference.check(reg.create(name), compare, TOL)
+
+
+def compare(metric, target):
+    """Values on random predictions (`_metric_inputs`, several seeds) for every task the metric declares:
+    `target(y_true, y_pred, **reference_arguments())`, y_pred the predicted labels (uses="labels"; the
+    scores for regression) or the scores (uses="scores": class 1's probability for binary, (n, C) for
+    classification, (n, k) for regression)."""
+    worst = 0.0
+    kwargs = metric.reference_arguments()
+    for task in metric.tasks:
+        for seed in range(SEEDS):
+            y, labels, scores, _, _ = _metric_inputs(task, np.random.default_rng(seed))
+            pred = scores if metric.uses == "scores" or task == "regression" else labels
+            with reference.quiet():
+                want = float(target(y, pred, **kwargs))
+            worst = max(worst, reference.rel_error(float(metric(y, pred)), want))
+    return worst, f"{SEEDS} random predictions per task ({', '.join(metric.tasks)})"
+
+
+CHECKS = {"config": common.config_check, "tasks": _metric_tasks, "reference": _metric_reference}

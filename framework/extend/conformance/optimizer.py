@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framework.extend.conformance import common
+from framework.extend.conformance import common, reference
 from framework.flat import flat_zeros
 
 _A = np.array([1.0, 10.0])   # the quadratic f(p) = sum(A p^2) / 2, gradient A p
@@ -131,6 +131,35 @@ def _opt_flat(reg, name):
     return f"{len(grads)} steps, flat = per parameter"
 
 
+TOL = 1e-10  # float64 parameters after each of 20 steps; the updates differ in rounding only
+STEPS = 20
+
+
+def _opt_reference(reg, name):
+    return reference.check(reg.create(name), compare, TOL)
+
+
+def compare(opt, target, steps=STEPS):
+    """A `steps`-step trajectory in float64: the same start (`_params`) and gradients (a fresh normal
+    draw per step) for `opt` and for the torch.optim class made with `opt.reference_arguments()`; the
+    parameters compared after every step. `opt` must be fresh (no steps taken)."""
+    torch = reference.library(opt)
+    params = _params(np.float64)
+    with reference.quiet():
+        tensors = {k: torch.tensor(p.copy(), requires_grad=True) for k, p in params.items()}
+        theirs = target(list(tensors.values()), **opt.reference_arguments())
+    worst = 0.0
+    for i in range(steps):
+        grads = _params(np.float64, seed=100 + i)
+        opt.step(params, grads)
+        with reference.quiet():
+            for k, tensor in tensors.items():
+                tensor.grad = torch.tensor(grads[k])
+            theirs.step()
+        worst = max(worst, *(reference.rel_error(params[k], tensors[k].detach().numpy()) for k in params))
+    return worst, f"{steps} steps"
+
+
 CHECKS = {"config": common.config_check, "dtype_shape": _opt_dtype_shape, "no_mutation": _opt_no_mutation,
                   "extreme": _opt_extreme, "decrease": _opt_decrease, "state_dict": _opt_state_dict,
-                  "flat": _opt_flat, "array_api": _opt_array_api}
+                  "flat": _opt_flat, "array_api": _opt_array_api, "reference": _opt_reference}
