@@ -1,12 +1,16 @@
-"""Reference values of the built-ins. The generic contract of every registered plugin (gradient checks
-on ordinary and extreme inputs, dtype and shape, no input mutation, weights, config round trip) is
-`framework.extend.conformance`, run per plugin by tests/unit/test_plugin_checks.py."""
+"""Reference values of the built-ins: closed forms, and other than default arguments against their declared
+references (the `compare` of the kind's conformance module). The generic contract of every registered
+plugin (gradient checks on ordinary and extreme inputs, dtype and shape, no input mutation, weights, config
+round trip, the reference with the defaults) is `framework.extend.conformance`, run per plugin by
+tests/unit/test_plugin_checks.py and tests/unit/test_references.py."""
 import math
 
 import numpy as np
 import pytest
 
-from framework.registry import activations, losses
+from framework.extend import conformance
+from framework.registry import activations, losses, schedulers
+from tests.unit.test_references import reference_or_skip
 
 
 def test_sigmoid_saturates_exactly():
@@ -22,26 +26,6 @@ def test_cross_entropy_matches_reference_and_torch_reduction():
     assert float(ce.forward(np, z, t)) == pytest.approx(-np.mean(np.log(p[[0, 1], t])))
     w = np.array([1.0, 3.0])
     assert float(ce.forward(np, z, t, w)) == pytest.approx(-(np.log(p[0, 0]) + 3 * np.log(p[1, 2])) / 4)
-
-
-def test_losses_agree_with_torch():
-    torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
-    F = torch.nn.functional
-    rng = np.random.default_rng(0)
-    pred, target = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
-    prob, bits = rng.uniform(0.05, 0.95, (6, 3)), rng.integers(0, 2, (6, 3)).astype(float)
-    logits, classes = rng.normal(size=(6, 4)), rng.integers(0, 4, 6)
-    T = torch.tensor
-    cases = {
-        "mse": (pred, target, F.mse_loss(T(pred), T(target))),
-        "mae": (pred, target, F.l1_loss(T(pred), T(target))),
-        "huber": (pred, target, F.huber_loss(T(pred), T(target))),
-        "bce": (prob, bits, F.binary_cross_entropy(T(prob), T(bits))),
-        "bce_with_logits": (pred, bits, F.binary_cross_entropy_with_logits(T(pred), T(bits))),
-        "cross_entropy": (logits, classes, F.cross_entropy(T(logits), T(classes))),
-    }
-    for name, (p, t, ref) in cases.items():
-        assert float(losses.create(name).forward(np, p, t)) == pytest.approx(float(ref), rel=1e-12), name
 
 
 # ---- activation forwards against reference values ---------------------------------------------------
@@ -70,18 +54,6 @@ def _closed_forms():
     }
 
 
-def _torch_forms(torch):
-    F, T = torch.nn.functional, torch.from_numpy
-    return {
-        "sigmoid": ({}, torch.sigmoid), "tanh": ({}, torch.tanh), "relu": ({}, F.relu),
-        "leaky_relu": ({"alpha": 0.1}, lambda z: F.leaky_relu(z, 0.1)),
-        "elu": ({"alpha": 0.7}, lambda z: F.elu(z, 0.7)), "selu": ({}, F.selu),
-        "gelu": ({}, F.gelu), "gelu_tanh": ({"approximate": "tanh"}, lambda z: F.gelu(z, approximate="tanh")),
-        "softplus": ({"beta": 2.0}, lambda z: F.softplus(z, beta=2.0, threshold=100)),
-        "silu": ({}, F.silu), "softmax": ({}, lambda z: F.softmax(z, dim=-1)),
-    }, T
-
-
 def test_every_builtin_activation_has_a_reference():
     assert set(activations.names()) <= set(_closed_forms()), "add the new activation's formula here"
 
@@ -101,10 +73,36 @@ def test_selu_and_gelu_constants():
         0.8411919906082768, rel=1e-14)
 
 
-def test_activation_forwards_match_torch():
-    torch = pytest.importorskip("torch", reason="torch not installed: closed forms only")
-    forms, T = _torch_forms(torch)
-    for key, (config, f) in forms.items():
-        name = key.removesuffix("_tanh")
-        got = activations.create(name, **config).forward(np, Z)
-        np.testing.assert_allclose(got, f(T(Z)).numpy(), rtol=1e-12, atol=1e-300, err_msg=key)
+# ---- other than default arguments against the declared references (the check runs the defaults) ------
+
+OTHER_ARGUMENTS = [
+    (activations, "leaky_relu", {"alpha": 0.1}), (activations, "elu", {"alpha": 0.7}),
+    (activations, "softplus", {"beta": 2.0}), (activations, "gelu", {"approximate": "tanh"}),
+    (losses, "huber", {"delta": 0.5}),
+]
+
+
+@pytest.mark.parametrize("registry,name,config", OTHER_ARGUMENTS, ids=[f"{n}-{c}" for _, n, c in OTHER_ARGUMENTS])
+def test_matches_its_reference_with_other_arguments(registry, name, config):
+    plugin = registry.create(name, **config)
+    checks = getattr(conformance, registry.kind)
+    worst, _ = checks.compare(plugin, reference_or_skip(plugin))
+    assert worst <= checks.TOL
+
+
+SCHEDULES = [  # (name, config, total steps, steps per epoch): runs that end mid-epoch, fractional warm-ups
+    ("one_cycle", {"anneal": "linear", "pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0}, 103, 10),
+    ("one_cycle", {}, 40, 40),
+    ("cosine", {"min_factor": 0.1, "warmup_epochs": 1.5}, 97, 8),
+    ("linear", {"end_factor": 0.1, "warmup_epochs": 0.5}, 61, 6),
+    ("step", {"step_size": 2, "gamma": 0.5, "warmup_epochs": 1.0}, 50, 7),
+    ("exponential", {"gamma": 0.9}, 45, 4),
+]
+
+
+@pytest.mark.parametrize("name,config,total,spe", SCHEDULES)
+def test_schedule_matches_torch(name, config, total, spe):
+    """The lr of every update against the torch scheduler the plugin names (to 1e-12 at base lr 1)."""
+    sched = schedulers.create(name, **config)
+    worst, _ = conformance.scheduler.compare(sched, reference_or_skip(sched), total, spe)
+    assert worst <= 1e-12, worst

@@ -1,5 +1,7 @@
 """`python -m framework.check_plugins` and its API `check`: one line per check and a summary, user plugin
 folders, import failures, unknown names, `--plot` pictures (`framework.extend.pictures.plot_plugin`)."""
+import importlib.util
+
 import pytest
 
 from framework import UnknownNameError
@@ -9,6 +11,9 @@ from framework.extend.pictures import plot_plugin
 from framework.registry import KINDS, Registry
 from tests.unit.test_plugin_checks import WrongDerivative
 
+# a tanh with a wrong derivative also fails its reference (torch.nn.functional.tanh) where torch is installed
+BAD_TANH_FAILS = ["gradcheck", "extreme"] + (["reference"] if importlib.util.find_spec("torch") else [])
+
 
 def test_check_api_returns_the_failures():
     assert check("activation", "tanh") == []
@@ -17,7 +22,7 @@ def test_check_api_returns_the_failures():
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(KINDS, "activation", registry)
         failures = check("activation", "bad")
-    assert [f.split(":")[0] for f in failures] == ["gradcheck", "extreme"]
+    assert [f.split(":")[0] for f in failures] == BAD_TANH_FAILS
     with pytest.raises(UnknownNameError, match="unknown plugin kind 'activations'. Did you mean 'activation'"):
         check("activations", "tanh")
 
@@ -28,6 +33,13 @@ def test_cli_prints_one_line_per_check_and_a_summary(capsys):
     n = sum(len(conformance.CHECKS[k]) for k in ("activation", "loss", "optimizer", "metric"))
     assert len(lines) == n + 1 and lines[-1] == f"summary: 4 plugins, {n} checks, 0 failed"
     assert lines[0].split() == ["activation", "tanh", "config", "ok", "(no", "arguments)"]
+    references = [line.split(None, 4)[4] for line in lines if line.split()[2:3] == ["reference"]]
+    if importlib.util.find_spec("torch") is None:
+        assert references[2] == "reference torch.optim.SGD: skipped (torch is not installed)"
+    else:  # one per plugin: tanh, mse (the loss), sgd, mse (the metric)
+        assert references[2].startswith("reference torch.optim.SGD: worst rel. error ") and references[2].endswith(
+            " over 20 steps")
+    assert len(references) == 4 and references[1].startswith("reference torch.nn.functional.mse_loss: ")
 
 
 @pytest.mark.usefixtures("isolated")
@@ -42,7 +54,7 @@ def test_cli_checks_the_plugins_of_paths_and_names_the_failure(tmp_path, capsys)
     assert main(["--paths", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     checks = len(conformance.CHECKS["activation"])
-    assert "sigmoid" not in out and f"summary: 1 plugin, {checks} checks, 2 failed" in out
+    assert "sigmoid" not in out and f"summary: 1 plugin, {checks} checks, {len(BAD_TANH_FAILS)} failed" in out
     assert "FAIL activation 'bad_tanh' gradcheck: gradcheck activation 'bad_tanh': FAILED, max relative error" in out
     assert "analytic" in out and "numeric" in out
 

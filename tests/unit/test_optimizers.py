@@ -1,13 +1,13 @@
-"""Optimizers: PyTorch's update semantics and convergence (dtype and state round-trip: test_plugin_checks)."""
-import inspect
-
+"""Optimizers: PyTorch's update semantics with other than default arguments, and convergence (dtype, state
+round trip and the defaults against torch: test_plugin_checks, test_references)."""
 import numpy as np
 import pytest
 
 from framework import special
 from framework.engine.gradients import clip_by_global_norm, global_norm
-from framework.flat import flat_zeros
+from framework.extend.conformance import optimizer as optimizer_checks
 from framework.registry import backends, optimizers
+from tests.unit.test_references import reference_or_skip
 
 CONFIGS = {
     "sgd": [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)],
@@ -22,89 +22,20 @@ def test_every_optimizer_has_cases():
     assert set(CONFIGS) <= set(optimizers.names())
 
 
-def _to_torch_kwargs(kw):
-    kw = dict(kw)
-    if "beta1" in kw or "beta2" in kw:
-        kw["betas"] = (kw.pop("beta1", 0.9), kw.pop("beta2", 0.999))
-    return kw
-
-
-TORCH_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
-
-
-def _torch_steps(torch, name: str, t_kw: dict, w0: np.ndarray, grads: list) -> np.ndarray:
-    """`w0` after one step per gradient by PyTorch's functional update `torch.optim.<name>.<name>` (what the
-    class's `step` calls) with the class's defaults and initial state. No optimizer object is made: making
-    one imports torch._dynamo (~2.5 s CPU); test_functional_reference_is_the_torch_class checks the two agree."""
-    import importlib
-
-    cls = getattr(torch.optim, TORCH_CLASSES[name])
-    kw = {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty} | t_kw
-    w = torch.tensor(w0.copy())
-    zeros, steps = (lambda: [torch.zeros_like(w)]), [torch.tensor(0.0)]
-    if name in ("adam", "adamw"):
-        state = [zeros(), zeros(), zeros() if kw["amsgrad"] else [], steps]
-        args = dict(amsgrad=kw["amsgrad"], beta1=kw["betas"][0], beta2=kw["betas"][1], lr=kw["lr"],
-                    weight_decay=kw["weight_decay"], eps=kw["eps"], maximize=kw["maximize"])
-    elif name == "sgd":
-        state = [[None]]  # the momentum buffer, made by the first step
-        args = {k: kw[k] for k in ("weight_decay", "momentum", "lr", "dampening", "nesterov", "maximize")}
-    elif name == "rmsprop":
-        state = [zeros(), zeros() if kw["centered"] else [], zeros() if kw["momentum"] > 0 else [], steps]
-        args = {k: kw[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")}
-    else:
-        state = [[torch.full_like(w, kw["initial_accumulator_value"])], steps]
-        args = {k: kw[k] for k in ("lr", "weight_decay", "lr_decay", "eps", "maximize")}
-    update = getattr(importlib.import_module(f"torch.optim.{name}"), name)
-    for g in grads:
-        update([w], [torch.tensor(g)], *state, foreach=False, **args)
-    return w.numpy()
-
-
 CASES = [(n, kw) for n, cs in CONFIGS.items() for kw in cs]
 
 
 @pytest.mark.parametrize("arrays", ["plain", "backend"])
 @pytest.mark.parametrize("name,kw", CASES)
-def test_matches_torch_optimizer(name, kw, arrays):
-    """On plain arrays (the standard's path) and on the NumPy backend's flat arrays (its BLAS axpy and
-    `out=` writes: the path the trainer takes)."""
-    torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
-    rng = np.random.default_rng(0)
-    w0 = rng.normal(size=(4, 3))
-    grads = [rng.normal(size=w0.shape) for _ in range(5)]
-    if arrays == "backend":  # as the model makes them: views of one flat buffer each
-        xp = backends.create("numpy", dtype="float64").xp
-        ours, grad = flat_zeros(xp, {"w": w0.shape}, np.float64, {"w": w0}), flat_zeros(xp, {"w": w0.shape}, np.float64)
-    else:
-        ours, grad = {"w": w0.copy()}, {"w": np.zeros_like(w0)}
+def test_matches_its_reference_with_other_arguments(name, kw, arrays):
+    """The reference check's comparison (`conformance.optimizer.compare`: 20 float64 steps against the
+    declared torch.optim class; the check itself runs the defaults) on plain arrays (the standard's path)
+    and on the NumPy backend's flat arrays (its BLAS axpy and `out=` writes: the path the trainer takes)."""
     opt = optimizers.create(name, **kw)
-    for g in grads:
-        grad["w"][...] = g
-        opt.step(ours, grad)
-    # options left out take each side's defaults (the classes' signatures): equal results check those too
-    np.testing.assert_allclose(ours["w"], _torch_steps(torch, name, _to_torch_kwargs(kw), w0, grads), rtol=1e-12,
-                               atol=1e-14)
-
-
-@pytest.mark.slow  # making a torch optimizer imports torch._dynamo: ~2.5 s CPU
-def test_functional_reference_is_the_torch_class():
-    """_torch_steps gives what torch.optim's classes give, bit for bit (every case above, and the
-    options those leave at their defaults: centered RMSprop, Adagrad's lr_decay and initial accumulator)."""
-    torch = pytest.importorskip("torch", reason="torch not installed: cross-check against PyTorch skipped")
-    rng = np.random.default_rng(1)
-    w0 = rng.normal(size=(4, 3))
-    grads = [rng.normal(size=w0.shape) for _ in range(5)]
-    more = [("rmsprop", dict(lr=0.01, centered=True, momentum=0.5)),
-            ("adagrad", dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.3))]
-    for name, kw in CASES + more:
-        t_kw = _to_torch_kwargs(kw)
-        tw = torch.tensor(w0.copy(), requires_grad=True)
-        topt = getattr(torch.optim, TORCH_CLASSES[name])([tw], **t_kw)
-        for g in grads:
-            tw.grad = torch.tensor(g)
-            topt.step()
-        assert np.array_equal(tw.detach().numpy(), _torch_steps(torch, name, t_kw, w0, grads)), (name, kw)
+    target = reference_or_skip(opt)
+    xp = backends.create("numpy", dtype="float64").xp if arrays == "backend" else None
+    worst, _ = optimizer_checks.compare(opt, target, xp=xp)
+    assert worst <= optimizer_checks.TOL, (name, kw, worst)
 
 
 def _quadratic(p):

@@ -14,15 +14,18 @@ from framework.registry import (
     Registry,
     activations,
     backends,
+    datasets,
     initializers,
     losses,
     metrics,
     optimizers,
     schedulers,
 )
+from tests.unit.nadam import NAdam
 
 
-@pytest.mark.parametrize("kind,name,check", [pytest.param(*c, id="-".join(c)) for c in conformance.cases()])
+@pytest.mark.parametrize("kind,name,check", [pytest.param(*c, id="-".join(c)) for c in conformance.cases()
+                                             if c[2] != "reference"])  # tests/unit/test_references.py
 def test_plugin_conforms(kind, name, check):
     outcome = conformance.run(KINDS[kind], name, check)
     assert outcome.ok, str(outcome)
@@ -219,6 +222,75 @@ FAULTS = [  # kind, plugin, the check that must fail, a fragment of its message
     ("backend", SumsOneAxis, "methods", "direct sum(x) gives float32 (4,), the namespace's float32 ()"),
     ("backend", AxpyIgnored, "methods", "the declared axpy(y, -0.5, x) returned True but left y"),
 ]
+
+
+class NAdamSignError(NAdam):
+    def mu(self, t):
+        return self.beta1 * (1 + 0.5 * 0.96 ** (t * self.momentum_decay))  # 1 - 0.5 ...
+
+
+class ProgressOneCycle(schedulers.get("one_cycle")):
+    """The user's one-cycle before `start`: laid over `progress` alone, without torch's phase ends at
+    updates pct_start T - 1 and T - 1, so its last lr is far above torch's final one."""
+
+    def factor(self, step, epoch, progress):
+        initial = 1 / self.div_factor
+        if progress <= self.pct_start:
+            return self._anneal(initial, 1.0, progress / self.pct_start)
+        return self._anneal(1.0, initial / self.final_div_factor, (progress - self.pct_start) / (1 - self.pct_start))
+
+
+class SummedMSE(MSE):
+    def scale(self, pred):
+        return 1.0  # torch's mse_loss averages
+
+
+class F1OfMeans(metrics.get("f1_macro")):
+    """2 P R / (P + R) of the macro precision and recall: not the mean of the per-class F1."""
+
+    def __call__(self, y_true, y_pred):
+        p, r = metrics.create("precision_macro")(y_true, y_pred), metrics.create("recall_macro")(y_true, y_pred)
+        return 2 * p * r / (p + r)
+
+
+def reversed_digits():
+    ds = datasets.create("digits")
+    return dataclasses.replace(ds, X=ds.X[::-1], y=ds.y[::-1])
+
+
+class Float32Matmul(backends.get("numpy")):
+    reference = "numpy"
+
+    def matmul(self, a, b, out=None):
+        product = np.matmul(a.astype(np.float32), b.astype(np.float32))
+        if out is None:
+            return product.astype(a.dtype)
+        out[...] = product
+        return out
+
+
+REFERENCE_FAULTS = [  # kind, plugin, a fragment of the reference check's message
+    ("activation", WrongDerivative, "reference torch.nn.functional.tanh: worst rel. error"),
+    ("loss", SummedMSE, "reference torch.nn.functional.mse_loss: worst rel. error"),
+    ("optimizer", NAdamSignError, "reference torch.optim.NAdam: worst rel. error"),
+    ("scheduler", ProgressOneCycle, "reference torch.optim.lr_scheduler.OneCycleLR: worst rel. error"),
+    ("metric", F1OfMeans, "reference sklearn.metrics.f1_score: worst rel. error"),
+    ("initializer", WrongVariance, "reference torch.nn.init.kaiming_normal_: worst rel. error 5.0e-01"),
+    ("dataset", reversed_digits, "reference sklearn.datasets.load_digits: worst rel. error"),
+    ("backend", Float32Matmul, "reference numpy: worst rel. error"),
+]
+
+
+@pytest.mark.parametrize("kind,plugin,message", REFERENCE_FAULTS,
+                         ids=[f"{p.__name__}-{k}" for k, p, _ in REFERENCE_FAULTS])
+def test_reference_check_catches_faults(kind, plugin, message):
+    library = message.split()[1].split(".")[0].rstrip(":")
+    if library != "numpy":
+        pytest.importorskip(library, reason=f"{library} not installed: the reference check prints a skip")
+    registry = Registry(kind, group=KINDS[kind].group)
+    registry.register("bad", reference="sklearn.datasets.load_digits" if kind == "dataset" else None)(plugin)
+    outcome = conformance.run(registry, "bad", "reference")
+    assert not outcome.ok and message in outcome.figure and "exceeds the tolerance" in outcome.figure, outcome.figure
 
 
 @pytest.mark.parametrize("kind,cls,check,message", FAULTS, ids=[f"{c.__name__}-{k}" for _, c, k, _ in FAULTS])

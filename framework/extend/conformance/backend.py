@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from framework.extend.conformance import common, reference
+from framework.registry import backends
 from framework.special import direct
 
 
@@ -93,11 +94,12 @@ def _backend_reference(reg, name):
     be = common.named(reg, name, dtype="float64")
     if isinstance(be, str):
         return f"reference {reg.get(name).reference}: skipped (backend not available here: {be})"
-    return reference.check(be, lambda be, target: compare(be, reg.create(be.reference, dtype="float64")), TOL)
+    return reference.check(be, lambda be, target: compare(be, backends.create(be.reference, dtype="float64")), TOL)
 
 
 def compare(be, ref, steps=3):
-    """A backend's reference is a registered backend, by name (`reference = "numpy"`): the same float64
+    """A backend's reference is a backend of `framework.registry.backends`, by name (`reference = "numpy"`:
+    also a module, so the check resolves it like any reference): the same float64
     MLP (5 -> 8 -> 3, tanh; the same seeded weights) trained `steps` SGD-with-momentum steps on the same
     batch on both; the losses and every parameter after the last step compared."""
     from framework.engine.step import train_step

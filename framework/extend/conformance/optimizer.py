@@ -93,9 +93,9 @@ def _opt_state_dict(reg, name):
     return f"{len(a.state_dict())} entries"
 
 
-def _flat_copy(arrays: dict):
-    """A FlatDict (`framework.flat`) holding a copy of `arrays`."""
-    return flat_zeros(np, {k: v.shape for k, v in arrays.items()}, np.float64, arrays)
+def _flat_copy(arrays: dict, xp=np):
+    """A FlatDict (`framework.flat`) of namespace `xp` holding a copy of `arrays`."""
+    return flat_zeros(xp, {k: v.shape for k, v in arrays.items()}, np.float64, arrays)
 
 
 def _state_copy(opt) -> dict:
@@ -139,20 +139,23 @@ def _opt_reference(reg, name):
     return reference.check(reg.create(name), compare, TOL)
 
 
-def compare(opt, target, steps=STEPS):
+def compare(opt, target, steps=STEPS, xp=None):
     """A `steps`-step trajectory in float64: the same start (`_params`) and gradients (a fresh normal
-    draw per step) for `opt` and for the torch.optim class made with `opt.reference_arguments()`; the
-    parameters compared after every step. `opt` must be fresh (no steps taken)."""
+    draw per step) for `opt` and for the torch.optim class made with `opt.reference_arguments()` (torch's
+    default dtype float64, so its scalar state is too); the parameters compared after every step.
+    `opt` must be fresh (no steps taken). `xp`: parameters and gradients as FlatDicts of that namespace
+    (a backend's: the path the trainer takes, e.g. NumPy's BLAS axpy) instead of plain arrays."""
     torch = reference.library(opt)
-    params = _params(np.float64)
-    with reference.quiet():
+    arrays = (lambda d: d) if xp is None else (lambda d: _flat_copy(d, xp))
+    params = arrays(_params(np.float64))
+    with reference.quiet(), reference.torch_float64(torch):
         tensors = {k: torch.tensor(p.copy(), requires_grad=True) for k, p in params.items()}
         theirs = target(list(tensors.values()), **opt.reference_arguments())
     worst = 0.0
     for i in range(steps):
-        grads = _params(np.float64, seed=100 + i)
+        grads = arrays(_params(np.float64, seed=100 + i))
         opt.step(params, grads)
-        with reference.quiet():
+        with reference.quiet(), reference.torch_float64(torch):
             for k, tensor in tensors.items():
                 tensor.grad = torch.tensor(grads[k])
             theirs.step()

@@ -37,6 +37,18 @@ def quiet():
         yield
 
 
+@contextmanager
+def torch_float64(torch):
+    """torch's default dtype float64 while the reference runs: its optimizers keep scalar state
+    (NAdam's mu_product, step counts) in the default dtype, float32 otherwise."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 def resolve(dotted: str):
     """The object named `dotted` ("torch.nn.functional.silu"): the longest importable module prefix,
     then attributes. Missing when its top-level package is not installed; AssertionError naming the
