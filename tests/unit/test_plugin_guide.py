@@ -35,11 +35,6 @@ SECTIONS = {"activation": "Activation", "loss": "Loss", "optimizer": "Optimizer"
             "scheduler": "Scheduler", "dataset": "Data set", "metric": "Metric", "backend": "Backend"}
 REFERENCE = re.compile(r"^(\w+) +(\w+) +reference +ok +reference ([\w.]+): worst rel\. error (\S+) over .*$", re.M)
 SMALL = {"initializer": 0.03}   # what "small" means: float64 against float64, 1e-12; moments of two draws, 3%
-# (how the failure reads, why): an xfail while the checker has it
-NADAM_FLOAT32 = ("optimizer 'nadam' reference: reference torch.optim.NAdam: worst rel. error",
-                 "the optimizer reference check runs torch with its default dtype float32, in which torch keeps "
-                 "NAdam's mu_product: 6e-10 off after 20 steps, over the tolerance 1e-10 "
-                 "(torch.set_default_dtype(torch.float64) around the reference gives 5e-16)")
 
 
 def write_blocks(folder: Path, package: bool = False) -> Path:
@@ -108,22 +103,15 @@ def test_guide_plugins_pass_every_check_but_the_reference(tmp_path):
     assert all(o.ok for o in outcomes), "\n".join(str(o) for o in outcomes if not o.ok)
 
 
-def xfail_if_nadam_float32(output: str) -> None:
-    """xfail with the reason where `output` holds NAdam's reference failure in float32 (see NADAM_FLOAT32)."""
-    if NADAM_FLOAT32[0] in output:
-        pytest.xfail(NADAM_FLOAT32[1])
-
-
 @pytest.mark.parametrize("names, quote", CHECKED, ids=[names for names, _ in CHECKED])
 @pytest.mark.usefixtures("isolated")
 def test_the_guide_quotes_the_checkers_output_with_small_reference_errors(tmp_path, capsys, names, quote):
     """A kind's block as the checker prints it; its reference lines with small errors where the library is installed,
     else a skip line (this test prints why it did not compare them)."""
     code, out = check(capsys, *names.split(), "--paths", str(write_blocks(tmp_path / "my_plugins")))
-    xfail_if_nadam_float32(out)
     for line, kind, name, dotted, _ in [(m[0], *m.groups()) for m in REFERENCE.finditer(quote)]:
         library = dotted.split(".")[0]
-        if library in KINDS["backend"] or importlib.util.find_spec(library) is not None:
+        if importlib.util.find_spec(library) is not None:
             printed = REFERENCE.search(out[out.index(f"{kind:<10} {name} "):])
             assert printed and printed[2] == name, out
             assert float(printed[4]) <= SMALL.get(kind, 1e-12), printed[0]
