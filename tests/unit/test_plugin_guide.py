@@ -3,7 +3,6 @@ and pass the checker with the output it quotes (reference errors included, small
 installed), its pyproject snippet declares an entry point that discovery finds, and a broken copy fails loudly.
 Its run and sweep commands, run as processes: tests/integration/test_plugin_guide_sweep.py."""
 import importlib
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -106,21 +105,18 @@ def test_guide_plugins_pass_every_check_but_the_reference(tmp_path):
 @pytest.mark.parametrize("names, quote", CHECKED, ids=[names for names, _ in CHECKED])
 @pytest.mark.usefixtures("isolated")
 def test_the_guide_quotes_the_checkers_output_with_small_reference_errors(tmp_path, capsys, names, quote):
-    """A kind's block as the checker prints it; its reference lines with small errors where the library is installed,
-    else a skip line (this test prints why it did not compare them)."""
+    """A kind's block as the checker prints it, its reference errors small; where the reference's library is not
+    installed the checker prints a skip line instead, and this test prints that it did not compare them."""
     code, out = check(capsys, *names.split(), "--paths", str(write_blocks(tmp_path / "my_plugins")))
-    for line, kind, name, dotted, _ in [(m[0], *m.groups()) for m in REFERENCE.finditer(quote)]:
-        library = dotted.split(".")[0]
-        if importlib.util.find_spec(library) is not None:
-            printed = REFERENCE.search(out[out.index(f"{kind:<10} {name} "):])
-            assert printed and printed[2] == name, out
-            assert float(printed[4]) <= SMALL.get(kind, 1e-12), printed[0]
-        else:
+    for quoted_line, kind, name, dotted, _ in [(m[0], *m.groups()) for m in REFERENCE.finditer(quote)]:
+        printed = re.search(rf"^{kind} +{name} +reference +ok +reference {re.escape(dotted)}: (.*)$", out, re.M)
+        assert printed, out
+        if printed[1].startswith("skipped"):
             with capsys.disabled():
-                print(f"\n{kind} {name}: {library} is not installed, so its reference error is not compared")
-            quote = quote.replace(line + "\n", "")
-            out = re.sub(rf"^{kind} +{name} +reference +ok +reference {re.escape(dotted)}: skipped .*\n", "", out,
-                         flags=re.M)
+                print(f"\n{kind} {name}: reference {dotted} {printed[1]}, so its error is not compared")
+            quote, out = quote.replace(quoted_line + "\n", ""), out.replace(printed[0] + "\n", "")
+        else:
+            assert float(REFERENCE.match(printed[0])[4]) <= SMALL.get(kind, 1e-12), printed[0]
     assert code == 0, out
     assert masked(out) == masked(quote)
 
