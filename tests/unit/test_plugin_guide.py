@@ -73,6 +73,7 @@ def test_the_guide_covers_every_kind_in_the_same_order_of_parts():
     variables = {reg.kind: var for var, reg in vars(registry).items() if isinstance(reg, registry.Registry)}
     assert {var for var, _ in REGISTERED} == {variables[kind] for kind in KINDS}, "an example of every kind"
     assert RIGHT in SNAKE and len(set(NAMES)) == len(NAMES)
+    assert sorted(n for names, _ in CHECKED for n in names.split()) == sorted(NAMES), "a checker block for each example"
     contents = TEXT.split("\n## ", 1)[0]  # the title, the introduction and the table of contents
     for kind in KINDS:
         parts = ["**Interface.**", "**Example.**", "```python", "**The checker checks**", "```text\n$ python -m "
@@ -92,21 +93,11 @@ def test_the_guide_states_each_kinds_reference_tolerance_as_the_checker_has_it()
         assert value == importlib.import_module(f"framework.extend.conformance.{kind}").TOL, (kind, stated[0])
 
 
-@pytest.mark.usefixtures("isolated")
-def test_guide_plugins_pass_every_check_but_the_reference(tmp_path):
-    """The reference check: the next test, with the output quoted."""
-    discovery.load_paths([write_blocks(tmp_path / "my_plugins")])
-    outcomes = [conformance.run(conformance.KINDS[kind], name, c)
-                for kind, name, c in conformance.cases(NAMES) if c != "reference"]
-    assert {o.name for o in outcomes} == set(NAMES)
-    assert all(o.ok for o in outcomes), "\n".join(str(o) for o in outcomes if not o.ok)
-
-
 @pytest.mark.parametrize("names, quote", CHECKED, ids=[names for names, _ in CHECKED])
 @pytest.mark.usefixtures("isolated")
 def test_the_guide_quotes_the_checkers_output_with_small_reference_errors(tmp_path, capsys, names, quote):
-    """A kind's block as the checker prints it, its reference errors small; where the reference's library is not
-    installed the checker prints a skip line instead, and this test prints that it did not compare them."""
+    """A kind's block as the checker prints it (every check passes), its reference errors small; where the reference's
+    library is not installed the checker prints a skip line instead, and this test prints that it did not compare."""
     code, out = check(capsys, *names.split(), "--paths", str(write_blocks(tmp_path / "my_plugins")))
     for quoted_line, kind, name, dotted, _ in [(m[0], *m.groups()) for m in REFERENCE.finditer(quote)]:
         printed = re.search(rf"^{kind} +{name} +reference +ok +reference {re.escape(dotted)}: (.*)$", out, re.M)
