@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
 from contextlib import nullcontext
 from typing import Any
 
 from framework import special
 from framework.flat import FlatDict, flat_pair, flat_zeros, namespace
+from framework.registry import argument_names
 
 SCALARS = "scalars"  # Optimizer.state_dict's key prefix of scalar state: a reserved slot name
 
@@ -29,20 +29,27 @@ class Referenced:
     beyond the kind's tolerance fails the check, a missing library prints a skip.
 
     `reference_arguments()`: the reference's keyword arguments. By default the plugin's own constructor
-    arguments under their own names ({arg: self.<arg>}); override it where the names or meanings differ,
-    e.g. Adam -> {"lr": lr, "betas": (beta1, beta2), "eps": eps, "weight_decay": wd}.
+    arguments under their own names ({arg: self.<arg>}); override it where the names or
+    meanings differ, e.g. Adam -> {"lr": lr, "betas": (beta1, beta2), "eps": eps, "weight_decay": wd},
+    leaky_relu -> {"negative_slope": alpha}, or return {} where the reference takes none.
+
+    What is compared, per kind (the check runs the plugin's defaults):
+        Activation   torch function or module: f(z, **args), values and autograd gradients
+        Loss         torch loss: f(pred, target, reduction="none", **args), reduced here by
+                     args["reduction"]: "mean" (default), "sum" or "weighted_mean" (sum(w l) / sum(w))
+        Optimizer    torch.optim class: cls(params, **args), a 20-step float64 trajectory
+        Scheduler    torch.optim.lr_scheduler class: cls(optimizer, **args) on an optimizer whose lr is 1,
+                     so an absolute lr argument is relative to 1 (OneCycleLR's max_lr=1.0)
+        Metric       sklearn.metrics function: f(y_true, y_pred, **args), y_pred as `uses` says
+        Initializer  torch.nn.init function: f(tensor, **args), the moments of a large draw
+        Data set     a loader called without arguments (its data/target, or (X, y)): the same rows
+        Backend      a registered backend's name ("numpy"): the same float64 MLP training steps
     """
 
     reference: str | None = None
 
     def reference_arguments(self) -> dict:
-        return {k: getattr(self, k) for k in constructor_arguments(type(self)) if hasattr(self, k)}
-
-
-def constructor_arguments(cls) -> list[str]:
-    """Names of `cls`'s keyword constructor arguments (what a config sets)."""
-    return [p.name for p in inspect.signature(cls).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return {k: getattr(self, k) for k in argument_names(type(self))}
 
 
 class _ReprByArguments(Referenced):
@@ -229,9 +236,7 @@ class Optimizer(_ReprByArguments):
 
     def slot(self, xp, kind: str, name: str, like):
         """The `kind` state array of parameter `name`, zeros like `like` on first use."""
-        if kind == SCALARS:
-            raise ValueError(f"optimizer {self.name}: '{SCALARS}' is reserved for scalar state (self.scalars); "
-                             "give the slot another name")
+        self._slot_name(kind)
         slots = self.state.setdefault(kind, {})
         if name not in slots:
             slots[name] = xp.zeros_like(like)
@@ -241,13 +246,16 @@ class Optimizer(_ReprByArguments):
         """The `kind` state of all of `params` (a FlatDict) as one flat array, zeros on first use:
         state[kind] is then a FlatDict of the same layout (state_dict stays per parameter). Per-parameter
         values already there (`load_state_dict`, earlier steps one parameter at a time) are copied in."""
-        if kind == SCALARS:
-            raise ValueError(f"optimizer {self.name}: '{SCALARS}' is reserved for scalar state (self.scalars); "
-                             "give the slot another name")
+        self._slot_name(kind)
         found = self.state.get(kind)
         if not isinstance(found, FlatDict) or found.layout != params.layout:
             found = self.state[kind] = flat_zeros(params.xp, dict(params.layout), params.flat.dtype, found)
         return found.flat
+
+    def _slot_name(self, kind: str) -> None:
+        if kind == SCALARS:
+            raise ValueError(f"optimizer {self.name}: '{SCALARS}' is reserved for scalar state (self.scalars); "
+                             "give the slot another name")
 
     def state_dict(self) -> dict[str, Any]:
         """{"t": t, "<slot>/<param>": array, "scalars/<name>": Python number} (the arrays are the live ones)."""

@@ -79,12 +79,7 @@ class Registry:
 
     def defaults(self, name: str) -> dict[str, Any]:
         """Constructor keyword arguments and their defaults (`None` where no default is set)."""
-        params = _signature(self.get(name)).parameters.values()
-        return {
-            p.name: (None if p.default is inspect.Parameter.empty else p.default)
-            for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
+        return {p.name: None if p.default is p.empty else p.default for p in _arguments(self.get(name))}
 
     def __contains__(self, name: str) -> bool:
         self._load()
@@ -99,6 +94,15 @@ def _signature(obj) -> inspect.Signature:
     """inspect.signature, once per class: it is slow, and for a class without its own __init__ it
     leaves cyclic garbage behind that a per-epoch `create` would pile up."""
     return inspect.signature(obj)
+
+
+def _arguments(obj) -> list[inspect.Parameter]:
+    return [p for p in _signature(obj).parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def argument_names(obj) -> list[str]:
+    """The keyword arguments of class or factory `obj`: what a config sets."""
+    return [p.name for p in _arguments(obj)]
 
 
 def _where(obj) -> str:
