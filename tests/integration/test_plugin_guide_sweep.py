@@ -1,4 +1,4 @@
-"""plugins/README.md's sweep command runs as written (a `python -m framework.train -m` process)."""
+"""plugins/README.md's run and sweep commands run as written (`python -m framework.train` processes)."""
 import shlex
 import subprocess
 import sys
@@ -7,14 +7,32 @@ import pytest
 
 from tests.unit.test_plugin_guide import TEXT, write_blocks
 
+SHORT = ["tracking=none", "trainer.epochs=1", "trainer.progress=none"]   # 1 epoch, no MLflow
+
+
+def guide_command(start: str, folder) -> list[str]:
+    """The guide's command line that starts with `start`, its plugin folder replaced by `folder`."""
+    command = next(line for line in TEXT.splitlines() if line.startswith(start))
+    return shlex.split(command.replace("$HOME/my_plugins", str(folder)))[1:]
+
 
 @pytest.mark.slow
 def test_sweep_command_of_the_guide_runs(tmp_path):
-    """The guide's sweep, shortened (1 epoch, no MLflow), in a scratch working directory."""
-    command = next(line for line in TEXT.splitlines() if line.startswith("python -m framework.train -m"))
+    """The guide's sweep, shortened, in a scratch working directory."""
     folder = write_blocks(tmp_path / "my_plugins")
-    args = shlex.split(command.replace("$HOME/my_plugins", str(folder)))[1:]
-    run = subprocess.run([sys.executable, *args, "tracking=none", "trainer.epochs=1", "trainer.progress=none"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    args = guide_command("python -m framework.train -m", folder)
+    run = subprocess.run([sys.executable, *args, *SHORT], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stdout.count("final metrics") == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["iris", "rotated_moons"])
+def test_the_guides_runs_with_a_plugin_of_every_kind(tmp_path, data):
+    """Its two runs together use the examples of all eight kinds (each an option only because the folder is loaded:
+    an unknown name stops a run): top-2 accuracy is logged, the rotated moons train."""
+    args = guide_command(f'python -m framework.train "plugins.paths=[$HOME/my_plugins]" data={data}',
+                         write_blocks(tmp_path / "my_plugins"))
+    run = subprocess.run([sys.executable, *args, *SHORT], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert ("test/top2" if data == "iris" else "test/roc_auc") in run.stdout
