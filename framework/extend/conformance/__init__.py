@@ -1,4 +1,4 @@
-"""Conformance checks for every registered plugin of all eight kinds (checker CLI and tests).
+"""Conformance checks for every registered plugin of all nine kinds (checker CLI and tests).
 
 A check is a function `(registry, name) -> figure`: it builds the plugin from its config defaults,
 raises (AssertionError, GradcheckError, ...) on failure and returns a short figure on success. `run`
@@ -32,6 +32,9 @@ in float64) except `array_api`. The checks per kind:
                   with its message) and pass `framework.engine.data.validate`: shapes, dtypes, task, finite
     tasks         metrics: a finite float for each task they declare; a perfect prediction scores at
                   least as well as a random one
+    hooks         callbacks: a `framework.Callback` subclass whose overridden hooks take the trainer's arguments
+    runs          callbacks: created from its defaults, it sees a 2-epoch fit of a tiny classifier through
+                  (FINISHED; files it writes go to a temporary run folder and are those `files()` names)
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
                   batch_sum, sq_norms, host_sq_norms, synchronize, limits) against NumPy, and the
                   declared capabilities (`Capabilities`: host_memory, writes_out, the direct forms) hold; a
@@ -44,12 +47,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.extend.conformance import activation, backend, dataset, initializer, loss, metric, optimizer, scheduler
+from framework.extend.conformance import (
+    activation,
+    backend,
+    callback,
+    dataset,
+    initializer,
+    loss,
+    metric,
+    optimizer,
+    scheduler,
+)
 from framework.registry import KINDS, Registry
 
 CHECKS = {kind: module.CHECKS for kind, module in (
     ("activation", activation), ("loss", loss), ("optimizer", optimizer), ("initializer", initializer),
-    ("scheduler", scheduler), ("dataset", dataset), ("metric", metric), ("backend", backend))}
+    ("scheduler", scheduler), ("dataset", dataset), ("metric", metric), ("backend", backend),
+    ("callback", callback))}
 
 
 @dataclass(frozen=True)
