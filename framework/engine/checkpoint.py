@@ -58,7 +58,7 @@ def check_free(directory) -> None:
     if any((Path(directory) / f).is_file() for f in FILES):
         raise CheckpointError(f"'{directory}' already holds the checkpoint of an earlier run; continue that run with "
                               f"trainer.resume={directory}, or give this run a new folder (hydra.run.dir=<new folder> "
-                              "or trainer.checkpoint_dir=<new folder>)")
+                              "or callbacks.model_checkpoint.directory=<new folder>)")
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
