@@ -76,6 +76,12 @@ def make_callbacks(cfg: DictConfig) -> list:
     return made
 
 
+def registered(callback) -> bool:
+    """Whether `callback` is an instance of a registered callback class (not, e.g., a test's own)."""
+    name = getattr(type(callback), "name", None)
+    return isinstance(name, str) and name in callback_registry and callback_registry.get(name) is type(callback)
+
+
 def build(cfg: DictConfig, callbacks=None) -> Trainer:
     """Data, model, loss, optimizer and schedule from the config, wired into a Trainer with `callbacks`
     (default: `make_callbacks(cfg)`). Every value is checked (`framework.run.schema`), every plugin
@@ -95,7 +101,7 @@ def build(cfg: DictConfig, callbacks=None) -> Trainer:
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
                             "scheduler": [scheduler.name],
-                            "callback": [cb.name for cb in callbacks if hasattr(type(cb), "name")]})
+                            "callback": [type(cb).name for cb in callbacks if registered(cb)]})
     if backend.name == "numpy" and cfg.backend.dtype == "float16":
         log.warning("backend.dtype=float16 on NumPy: it has no float16 matrix kernels, so an epoch takes "
                     "~15x as long as with float32 (digits: 0.2 s vs 0.012 s)")

@@ -63,12 +63,16 @@ def compose(overrides=(), hydra: bool = False) -> DictConfig:
         return hydra_compose(config_name="config", overrides=debug_last(overrides), return_hydra_config=hydra)
 
 
-def debug_last(overrides) -> list[str]:
-    """The command line with `debug=X` moved to its end as `+debug=X`: Hydra applies appended configs in
-    command-line order, so a debug preset comes after `+experiment=` presets and wins over their settings
-    (one with `debug: null` in the defaults list would come before them)."""
-    debug = [o for o in overrides if o.lstrip("+").split("=", 1)[0] == DEBUG and "=" in o]
-    return [o for o in overrides if o not in debug] + ["+" + o.lstrip("+") for o in debug]
+def debug_last(args) -> list[str]:
+    """The command line `args` with `debug=X` moved after its last override as `+debug=X`: Hydra applies
+    appended configs in command-line order, so a debug preset comes after `+experiment=` presets and wins
+    over their settings (one with `debug: null` in the defaults list would come before them)."""
+    debug = ["+" + a.lstrip("+") for a in args if "=" in a and a.lstrip("+").split("=", 1)[0] == DEBUG]
+    keep = ["+" + a.lstrip("+") not in debug for a in args]
+    rest = [a for a, k in zip(args, keep) if k]
+    at = max((i + 1 for i, a in enumerate(rest) if "=" in a and not a.startswith("-")),
+             default=keep.index(False) if debug else 0)  # no other override: where the first debug= was
+    return rest[:at] + debug + rest[at:]
 
 
 def file_options(group: str) -> list[str]:
