@@ -76,19 +76,13 @@ def make_callbacks(cfg: DictConfig) -> list:
     return made
 
 
-def registered(callback) -> bool:
-    """Whether `callback` is an instance of a registered callback class (not, e.g., a test's own)."""
-    name = getattr(type(callback), "name", None)
-    return isinstance(name, str) and name in callback_registry and callback_registry.get(name) is type(callback)
-
-
-def build(cfg: DictConfig, callbacks=None) -> Trainer:
-    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer with `callbacks`
-    (default: `make_callbacks(cfg)`). Every value is checked (`framework.run.schema`), every plugin
-    created and every user plugin conformance-checked before the data is loaded, so a bad config fails
-    at once (`tracking.*`: by `Tracking`, which uses them)."""
+def build(cfg: DictConfig, callbacks=()) -> Trainer:
+    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer with the `callbacks`
+    group's callbacks (`make_callbacks`), then `callbacks`. Every value is checked (`framework.run.schema`),
+    every plugin created and every user plugin conformance-checked before the data is loaded, so a bad
+    config fails at once (`tracking.*`: by `Tracking`, which uses them)."""
     schema.check(cfg, skip="tracking")
-    callbacks = make_callbacks(cfg) if callbacks is None else list(callbacks)
+    configured = make_callbacks(cfg)
     loss = create("loss", cfg.loss)
     act, out_act = create("activation", cfg.activation), create("output_activation", cfg.output_activation)
     if loss.expects_logits and out_act.name != "identity":
@@ -101,7 +95,7 @@ def build(cfg: DictConfig, callbacks=None) -> Trainer:
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
                             "scheduler": [scheduler.name],
-                            "callback": [type(cb).name for cb in callbacks if registered(cb)]})
+                            "callback": [type(cb).name for cb in configured]})
     if backend.name == "numpy" and cfg.backend.dtype == "float16":
         log.warning("backend.dtype=float16 on NumPy: it has no float16 matrix kernels, so an epoch takes "
                     "~15x as long as with float32 (digits: 0.2 s vs 0.012 s)")
@@ -120,7 +114,7 @@ def build(cfg: DictConfig, callbacks=None) -> Trainer:
     return Trainer(
         model, loss, optimizer, splits, epochs=t.epochs, batch_size=t.batch_size, scheduler=scheduler,
         metrics=None if t.metrics is None else list(t.metrics), grad_clip=t.grad_clip,
-        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=callbacks,
+        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=[*configured, *callbacks],
         divergence=divergence, limit_batches=dict(t.limit_batches), overfit_batches=t.overfit_batches)
 
 
@@ -229,8 +223,8 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
     with tracking.run(resume_run) as tracker:
         if bad is not None:
             raise bad                    # a bad value: a FAILED run that names it
-        callbacks = placed(make_callbacks(cfg), run_dir() or (tracker and tracker.log.folder), tracker, resume)
-        trainer = build(cfg, [cb for cb in (*callbacks, make_progress(t.progress), tracker) if cb is not None])
+        trainer = build(cfg, [cb for cb in (make_progress(t.progress), tracker) if cb is not None])
+        place(trainer.callbacks, run_dir() or (tracker and tracker.log.folder), tracker, resume)
         if resume:
             restore_checkpoint(trainer, resume)
         try:
@@ -247,8 +241,8 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> dict:
     return final
 
 
-def placed(callbacks: list, folder, tracker, resume) -> list:
-    """`callbacks` told the run folder (`Callback.set_folder`); a new run refuses a checkpoint folder that
+def place(callbacks: list, folder, tracker, resume) -> None:
+    """Tell `callbacks` the run folder (`Callback.set_folder`); a new run refuses a checkpoint folder that
     holds an earlier run's; files written into the tracked run folder become the run's artifacts."""
     for cb in callbacks:
         cb.set_folder(folder and Path(folder))
@@ -258,7 +252,6 @@ def placed(callbacks: list, folder, tracker, resume) -> list:
             root = tracker.log.folder.resolve()
             tracker.artifacts += [str(f.resolve().relative_to(root)) for f in cb.files()
                                   if f.resolve().is_relative_to(root)]
-    return callbacks
 
 
 def checked(cfg: DictConfig) -> FrameworkError | None:

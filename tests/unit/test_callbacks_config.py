@@ -4,7 +4,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from framework import discovery
+from framework import Callback, discovery
 from framework.engine.checkpoint import Checkpointer
 from framework.engine.profile import Profiler
 from framework.engine.trainer import EarlyStopping
@@ -105,7 +105,7 @@ def test_limit_batches_cuts_each_split_and_the_epoch_records_follow():
     assert (len(t.splits.train), len(t.splits.val), len(t.splits.test)) == (32, 16, len(full.splits.test))
     np.testing.assert_array_equal(t.splits.train.X, full.splits.train.X[:32])
     seen = []
-    t.callbacks.append(type("Rec", (Checkpointer,), {"on_batches": lambda s, tr, r: seen.extend(r.steps)})())
+    t.callbacks.append(type("Rec", (Callback,), {"on_batches": lambda s, tr, r: seen.extend(r.steps)})())
     t.fit()
     assert t.steps_per_epoch == 2 and seen == [0, 1]
     epoch = {k: v[0] for k, v in t.history.items()}
