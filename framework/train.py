@@ -68,9 +68,6 @@ def make_callbacks(cfg: DictConfig) -> list:
         name = callback_name(key, entry)
         try:
             made.append(callback_registry.create(name, **kwargs(entry)))
-        except UnknownNameError as e:
-            raise ConfigError(f"callbacks.{key}: {e} An entry runs the callback named by its key, or by its "
-                              "`name` field") from None
         except (ValueError, TypeError) as e:
             raise ConfigError(f"callbacks.{key} ({name}): {e}") from None
     return made
@@ -308,14 +305,21 @@ def _check_command_line(argv: list[str]) -> None:
     for o in overrides:
         group = o.key_or_group
         if (group in GROUPS or group in FILE_GROUPS or group == "experiment") and not isinstance(o.value(), Glob):
-            known, kind = (GROUPS[group].names(), GROUPS[group].kind) if group in GROUPS else \
-                (file_options(group), FILE_GROUPS[group]) if group in FILE_GROUPS else \
-                (list(experiment_presets()), "experiment")
+            known, kind = _options(group)
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
                     raise UnknownNameError(kind, str(value), known)
     check_override_keys(overrides)
     check_extras(overrides)
+
+
+def _options(group: str) -> tuple[list[str], str]:
+    """(the options, what one is called) of a registry group, a `FILE_GROUPS` group or `experiment`."""
+    if group in GROUPS:
+        return GROUPS[group].names(), GROUPS[group].kind
+    if group in FILE_GROUPS:
+        return file_options(group), FILE_GROUPS[group]
+    return list(experiment_presets()), "experiment"
 
 
 class RunFolderCheck(Callback):

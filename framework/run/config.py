@@ -26,7 +26,6 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 GROUPS = {**{g: r for g, r in ALL.items() if r not in (metrics, callbacks)}, "output_activation": activations}
 # groups whose options are only their YAML files in conf/<group>/
 FILE_GROUPS = {"callbacks": "callbacks option", "debug": "debug preset"}
-DEBUG = "debug"
 
 
 def node_for(registry, name: str):
@@ -67,7 +66,7 @@ def debug_last(args) -> list[str]:
     """The command line `args` with `debug=X` moved after its last override as `+debug=X`: Hydra applies
     appended configs in command-line order, so a debug preset comes after `+experiment=` presets and wins
     over their settings (one with `debug: null` in the defaults list would come before them)."""
-    debug = ["+" + a.lstrip("+") for a in args if "=" in a and a.lstrip("+").split("=", 1)[0] == DEBUG]
+    debug = ["+" + a.lstrip("+") for a in args if "=" in a and a.lstrip("+").split("=", 1)[0] == "debug"]
     keep = ["+" + a.lstrip("+") not in debug for a in args]
     rest = [a for a, k in zip(args, keep) if k]
     at = max((i + 1 for i, a in enumerate(rest) if "=" in a and not a.startswith("-")),
