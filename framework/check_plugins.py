@@ -24,7 +24,7 @@ from framework.registry import KINDS
 
 def check(kind: str, name: str) -> list[str]:
     """Every conformance check of plugin `name` of `kind` ("activation", "loss", "optimizer",
-    "initializer", "scheduler", "dataset", "metric", "backend"): one message "<check>: <reason>" per
+    "initializer", "scheduler", "dataset", "metric", "backend", "callback"): one message "<check>: <reason>" per
     failed check, [] when it conforms. An unknown kind or name raises UnknownNameError."""
     if kind not in KINDS:
         raise UnknownNameError("plugin kind", kind, sorted(KINDS))

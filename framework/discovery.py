@@ -79,10 +79,11 @@ def _load(eps) -> None:
 
 
 def builtin(obj) -> bool:
-    """Whether class or function `obj` is a built-in plugin (defined under a module the built-in entry points name)."""
+    """Whether class or function `obj` is a built-in plugin (defined under a module the built-in entry points
+    name, or in the framework itself: the engine's callbacks)."""
     load_plugins()
     module = getattr(obj, "__module__", "") or ""
-    return any(module == m or module.startswith(m + ".") for m in _state.builtin)
+    return any(module == m or module.startswith(m + ".") for m in (*_state.builtin, "framework"))
 
 
 def load_paths(paths) -> list[Path]:

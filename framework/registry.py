@@ -117,8 +117,9 @@ initializers = Registry("initializer")
 schedulers = Registry("scheduler")
 datasets = Registry("dataset", group="data")
 metrics = Registry("metric")
+callbacks = Registry("callback", group="callbacks")  # entries of the `callbacks` group (framework.Callback classes)
 
-REGISTRIES = (activations, losses, optimizers, backends, initializers, schedulers, datasets, metrics)
+REGISTRIES = (activations, losses, optimizers, backends, initializers, schedulers, datasets, metrics, callbacks)
 KINDS = {r.kind: r for r in REGISTRIES}   # "activation" -> activations, ...: the one kind -> registry map
 ALL = {r.group: r for r in REGISTRIES}    # Hydra group ("data") -> registry
 

@@ -26,18 +26,23 @@ from framework.engine.checkpoint import Checkpointer, check_free, restore_checkp
 from framework.engine.data import Splits, split, standardize, validate
 from framework.engine.progress import echo, make_progress, print_metrics
 from framework.engine.tasks import output_size
-from framework.engine.trainer import Divergence, EarlyStopping, Interrupted, Trainer
+from framework.engine.trainer import Divergence, Interrupted, Trainer
 from framework.errors import ConfigError, FrameworkError, UnknownNameError
 from framework.inference import TrainedModel, from_trainer
 from framework.model import MLP
 from framework.registry import KINDS, datasets
+from framework.registry import callbacks as callback_registry
 from framework.run import schema
 from framework.run.config import (
     CONF_DIR,
+    FILE_GROUPS,
     GROUPS,
+    callback_name,
     check_extras,
     check_override_keys,
+    debug_last,
     experiment_presets,
+    file_options,
     hydra_config,
     kwargs,
     register_configs,
@@ -57,11 +62,29 @@ def load_data(cfg: DictConfig) -> Splits:
     return standardize(splits) if s.standardize else splits
 
 
+def make_callbacks(cfg: DictConfig) -> list:
+    """The `callbacks` group's entries, each created from the registered callback it names (its `name`,
+    else its key) with its other fields as arguments; a null entry is dropped."""
+    node = cfg.get("callbacks") or {}
+    made = []
+    for key, entry in node.items():
+        if entry is None:
+            continue
+        name = callback_name(key, entry)
+        try:
+            made.append(callback_registry.create(name, **kwargs(entry)))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"callbacks.{key} ({name}): {e}") from None
+    return made
+
+
 def build(cfg: DictConfig, callbacks=()) -> Trainer:
-    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer. Every value is
-    checked (`framework.run.schema`), every plugin created and every user plugin conformance-checked
-    before the data is loaded, so a bad config fails at once (`tracking.*`: by `Tracking`, which uses them)."""
+    """Data, model, loss, optimizer and schedule from the config, wired into a Trainer with the `callbacks`
+    group's callbacks (`make_callbacks`), then `callbacks`. Every value is checked (`framework.run.schema`),
+    every plugin created and every user plugin conformance-checked before the data is loaded, so a bad
+    config fails at once (`tracking.*`: by `Tracking`, which uses them)."""
     schema.check(cfg, skip="tracking")
+    configured = make_callbacks(cfg)
     loss = create("loss", cfg.loss)
     act, out_act = create("activation", cfg.activation), create("output_activation", cfg.output_activation)
     if loss.expects_logits and out_act.name != "identity":
@@ -73,7 +96,8 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     if cfg.plugins.get("check", True):
         check_user_plugins({"activation": [act.name, out_act.name], "loss": [loss.name],
                             "optimizer": [optimizer.name], "initializer": [initializer.name],
-                            "scheduler": [scheduler.name]})
+                            "scheduler": [scheduler.name],
+                            "callback": [type(cb).name for cb in configured]})
     if backend.name == "numpy" and cfg.backend.dtype == "float16":
         log.warning("backend.dtype=float16 on NumPy: it has no float16 matrix kernels, so an epoch takes "
                     "~15x as long as with float32 (digits: 0.2 s vs 0.012 s)")
@@ -89,14 +113,11 @@ def build(cfg: DictConfig, callbacks=()) -> Trainer:
     model = MLP(sizes, activation=act,
                 output_activation=out_act, backend=backend, dtype=backend.dtype, initializer=initializer,
                 seed=cfg.seed)
-    es = t.early_stopping
     return Trainer(
         model, loss, optimizer, splits, epochs=t.epochs, batch_size=t.batch_size, scheduler=scheduler,
         metrics=None if t.metrics is None else list(t.metrics), grad_clip=t.grad_clip,
-        early_stopping=EarlyStopping(es.monitor, es.patience, es.mode, es.min_delta, es.restore_best)
-        if es.enabled else None,
-        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=list(callbacks),
-        divergence=divergence)
+        shuffle=t.shuffle, seed=cfg.seed, flush_every=t.flush_every, callbacks=[*configured, *callbacks],
+        divergence=divergence, limit_batches=dict(t.limit_batches), overfit_batches=t.overfit_batches)
 
 
 COPIES = 4  # arrays of the parameters' size that training holds: parameters, gradients, two optimizer slots (Adam)
@@ -222,15 +243,11 @@ def train(cfg: DictConfig, where: list[str] | None = None) -> Result:
         return Result(done["run_id"], None, {**final, "objective": objective(cfg, final)}, None)
     t = cfg.trainer
     resume, resume_run = tracking.resume_source(None if bad else t.resume)  # a folder, or a tracked run's id
-    directory = t.checkpoint_dir or (run_dir() and Path(run_dir()) / "checkpoint")
-    if directory and not resume:
-        check_free(directory)
-    checkpointer = Checkpointer(directory, t.checkpoint_every) if directory else None
     with tracking.run(resume_run) as tracker:
         if bad is not None:
             raise bad                    # a bad value: a FAILED run that names it
-        callbacks = [cb for cb in (make_progress(t.progress), checkpointer, tracker) if cb is not None]
-        trainer = build(cfg, callbacks)
+        trainer = build(cfg, [cb for cb in (make_progress(t.progress), tracker) if cb is not None])
+        place(trainer.callbacks, run_dir() or (tracker and tracker.log.folder), tracker, resume)
         if resume:
             restore_checkpoint(trainer, resume)
         try:
@@ -263,6 +280,19 @@ def compose(overrides=()) -> DictConfig:
     cfg = compose_config(overrides)
     schema.check(cfg)
     return cfg
+
+
+def place(callbacks: list, folder, tracker, resume) -> None:
+    """Tell `callbacks` the run folder (`Callback.set_folder`); a new run refuses a checkpoint folder that
+    holds an earlier run's; files written into the tracked run folder become the run's artifacts."""
+    for cb in callbacks:
+        cb.set_folder(folder and Path(folder))
+        if isinstance(cb, Checkpointer) and cb.directory and not resume:
+            check_free(cb.directory)
+        if tracker is not None:
+            root = tracker.log.folder.resolve()
+            tracker.artifacts += [str(f.resolve().relative_to(root)) for f in cb.files()
+                                  if f.resolve().is_relative_to(root)]
 
 
 def checked(cfg: DictConfig) -> FrameworkError | None:
@@ -323,13 +353,22 @@ def _check_command_line(argv: list[str]) -> None:
             discovery.load_paths(value if isinstance(value, list) else [value])
     for o in overrides:
         group = o.key_or_group
-        if (group in GROUPS or group == "experiment") and not isinstance(o.value(), Glob):
-            known = GROUPS[group].names() if group in GROUPS else list(experiment_presets())
+        if (group in GROUPS or group in FILE_GROUPS or group == "experiment") and not isinstance(o.value(), Glob):
+            known, kind = _options(group)
             for value in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if str(value) not in known:
-                    raise UnknownNameError(GROUPS[group].kind if group in GROUPS else "experiment", str(value), known)
+                    raise UnknownNameError(kind, str(value), known)
     check_override_keys(overrides)
     check_extras(overrides)
+
+
+def _options(group: str) -> tuple[list[str], str]:
+    """(the options, what one is called) of a registry group, a `FILE_GROUPS` group or `experiment`."""
+    if group in GROUPS:
+        return GROUPS[group].names(), GROUPS[group].kind
+    if group in FILE_GROUPS:
+        return file_options(group), FILE_GROUPS[group]
+    return list(experiment_presets()), "experiment"
 
 
 class RunFolderCheck(Callback):
@@ -397,6 +436,7 @@ def main() -> None:
     from framework.tracking.masking import mask_log_records
 
     mask_log_records()
+    sys.argv[1:] = debug_last(sys.argv[1:])
     try:
         _check_command_line(sys.argv[1:])
         register_configs()

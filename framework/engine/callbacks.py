@@ -8,6 +8,7 @@ norm added), so a callback never forces a per-batch sync.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +52,16 @@ class BatchRecord:
 class Callback:
     """Override what you need. `trainer` exposes `model`, `loss`, `optimizer`, `splits`, `epoch`, `step`,
     `history`, `status`, `failure` and `request_stop(reason)` (stop at the next batch boundary: KILLED);
-    raise `framework.engine.trainer.StopTraining` to end early (FINISHED)."""
+    raise `framework.engine.trainer.StopTraining` to end early (FINISHED). Registered with
+    `@framework.registry.callbacks.register("name")`, a callback is an entry of the `callbacks` config group."""
+
+    def set_folder(self, folder: Path) -> None:
+        """Before training: the run folder (Hydra's job folder, else the tracking run folder), where a
+        callback that writes files puts them unless configured otherwise."""
+
+    def files(self) -> list[Path]:
+        """The files it writes (logged as run artifacts when they are in the tracked run folder)."""
+        return []
 
     def on_train_start(self, trainer) -> None: ...
 

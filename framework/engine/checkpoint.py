@@ -65,7 +65,7 @@ def check_free(directory) -> None:
     if any((Path(directory) / f).is_file() for f in FILES):
         raise CheckpointError(f"'{directory}' already holds the checkpoint of an earlier run; continue that run with "
                               f"trainer.resume={directory}, or give this run a new folder (hydra.run.dir=<new folder> "
-                              "or trainer.checkpoint_dir=<new folder>)")
+                              "or callbacks.model_checkpoint.directory=<new folder>)")
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -109,15 +109,20 @@ def restore_checkpoint(trainer, directory) -> None:
 
 
 class Checkpointer(Callback):
-    """Saves to `directory` every `every_epochs` epochs (0: never), when the run is KILLED, and at the end."""
+    """Saves to `directory` (None: <run folder>/checkpoint; no run folder: not at all) every `every_epochs`
+    epochs (0: never), when the run is KILLED, and at the end."""
 
-    def __init__(self, directory, every_epochs: int = 0):
-        self.directory, self.every = Path(directory), int(every_epochs)
+    def __init__(self, directory: str | None = None, every_epochs: int = 0):
+        self.directory, self.every_epochs = directory, every_epochs
+
+    def set_folder(self, folder) -> None:
+        if self.directory is None and folder is not None:
+            self.directory = str(Path(folder) / "checkpoint")
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if self.every and (epoch + 1) % self.every == 0:
+        if self.directory and self.every_epochs and (epoch + 1) % self.every_epochs == 0:
             trainer.last_checkpoint = save_checkpoint(trainer, self.directory)
 
     def on_train_end(self, trainer, status, logs):
-        if status in ("KILLED", "FINISHED"):
+        if self.directory and status in ("KILLED", "FINISHED"):
             trainer.last_checkpoint = save_checkpoint(trainer, self.directory)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -28,9 +28,11 @@ GATHER_VALUES = 1 << 20  # a shuffled epoch's rows of X are gathered this many v
 
 
 @dataclass
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs; optionally restore
-    the best weights. `mode`: "min" or "max"."""
+    the best weights. `mode`: "min" or "max". A callback the trainer runs itself (given in `callbacks`
+    or as `early_stopping`): after every other callback has seen the epoch, before the final metrics are
+    computed on the restored weights; its state is the trainer's, so checkpoints hold it."""
 
     monitor: str = "val/loss"
     patience: int = 10
@@ -81,13 +83,36 @@ class EpochPosition:
     seconds: float = 0.0
 
 
+def limited(splits: Splits, batch_size: int | None, limits: dict[str, int | None],
+            overfit: int | None) -> Splits:
+    """`splits` with each split cut to its first `limits[split]` batches of `batch_size` rows (None: all;
+    full batch: one batch is the split); `overfit`: train is its first `overfit` batches and val is
+    the same rows (a model that cannot drive their loss near 0 has a bug)."""
+    def head(ds, batches):
+        if ds is None or batches is None or batch_size is None or batches * batch_size >= len(ds):
+            return ds
+        return ds.subset(slice(0, batches * batch_size))
+
+    for name, value in [*limits.items(), ("overfit", overfit)]:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"trainer.{'overfit_batches' if name == 'overfit' else 'limit_batches.' + name}"
+                              f"={value}: must be an integer >= 1 or null (all batches)")
+    unknown = set(limits) - {"train", "val", "test"}
+    if unknown:
+        raise ConfigError(f"trainer.limit_batches.{sorted(unknown)[0]}: unknown split; the splits are train, val, test")
+    train = head(splits.train, overfit or limits.get("train"))
+    val = train if overfit else head(splits.val, limits.get("val"))
+    return replace(splits, train=train, val=val, test=head(splits.test, limits.get("test")))
+
+
 class Trainer:
     """Fits `model` on `splits.train`, evaluating `splits.val` each epoch and `splits.test` at the end.
 
     model (MLP), loss (Loss), optimizer (Optimizer, its `lr` is the base lr), scheduler (Scheduler or
     None), metrics (names or None for the task's defaults), grad_clip (max global norm or None),
     divergence (`Divergence`: when a finite loss counts as diverged; None: only NaN/inf do),
-    flush_every (batches between host transfers of per-batch numbers; also at each epoch end).
+    flush_every (batches between host transfers of per-batch numbers; also at each epoch end),
+    limit_batches ({"train"|"val"|"test": batches or None}) and overfit_batches (`limited`).
     Shuffling uses NumPy's generator seeded by `seed`, so batch order is the same on every backend.
     """
 
@@ -95,13 +120,18 @@ class Trainer:
                  batch_size: int | None = 32, scheduler: Scheduler | None = None, metrics=None,
                  grad_clip: float | None = None, early_stopping: EarlyStopping | None = None,
                  shuffle: bool = True, seed: int = 0, flush_every: int = 64, eval_batch_size: int = 4096,
-                 callbacks: list[Callback] = (), divergence: Divergence | None = Divergence()):
+                 callbacks: list[Callback] = (), divergence: Divergence | None = Divergence(),
+                 limit_batches: dict[str, int | None] | None = None, overfit_batches: int | None = None):
         self.check_settings(epochs, batch_size, flush_every)
+        splits = limited(splits, batch_size, limit_batches or {}, overfit_batches)
         self.model, self.loss, self.optimizer, self.splits = model, loss, optimizer, splits
         self.scheduler, self.metric_names, self.grad_clip = scheduler, metrics, grad_clip
-        self.early_stopping, self.shuffle, self.flush_every = early_stopping, shuffle, flush_every
+        stops = [cb for cb in callbacks if isinstance(cb, EarlyStopping)] + ([early_stopping] if early_stopping else [])
+        if len(stops) > 1:
+            raise ConfigError("two early stopping callbacks; keep one (callbacks.early_stopping)")
+        self.early_stopping, self.shuffle, self.flush_every = (stops or [None])[0], shuffle, flush_every
         self.epochs, self.eval_batch_size = int(epochs), eval_batch_size
-        self.callbacks = list(callbacks)
+        self.callbacks = [cb for cb in callbacks if not isinstance(cb, EarlyStopping)]
         self.divergence = divergence
         self.first_loss: float | None = None  # loss of the run's first batch (divergence reference)
         self.task = splits.train.task

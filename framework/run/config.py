@@ -14,15 +14,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from framework.errors import ConfigError
-from framework.registry import ALL, activations, metrics
+from framework.registry import ALL, activations, callbacks, metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 EXPERIMENTS_DIR = ROOT / "experiments"
 
-# config group -> registry: every registry's group but metrics (a list under trainer.metrics), and
+# config group -> registry, for groups whose node is one plugin ({name, **arguments}): every registry's
+# group but metrics (a list under trainer.metrics) and callbacks (a node of entries: `callback_name`), and
 # output_activation, which draws on the activations too
-GROUPS = {**{g: r for g, r in ALL.items() if r is not metrics}, "output_activation": activations}
+GROUPS = {**{g: r for g, r in ALL.items() if r not in (metrics, callbacks)}, "output_activation": activations}
+# groups whose options are only their YAML files in conf/<group>/
+FILE_GROUPS = {"callbacks": "callbacks option", "debug": "debug preset"}
 
 
 def node_for(registry, name: str):
@@ -59,9 +62,32 @@ def compose(overrides=(), hydra: bool = False) -> DictConfig:
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+            return hydra_compose(config_name="config", overrides=debug_last(overrides), return_hydra_config=hydra)
         except HydraException as e:
             raise ConfigError(" ".join(line.strip() for line in str(e).split("\n\n")[0].splitlines())) from None
+
+
+def debug_last(args) -> list[str]:
+    """The command line `args` with `debug=X` moved after its last override as `+debug=X`: Hydra applies
+    appended configs in command-line order, so a debug preset comes after `+experiment=` presets and wins
+    over their settings (one with `debug: null` in the defaults list would come before them)."""
+    debug = ["+" + a.lstrip("+") for a in args if "=" in a and a.lstrip("+").split("=", 1)[0] == "debug"]
+    keep = ["+" + a.lstrip("+") not in debug for a in args]
+    rest = [a for a, k in zip(args, keep) if k]
+    at = max((i + 1 for i, a in enumerate(rest) if "=" in a and not a.startswith("-")),
+             default=keep.index(False) if debug else 0)  # no other override: where the first debug= was
+    return rest[:at] + debug + rest[at:]
+
+
+def file_options(group: str) -> list[str]:
+    """The options of a `FILE_GROUPS` group: its YAML files' names."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def callback_name(key: str, entry) -> str:
+    """The registered callback an entry `callbacks.<key>` runs: its `name` field, else its key."""
+    name = entry.get("name") if isinstance(entry, DictConfig) else None
+    return key if name is None else name
 
 
 def experiment_presets() -> dict[str, Path]:
@@ -114,24 +140,49 @@ def _preset_choice(path: Path, group: str, depth: int = 0) -> str | None:
 
 def check_override_keys(overrides) -> None:
     """ConfigError naming the closest key for an override of a plugin's field that the chosen plugin does
-    not have (`data.nois=0.1` -> "data.nois: unknown key; closest: noise"), before Hydra's raw error."""
-    import difflib
-
+    not have (`data.nois=0.1` -> "data.nois: unknown key; closest: noise"; `callbacks.early_stopping.patiense`
+    likewise, for an entry named as its callback), before Hydra's raw error."""
     from hydra.core.override_parser.types import OverrideType
 
     for o in overrides:
+        check_moved(o.key_or_group)
         group, _, field = o.key_or_group.partition(".")
+        if group == "callbacks" and "." in field and o.type != OverrideType.DEL:  # callbacks.<entry>.<argument>
+            entry, _, field = field.partition(".")
+            if entry in callbacks and field.split(".")[0] != "name":
+                _check_key(f"callbacks.{entry}", field, {"name", *callbacks.defaults(entry)}, f"callback '{entry}'")
+            continue
         change = o.type == OverrideType.CHANGE  # not +key (adds), ++key, ~key
         name = chosen(group, overrides) if group in GROUPS and field and change else None
         if name is None or name not in GROUPS[group]:
             continue
         yaml = CONF_DIR / group / f"{name}.yaml"
         keys = {"name", *GROUPS[group].defaults(name), *(OmegaConf.load(yaml).keys() if yaml.is_file() else ())}
-        key = field.split(".")[0]
-        if key not in keys:
-            close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.5)
-            raise ConfigError(f"{group}.{key}: unknown key of {group}={name}; "
-                              + (f"closest: {close[0]}" if close else f"its keys: {', '.join(sorted(keys))}"))
+        _check_key(group, field, keys, f"{group}={name}")
+
+
+# keys that moved, with where to: an old key is a one-line error naming the new one
+MOVED = {"trainer.early_stopping": "callbacks.early_stopping (callbacks=early_stopping, or "
+                                   "+callbacks.early_stopping.patience=N; `enabled` is gone: the entry is the switch)",
+         "trainer.checkpoint_every": "callbacks.model_checkpoint.every_epochs",
+         "trainer.checkpoint_dir": "callbacks.model_checkpoint.directory"}
+
+
+def check_moved(key: str) -> None:
+    """ConfigError naming the new key when `key` is (under) a key that moved."""
+    for old, new in MOVED.items():
+        if key == old or key.startswith(old + "."):
+            raise ConfigError(f"{key}: this key moved to {new}")
+
+
+def _check_key(prefix: str, field: str, keys: set, what: str) -> None:
+    import difflib
+
+    key = field.split(".")[0]
+    if key not in keys:
+        close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.5)
+        raise ConfigError(f"{prefix}.{key}: unknown key of {what}; "
+                          + (f"closest: {close[0]}" if close else f"its keys: {', '.join(sorted(keys))}"))
 
 
 # Hydra options whose plugin comes with an extra: (group, option) -> (module it needs, extra)
@@ -182,7 +233,8 @@ def kwargs(node: DictConfig) -> dict:
     return d
 
 
-VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "trainer.checkpoint_dir", "plugins.check", "hydra")
+VOLATILE = ("tracking", "trainer.progress", "trainer.resume", "callbacks.model_checkpoint", "callbacks.profiler",
+            "plugins.check", "hydra")
 
 
 def config_hash(cfg: DictConfig) -> str:

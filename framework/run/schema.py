@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from framework.engine.profile import SORTS
 from framework.errors import ConfigError
-from framework.run.config import GROUPS
+from framework.registry import callbacks
+from framework.run.config import GROUPS, MOVED, callback_name, check_moved
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -106,14 +108,21 @@ SCHEMA: dict[str, Spec] = {
     "trainer.divergence.factor": Spec("float", lo=0, open_lo=True, null=True, note="null: off"),
     "trainer.divergence.max_loss": Spec("float", lo=0, open_lo=True, null=True, note="null: off"),
     "trainer.progress": Spec("str", choices=("auto", "bar", "plain", "none")),
-    "trainer.early_stopping.enabled": BOOL,
-    "trainer.early_stopping.monitor": STR,
-    "trainer.early_stopping.mode": Spec("str", choices=("min", "max")),
-    "trainer.early_stopping.patience": Spec("int", lo=1),
-    "trainer.early_stopping.min_delta": Spec("float", lo=0),
-    "trainer.early_stopping.restore_best": BOOL,
-    "trainer.checkpoint_every": Spec("int", lo=0),
-    "trainer.checkpoint_dir": Spec("str", null=True),
+    "trainer.limit_batches.train": Spec("int", lo=1, null=True, note="null: all batches"),
+    "trainer.limit_batches.val": Spec("int", lo=1, null=True, note="null: all batches"),
+    "trainer.limit_batches.test": Spec("int", lo=1, null=True, note="null: all batches"),
+    "trainer.overfit_batches": Spec("int", lo=1, null=True, note="null: off"),
+    # callbacks.<name>.<argument>: rules for the built-in callbacks' arguments (entries are keyed by name)
+    "callbacks.early_stopping.monitor": STR,
+    "callbacks.early_stopping.mode": Spec("str", choices=("min", "max")),
+    "callbacks.early_stopping.patience": Spec("int", lo=1),
+    "callbacks.early_stopping.min_delta": Spec("float", lo=0),
+    "callbacks.early_stopping.restore_best": BOOL,
+    "callbacks.model_checkpoint.every_epochs": Spec("int", lo=0, note="0: only at the end"),
+    "callbacks.model_checkpoint.directory": Spec("str", null=True, note="null: <run folder>/checkpoint"),
+    "callbacks.profiler.top": Spec("int", lo=1),
+    "callbacks.profiler.sort": Spec("str", choices=SORTS),
+    "callbacks.profiler.directory": Spec("str", null=True, note="null: the run folder"),
     "trainer.resume": Spec("str", null=True, note="a checkpoint folder or a run id"),
     "tracking.enabled": BOOL,
     "tracking.mode": Spec("str", choices=("online", "offline")),
@@ -150,10 +159,10 @@ def hint_spec(hint, default) -> Spec:
     return Spec("any", null=null)
 
 
-def group_specs(group: str, name: str) -> dict[str, Spec]:
-    """Spec of every field of group `group`'s entry `name`: its constructor's arguments, with the
-    range rules of `SCHEMA` for the group (e.g. `optimizer.lr` > 0)."""
-    registry = GROUPS[group]
+def group_specs(group: str, name: str, registry=None) -> dict[str, Spec]:
+    """Spec of every field of group `group`'s entry `name` (in `registry`, default the group's): its
+    constructor's arguments, with the range rules of `SCHEMA` for the group (e.g. `optimizer.lr` > 0)."""
+    registry = registry or GROUPS[group]
     obj = registry.get(name)
     try:
         hints = typing.get_type_hints(obj.__init__ if isinstance(obj, type) else obj)
@@ -173,10 +182,34 @@ def leaf_specs(cfg: DictConfig, prefix: str = "") -> dict[str, Spec | None]:
         if path in GROUPS and isinstance(node, DictConfig):
             fields = group_specs(path, _name(path, node.get("name")))
             out.update({f"{path}.{k}": fields.get(k) for k in node})
+        elif path == "callbacks" and isinstance(node, DictConfig):
+            out.update(callback_specs(node))
         elif isinstance(node, DictConfig):
             out.update(leaf_specs(node, path + "."))
         else:
             out[path] = SCHEMA.get(path)
+    return out
+
+
+def callback_specs(node: DictConfig) -> dict[str, Spec | None]:
+    """Specs of the `callbacks` group's entries (`callbacks.<key>.<argument>`), each from the registered
+    callback it names (`framework.run.config.callback_name`); an import path is refused."""
+    out: dict[str, Spec | None] = {}
+    for key, entry in node.items():
+        if entry is None:
+            continue  # callbacks.<key>=null drops the entry
+        if not isinstance(entry, DictConfig):
+            raise ConfigError(f"callbacks.{key}={show(entry)}: must be a node of arguments, e.g. "
+                              f"+callbacks.{key}.<argument>=<value> (the entry's key names the callback)")
+        if "_target_" in entry:
+            raise ConfigError(f"callbacks.{key}._target_: import paths are not run from a config (configs are "
+                              "shared); register the class with @framework.registry.callbacks.register(\"NAME\") in "
+                              "a plugin folder (plugins.paths=[DIR]) and add it with +callbacks.NAME.<arg>=<value>")
+        name = callback_name(key, entry)
+        if not isinstance(name, str):
+            raise ConfigError(f"callbacks.{key}.name={show(name)}: must be a registered callback name")
+        fields = group_specs(f"callbacks.{name}", name, callbacks)
+        out.update({f"callbacks.{key}.{k}": fields.get(k) for k in entry})
     return out
 
 
@@ -215,6 +248,9 @@ def check(cfg: DictConfig, only: str = "", skip: str | None = None) -> None:
                 if key in plugins:
                     _check_value(cfg, f"plugins.{key}", SCHEMA[f"plugins.{key}"])
             load_paths(list(plugins.paths))
+        for old in MOVED:
+            if OmegaConf.select(cfg, old) is not None:
+                check_moved(old)
         leaves = leaf_specs(cfg)
     for key, spec in leaves.items():
         if spec is not None and not (skip and key.startswith(skip)):

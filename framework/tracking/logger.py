@@ -129,7 +129,7 @@ class RunLogger(Callback):
 
     def _checkpoint(self, path: Path) -> str:
         """The checkpoint folder relative to the run folder (as every path the run log names); one elsewhere
-        (trainer.checkpoint_dir) is copied into the run folder's checkpoint/, so the run folder holds it."""
+        (callbacks.model_checkpoint.directory) is copied into the run folder's checkpoint/, so the run holds it."""
         folder = self.log.folder.resolve()
         path = (folder / path).resolve()
         if path.is_relative_to(folder):

@@ -214,7 +214,7 @@ def test_single_run_config_error_exits_1_with_one_line(tmp_path):
 
 
 def test_resume_with_early_stopping_restores_the_same_best_weights(tmp_path):
-    args = [*SMALL, "trainer.epochs=30", "trainer.early_stopping.enabled=true", "trainer.early_stopping.patience=3",
+    args = [*SMALL, "trainer.epochs=30", "+callbacks.early_stopping.patience=3",
             "optimizer.lr=0.02"]
     ref = build(make_cfg(*args))
     ref.fit()

@@ -27,14 +27,15 @@ SEED, CASES = 26, 200
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, empty_store) -> dict[str, Path]:
-    """A real offline run (`train(cfg)`, 2 epochs of xor, a checkpoint_dir outside its folder), as it was left
+    """A real offline run (`train(cfg)`, 2 epochs of xor, a checkpoint directory outside its folder), as it was left
     ("fresh"), and a copy of it synced into a copy of `empty_store` ("synced", "synced.db")."""
     from framework.train import train
 
     base = tmp_path_factory.mktemp("damage")
     fresh = train(make_cfg("data=xor", "model.hidden=[8]", "trainer.epochs=2", "trainer.batch_size=16",
                            "trainer.flush_every=4", "tracking.enabled=true", "tracking.mode=offline",
-                           f"tracking.dir={base / 'runs'}", f"trainer.checkpoint_dir={base / 'ckpt'}")).run_dir
+                           f"tracking.dir={base / 'runs'}",
+                           f"callbacks.model_checkpoint.directory={base / 'ckpt'}")).run_dir
     synced = shutil.copytree(fresh, base / "synced")
     shutil.copy(empty_store, base / "synced.db")
     with contextlib.redirect_stdout(io.StringIO()):

@@ -99,8 +99,8 @@ def test_one_update_per_batch_and_full_batch():
 
 
 def test_early_stopping_stops_and_restores_best():
-    t = build(make_cfg("trainer.epochs=200", "trainer.early_stopping.enabled=true",
-                       "trainer.early_stopping.patience=3", "optimizer.lr=0.01"))
+    t = build(make_cfg("trainer.epochs=200", "callbacks=early_stopping",
+                       "callbacks.early_stopping.patience=3", "optimizer.lr=0.01"))
     final = t.fit()
     epochs = len(t.history["val/loss"])
     assert epochs < 200

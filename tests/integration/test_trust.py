@@ -212,7 +212,7 @@ def test_damaged_weights_are_refused_at_load(tmp_path, damage, words):
 
 def test_a_run_never_overwrites_another_runs_checkpoint_without_resume(tmp_path):
     ckpt = tmp_path / "ckpt"
-    cfg = make_cfg("data=iris", "trainer.epochs=2", "model.hidden=[8]", f"trainer.checkpoint_dir={ckpt}")
+    cfg = make_cfg("data=iris", "trainer.epochs=2", "model.hidden=[8]", f"callbacks.model_checkpoint.directory={ckpt}")
     train(cfg)
     before = (ckpt / "weights.npz").read_bytes()
     with pytest.raises(ConfigError, match=f"trainer.resume={ckpt}"):

@@ -19,7 +19,7 @@ def runs(n: int = 12, parent: str | None = None, start: int = 0) -> list[Run]:
                   "trainer.batch_size": str(16 * (i % 5 + 1)), "optimizer.name": ["adam", "sgd"][i % 2],
                   "scheduler.name": ["constant", "cosine"][i // 6 % 2], "data.name": "digits",
                   "initializer.name": ["he_uniform", "xavier_uniform"][i % 2],
-                  "trainer.early_stopping.patience": str(i)}
+                  "callbacks.early_stopping.patience": str(i)}
         tags = {"mlflow.parentRunId": parent} if parent else {}
         out.append(Run(secrets.token_hex(16), f"a rather long run name that says a lot {i}", "FINISHED", start + i,
                        params, {"val/loss": 1.0 / (i + 1), "val/accuracy": i / n, "test/accuracy": i / (n + 1),
@@ -53,7 +53,7 @@ def test_rows_come_best_first_and_wide_shows_every_differing_param_and_metric():
     assert ids == [r.run_id[:8] for r in best_first]
     wide = render(shown, "every run", 80, wide=True).splitlines()
     header = wide[1].split()
-    assert {"optimizer.lr", "trainer.early_stopping.patience", "val/accuracy", "test/loss"} <= set(header)
+    assert {"optimizer.lr", "callbacks.early_stopping.patience", "val/accuracy", "test/loss"} <= set(header)
     assert "data.name" not in header  # the same in every run
     assert shown[0].name in "\n".join(wide)  # nothing cut
     by_acc = render(shown, "every run", 100, sort="val/accuracy").splitlines()

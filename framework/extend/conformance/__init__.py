@@ -1,4 +1,4 @@
-"""Conformance checks for every registered plugin of all eight kinds (checker CLI and tests).
+"""Conformance checks for every registered plugin of all nine kinds (checker CLI and tests).
 
 A check is a function `(registry, name) -> figure`: it builds the plugin from its config defaults,
 raises (AssertionError, GradcheckError, ...) on failure and returns a short figure on success. `run`
@@ -42,6 +42,9 @@ in float64) except `array_api`. The checks per kind:
                   sets: the reference loader's rows, exactly; backends: a registered backend ("numpy")
                   training the same float64 MLP, 1e-12. "skipped (torch is not installed)" where the
                   library is missing; "no reference declared" where none is
+    hooks         callbacks: a `framework.Callback` subclass whose overridden hooks take the trainer's arguments
+    runs          callbacks: created from its defaults, it sees a 2-epoch fit of a tiny classifier through
+                  (FINISHED; files it writes go to a temporary run folder and are those `files()` names)
     methods       backends: every Backend method (asarray, to_numpy, resolve_dtype, matmul, take,
                   batch_sum, sq_norms, host_sq_norms, synchronize, limits) against NumPy, and the
                   declared capabilities (`Capabilities`: host_memory, writes_out, the direct forms) hold; a
@@ -54,12 +57,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.extend.conformance import activation, backend, dataset, initializer, loss, metric, optimizer, scheduler
+from framework.extend.conformance import (
+    activation,
+    backend,
+    callback,
+    dataset,
+    initializer,
+    loss,
+    metric,
+    optimizer,
+    scheduler,
+)
 from framework.registry import KINDS, Registry
 
 CHECKS = {kind: module.CHECKS for kind, module in (
     ("activation", activation), ("loss", loss), ("optimizer", optimizer), ("initializer", initializer),
-    ("scheduler", scheduler), ("dataset", dataset), ("metric", metric), ("backend", backend))}
+    ("scheduler", scheduler), ("dataset", dataset), ("metric", metric), ("backend", backend),
+    ("callback", callback))}
 
 
 @dataclass(frozen=True)
