@@ -58,9 +58,7 @@ class MlflowServer:
         if self.process is not None:
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", self.backend,
-             "--artifacts-destination", str(self.folder / "art"), "--workers", str(self.workers)],
+            [sys.executable, "-m", "mlflow", "server", *(a for flag in self.flags().items() for a in flag)],
             # no job runner: its ~8 Huey worker processes (GenAI jobs, periodic tasks) would each import mlflow
             env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -69,6 +67,11 @@ class MlflowServer:
         except BaseException:
             self.stop()
             raise
+
+    def flags(self) -> dict[str, str]:
+        """The options of its `mlflow server` command."""
+        return {"--host": "127.0.0.1", "--port": str(self.port), "--backend-store-uri": self.backend,
+                "--artifacts-destination": str(self.folder / "art"), "--workers": str(self.workers)}
 
     def answers(self) -> bool:
         import mlflow
@@ -278,9 +281,9 @@ class PostgresServer:
         return self.uri(name)
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT: the sessions are ended), then the folder removed."""
+        """Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), then the folder removed."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGQUIT)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
