@@ -155,8 +155,9 @@ class PostgresServer:
                 uri = pg.database("store")                # postgresql://postgres@127.0.0.1:PORT/store (empty)
 
     The server is this process's child: stopped at exit (`atexit`), and sent SIGQUIT (PostgreSQL's immediate
-    shutdown) by the kernel if this process dies without exiting (`PR_SET_PDEATHSIG`); the folder such a death
-    leaves is removed by the next start.
+    shutdown) by the kernel if this process dies without exiting (`PR_SET_PDEATHSIG`: when the thread that
+    started it ends; start it from a thread that lives as long as it should); the folder such a death leaves is
+    removed by the next start.
     """
 
     SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
@@ -206,7 +207,7 @@ class PostgresServer:
                 os.setgroups([])
                 os.setgid(user.pw_gid)
                 os.setuid(user.pw_uid)
-            os.setsid()
+            os.setsid()  # Ctrl-C in a terminal (SIGINT to its process group) is this process's to handle
             # after the setuid (a credential change clears it): SIGQUIT when the process that started it dies
             prctl(1, signal.SIGQUIT)  # PR_SET_PDEATHSIG
 
