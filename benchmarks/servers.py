@@ -1,10 +1,11 @@
-"""Local servers for the benchmarks and the tests: `mlflow server` and a Ray head on 127.0.0.1.
+"""Local servers for the benchmarks and the tests: `mlflow server`, a Ray head and PostgreSQL on 127.0.0.1.
 
 Framework-independent (no `framework` import), so the tests (tests/conftest.py) and the benchmarks share
 this one copy.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -38,16 +39,17 @@ def wait_until(ready, process: subprocess.Popen, what: str, timeout: float = 120
 
 class MlflowServer:
     """`mlflow server` on 127.0.0.1:`port` (default: a free one) with `workers` workers (MLflow's default,
-    4, each imports mlflow: slow on a busy 2-core machine); SQLite backend `folder/server.db` (put a copy of
-    an empty store there to skip MLflow's migrations), artifacts in `folder/art`.
+    4, each imports mlflow: slow on a busy 2-core machine); backend store `backend` (default: the SQLite file
+    `folder/server.db`; put a copy of an empty store there to skip MLflow's migrations), artifacts in `folder/art`.
 
         with MlflowServer(folder) as server:   # started; stopped (with its workers) at the end
             ... server.uri ...
             server.stop(); ...; server.start()  # an outage: the same store on the same port again
     """
 
-    def __init__(self, folder: Path, port: int | None = None, workers: int = 1):
+    def __init__(self, folder: Path, port: int | None = None, workers: int = 1, backend: str | None = None):
         self.folder, self.port, self.workers = Path(folder), port or free_port(), workers
+        self.backend = backend or f"sqlite:///{self.folder}/server.db"
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -56,9 +58,7 @@ class MlflowServer:
         if self.process is not None:
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.folder}/server.db",
-             "--artifacts-destination", str(self.folder / "art"), "--workers", str(self.workers)],
+            [sys.executable, "-m", "mlflow", "server", *(a for flag in self.flags().items() for a in flag)],
             # no job runner: its ~8 Huey worker processes (GenAI jobs, periodic tasks) would each import mlflow
             env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -67,6 +67,11 @@ class MlflowServer:
         except BaseException:
             self.stop()
             raise
+
+    def flags(self) -> dict[str, str]:
+        """The options of its `mlflow server` command."""
+        return {"--host": "127.0.0.1", "--port": str(self.port), "--backend-store-uri": self.backend,
+                "--artifacts-destination": str(self.folder / "art"), "--workers": str(self.workers)}
 
     def answers(self) -> bool:
         import mlflow
@@ -137,3 +142,163 @@ def descendants(pid: int) -> list[int]:
         found += kids
         todo += kids
     return found
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL server on 127.0.0.1:`port` (default: a free one), for MLflow stores in the
+    tests and benchmarks: `initdb` in a new folder under the system temp dir, trust authentication (user
+    `postgres`, no password), `fsync=off` (durability is not what is measured). As root it runs as the
+    `postgres` user (PostgreSQL refuses root); its data folder is under /tmp, not in a 0700 folder of root's.
+
+        if (why := PostgresServer.unavailable()) is None:
+            with PostgresServer() as pg:                  # started; stopped and its folder removed at the end
+                uri = pg.database("store")                # postgresql://postgres@127.0.0.1:PORT/store (empty)
+
+    The server is this process's child: stopped at exit (`atexit`), and sent SIGQUIT (PostgreSQL's immediate
+    shutdown) by the kernel if this process dies without exiting (`PR_SET_PDEATHSIG`: when the thread that
+    started it ends; start it from a thread that lives as long as it should); the folder such a death leaves is
+    removed by the next start.
+    """
+
+    SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
+    PREFIX = "framework-pg-"  # its folders in the temp dir
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.folder: Path | None = None
+
+    @staticmethod
+    def bindir() -> Path | None:
+        """The folder of `initdb` and `postgres`: `pg_config --bindir`, else the one of `initdb` on PATH."""
+        try:
+            out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=30).stdout.strip()
+        except OSError:
+            out = ""
+        if out and Path(out, "initdb").exists():
+            return Path(out)
+        found = shutil.which("initdb")
+        return Path(found).parent if found else None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why no server can be started here (no binaries; root without a `postgres` user), else None."""
+        if cls.bindir() is None:
+            return "PostgreSQL is not installed (no `pg_config --bindir` with initdb, no initdb on PATH)"
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root and there is no `postgres` user to run PostgreSQL as"
+        return None
+
+    def _owner(self):
+        """preexec_fn of the server's processes: as root, become `postgres`; the server also dies with us."""
+        import ctypes
+        import pwd
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+        def become():
+            if os.geteuid() == 0:
+                user = pwd.getpwnam("postgres")
+                os.setgroups([])
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+            os.setsid()  # Ctrl-C in a terminal (SIGINT to its process group) is this process's to handle
+            # after the setuid (a credential change clears it): SIGQUIT when the process that started it dies
+            prctl(1, signal.SIGQUIT)  # PR_SET_PDEATHSIG
+
+        return become
+
+    def start(self) -> None:
+        """initdb, then the server, waiting until it accepts connections."""
+        if self.process is not None:
+            return
+        why = self.unavailable()
+        if why:
+            raise RuntimeError(why)
+        bindir = self.bindir()
+        self.remove_orphans()
+        self.folder = Path(tempfile.mkdtemp(prefix=self.PREFIX))  # 0700, under the traversable temp dir
+        (self.folder / "owner").write_text(str(os.getpid()))
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+        data = self.folder / "data"
+        atexit.register(self.stop)  # (unregistered by stop)
+        try:
+            subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                            "--no-sync", "--no-instructions"], check=True, capture_output=True, timeout=120,
+                           preexec_fn=self._owner())
+            settings = [a for s in self.SETTINGS for a in ("-c", s)]
+            with open(self.folder / "log", "w") as log:
+                self.process = subprocess.Popen(
+                    [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+                     "-k", str(self.folder), *settings], stdout=subprocess.DEVNULL, stderr=log,
+                    preexec_fn=self._owner())
+            wait_until(lambda: self._status(data) == "ready", self.process, f"postgres (log: {self.folder / 'log'})",
+                       timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    @classmethod
+    def remove_orphans(cls) -> None:
+        """Remove the folders of servers whose starting process died without stopping them (`owner`: its pid)."""
+        for folder in Path(tempfile.gettempdir()).glob(cls.PREFIX + "*"):
+            try:
+                os.kill(int((folder / "owner").read_text()), 0)
+            except ProcessLookupError:
+                shutil.rmtree(folder, ignore_errors=True)
+            except (OSError, ValueError):  # being created, or not ours to judge
+                pass
+
+    @staticmethod
+    def _status(data: Path) -> str:
+        """The postmaster's state from its pid file's 8th line ("starting", "ready", ...)."""
+        try:
+            lines = (data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return ""
+        return lines[7].strip() if len(lines) > 7 else ""
+
+    def uri(self, database: str = "postgres") -> str:
+        """The SQLAlchemy (and MLflow) URI of `database`: `postgresql://` is psycopg 3 in SQLAlchemy >= 2.1."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def database(self, name: str, template: str | None = None) -> str:
+        """Create database `name` (empty, or a copy of database `template`, which no session may be connected to:
+        no MLflow migrations) and give its URI."""
+        done = subprocess.run([str(self.bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                               "postgres", *(["-T", template] if template else []), name], capture_output=True,
+                              text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"createdb {name}: {done.stderr.strip()}")
+        return self.uri(name)
+
+    def stop(self) -> None:
+        """Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), then the folder removed."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+            self.process = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

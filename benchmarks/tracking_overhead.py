@@ -9,12 +9,15 @@
                                                                               target >= 100k/s, >= 8x
 (f) `framework.sync` of a 100k-point offline run into `mlflow server` on 127.0.0.1, points/s,
     and / raw `MlflowClient.log_batch` (1000-point calls) through the same server
+(g) (e) into PostgreSQL on 127.0.0.1 (`benchmarks.servers.PostgresServer`, fsync off; psycopg 3):
+    bulk insert points/s, and / log_batch's
 
-    python benchmarks/tracking_overhead.py [--repeats 3] [--points 100000] [--only a,c,e]
+    python benchmarks/tracking_overhead.py [--repeats 3] [--points 100000] [--only a,c,e,g]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import secrets
 import shutil
@@ -153,6 +156,26 @@ def ingestion(tmp: Path, repeats: int, points: int, template: Path) -> dict[str,
     return out
 
 
+def postgres(tmp: Path, repeats: int, points: int) -> dict[str, list[float]] | None:
+    """(g): (e)'s run log into new PostgreSQL databases (MLflow creates the tables when the store is opened,
+    before the clock starts), bulk and log_batch interleaved; None (with the reason) where it cannot run."""
+    from benchmarks.servers import PostgresServer
+
+    why = PostgresServer.unavailable() or (None if importlib.util.find_spec("psycopg") else
+                                           "no psycopg: pip install -e '.[postgres]'")
+    if why:
+        print(f"(g) skipped: {why}", flush=True)
+        return None
+    synthetic_runlog(tmp / "g-run", points)
+    out = {"bulk": [], "log_batch": []}
+    with PostgresServer() as pg:
+        for r in range(repeats):
+            for way, bulk in (("bulk", True), ("log_batch", False)):
+                shutil.rmtree(tmp / "g-run" / "runlog" / "acks", ignore_errors=True)
+                out[way].append(sync_rate(tmp / "g-run", pg.database(f"g_{r}_{way}"), bulk))
+    return out
+
+
 def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, list[float]]:
     """(f): framework.sync of an offline run log vs raw log_batch, through one `mlflow server` (4 workers:
     the sync sends `IN_FLIGHT` calls at once)."""
@@ -172,8 +195,8 @@ def server(tmp: Path, repeats: int, points: int, template: Path) -> dict[str, li
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--points", type=int, default=100_000, help="points for (e) and (f)")
-    p.add_argument("--only", default="abcdef", help="which rows, e.g. 'a,c,e'")
+    p.add_argument("--points", type=int, default=100_000, help="points for (e), (f) and (g)")
+    p.add_argument("--only", default="abcdefg", help="which rows, e.g. 'a,c,e'")
     args = p.parse_args()
     only = set(args.only.replace(",", ""))
     from benchmarks.machine import describe
@@ -194,6 +217,8 @@ def main() -> None:
             show({"e": ingestion(tmp, args.repeats, args.points, template)})
         if "f" in only:
             show({"f": server(tmp, args.repeats, args.points, template)})
+        if "g" in only and (pg := postgres(tmp, args.repeats, args.points)):
+            show({"g": pg})
 
 
 ROWS = [("a", "12-job sweep, basic", "off", "on", "s", "ratio <= 1.15"),
@@ -201,7 +226,8 @@ ROWS = [("a", "12-job sweep, basic", "off", "on", "s", "ratio <= 1.15"),
         ("c", "default job", "off", "on", "s", "ratio <= 1.5"),
         ("d", "training loop", "off", "on", "s", "ratio <= 1.05"),
         ("e", "SQLite ingestion", "log_batch", "bulk", "points/s", ">= 100k/s, ratio >= 8"),
-        ("f", "mlflow server", "log_batch", "sync", "points/s", "(beside log_batch)")]
+        ("f", "mlflow server", "log_batch", "sync", "points/s", "(beside log_batch)"),
+        ("g", "PostgreSQL ingestion", "log_batch", "bulk", "points/s", "(beside (e))")]
 
 
 def show(results: dict) -> None:

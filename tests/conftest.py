@@ -107,3 +107,22 @@ def pytest_terminal_summary(terminalreporter, config):
     that prints it: `--randomly-seed=N` repeats that order."""
     if config.pluginmanager.hasplugin("randomly"):
         terminalreporter.write_line(f"shuffled order: --randomly-seed={config.getoption('randomly_seed')}")
+    if not terminalreporter.hasopt("s"):
+        reasons = {r.longrepr[2] for r in terminalreporter.stats.get("skipped", []) if isinstance(r.longrepr, tuple)}
+        for reason in sorted(reasons):  # why tests were skipped, also under -q (-rs lists each test)
+            terminalreporter.write_line(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server on 127.0.0.1 (`benchmarks.servers.PostgresServer`: a temp folder of its
+    own, stopped at the end, killed with the session if it dies): tests create databases of their own
+    (`postgres.database(name)`). Skipped, with the reason, without PostgreSQL or its driver."""
+    from benchmarks.servers import PostgresServer
+
+    why = PostgresServer.unavailable()
+    if why:
+        pytest.skip(why)
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver (psycopg 3): pip install -e '.[postgres]'")
+    with PostgresServer() as server:
+        yield server

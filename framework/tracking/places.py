@@ -98,8 +98,8 @@ def check_writable(folder: Path, what: str, fixes: str = FIXES) -> None:
 
 
 def check_store(uri: str, experiment: str, online: bool) -> None:
-    """Before any data loads: a SQLite store's folder and its artifact folder are writable, an HTTP
-    server answers (online mode only; offline touches no store)."""
+    """Before any data loads: a SQLite store's folder and its artifact folder are writable, a database store's
+    driver imports, an HTTP server answers (online mode only; offline touches no store)."""
     if not online:
         return
     if uri.startswith("sqlite:///"):
@@ -108,7 +108,39 @@ def check_store(uri: str, experiment: str, online: bool) -> None:
         if db.exists() and not os.access(db, os.W_OK):
             raise ConfigError(f"the SQLite store '{db}' is read-only; {FIXES}")
         check_writable(Path(urlparse(artifact_location(uri, experiment)).path), "the artifact folder")
+    check_driver(uri)
     check_reachable(uri)
+
+
+DATABASES = ("postgresql", "mysql", "mssql")  # stores MLflow opens through SQLAlchemy and a driver of their own
+DRIVER_FIX = {  # the install command of a driver SQLAlchemy imports (default: `pip install <driver>`)
+    "psycopg": "pip install -e '.[postgres]'",
+    "psycopg2": "pip install psycopg2-binary, or write the URI postgresql://... (psycopg 3, the faster driver) and "
+                "pip install -e '.[postgres]'",
+    "mysqldb": "pip install mysqlclient",
+}
+
+
+def check_driver(uri: str) -> None:
+    """For a database store: the Python driver SQLAlchemy picks for `uri` imports (`postgresql://` -> psycopg 3,
+    `postgresql+psycopg2://` -> psycopg2, `mysql://` -> MySQLdb), else a ConfigError with its install command:
+    without it the run could only be kept in its run log."""
+    if urlparse(uri).scheme.split("+")[0].lower() not in DATABASES:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(uri).get_dialect()
+    except (ArgumentError, NoSuchModuleError) as e:
+        raise ConfigError(f"store URI {mask_secrets(uri)!r}: {e}; name a driver SQLAlchemy knows "
+                          f"(e.g. postgresql://, postgresql+psycopg2://)") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        fix = DRIVER_FIX.get(dialect.driver, f"pip install {dialect.driver}")
+        raise ConfigError(f"store URI {mask_secrets(uri)} needs the Python driver {dialect.driver} ({e}): {fix}; "
+                          "or train with tracking.mode=offline and sync from a machine that has it") from None
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

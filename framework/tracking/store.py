@@ -1,8 +1,8 @@
 """Store access (imports mlflow; only sync processes use it): retries, safe opening, bulk metric inserts.
 
 - `open_store(uri)`: an `MlflowClient` whose calls are retried while SQLite reports "database is
-  locked"; a SQLite store is created/migrated under a file lock (`<db>.lock`), so any number of
-  processes may open a fresh store at once.
+  locked"; a SQLite store is created/migrated under a file lock (`<db>.lock`), a PostgreSQL store under
+  an advisory lock of the database (`OPEN_LOCK`), so any number of processes may open a fresh store at once.
 - `Metric points`: SQL stores whose schema revision (`alembic_version`) is in `BULK_REVISIONS` take
   them as one INSERT per chunk through MLflow's own table models (`SqlMetric` -> `metrics`,
   `SqlLatestMetric` -> `latest_metrics`), re-inserting a point already there being a no-op; other
@@ -32,7 +32,8 @@ from framework.tracking.places import artifact_root, sqlite_path
 log = logging.getLogger(__name__)
 LOCKED_WAIT_S = 300.0  # give up retrying a locked SQLite file after this long
 IN_FLIGHT = 4  # concurrent log_batch calls to a tracking server (`mlflow server` runs 4 workers)
-BULK_REVISIONS = {"dc11669786a5"}  # mlflow 3.17 schema: the bulk path is tested against log_batch on it
+BULK_REVISIONS = {"dc11669786a5"}  # mlflow 3.17 schema (SQLite, PostgreSQL): the bulk path is tested against log_batch
+OPEN_LOCK = 0x666D6C666C6F77  # PostgreSQL advisory lock key ("fmlflow") held while a process opens (creates) a store
 _MAX_FLOAT = 1.7976931348623157e308  # MLflow stores +-inf as +-this
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 _BAD_KEY_CHARS = re.compile(r"[^\w\-./: ]")
@@ -74,8 +75,20 @@ def open_store(uri: str) -> Client:
     `MlflowClient(uri)` does at once) under a file lock `<db>.lock`. A new SQLite store is created
     with its artifact root `places.artifact_root` (`mlartifacts/` beside the file), so MLflow's `Default`
     experiment keeps its artifacts there too (MLflow's own default, `./mlruns`, is relative to the working
-    directory); the client then opens it again (once per new file: MlflowClient takes no store)."""
+    directory); the client then opens it again (once per new file: MlflowClient takes no store). A PostgreSQL
+    store is opened holding the database's advisory lock `OPEN_LOCK` (MLflow creates the tables of an empty
+    database when it opens it: done by several processes at once, all but one fail on duplicate keys)."""
     db = sqlite_path(uri)
+    if db is None and uri.split(":", 1)[0].split("+")[0] == "postgresql":
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as con:  # the lock is the connection's: released when it closes, or its process dies
+                con.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": OPEN_LOCK})
+                return Client(uri)
+        finally:
+            engine.dispose()
     if db is None:
         return Client(uri)
     with open(db.with_name(db.name + ".lock"), "a") as lock:
