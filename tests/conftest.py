@@ -107,3 +107,17 @@ def pytest_terminal_summary(terminalreporter, config):
     that prints it: `--randomly-seed=N` repeats that order."""
     if config.pluginmanager.hasplugin("randomly"):
         terminalreporter.write_line(f"shuffled order: --randomly-seed={config.getoption('randomly_seed')}")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The session's one-node SLURM cluster (`benchmarks.servers.SlurmCluster`: Debian's munge, slurmctld and
+    slurmd as root, up in ~2 s); tests reach it through its `env` (SLURM_CONF). Skips, saying why, where
+    SLURM is not installed (.ci/run installs it) or the tests do not run as root."""
+    from benchmarks.servers import SlurmCluster, slurm_missing
+
+    reason = slurm_missing()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster() as cluster:
+        yield cluster
