@@ -3,7 +3,6 @@ jobs as a job array into MLflow, an offline sweep synced from the submitting mac
 scancel, and a request no node can satisfy."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import signal
@@ -14,11 +13,15 @@ import time
 import pytest
 
 from framework.run.launchers import slurm_minutes, slurm_request_problem
+from framework.tracking.process import SWEEP_ENV
+from tests.integration.test_scale import needs_submitit
 from tests.integration.test_sweep import JOB, check, sweep
 
 mlflow = pytest.importorskip("mlflow")
-needs_submitit = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-                                    reason="hydra-submitit-launcher not installed (pip install -e '.[slurm]')")
+
+# The jobs run on the submitting machine, which would leave their run logs to the launcher's sync process
+# (`process.sweep_followed`); as on a compute node, each job starts its own.
+ELSEWHERE = f"hydra.launcher.setup=[unset {SWEEP_ENV}]"
 
 
 @pytest.fixture
@@ -26,8 +29,10 @@ def cluster(slurm_cluster, monkeypatch):
     """The session's SLURM cluster, found by this test's commands (SLURM_CONF); its queue empty after."""
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
     yield slurm_cluster
-    assert slurm_cluster.jobs() == [] or not subprocess.run(["scancel", f"--user={os.getuid()}"]), \
-        "a job of this test was left in the queue (cancelled now)"
+    left = slurm_cluster.jobs()
+    if left:
+        subprocess.run(["scancel", f"--user={os.getuid()}"])
+    assert not left, f"jobs left in the queue (cancelled now): {left}"
 
 
 @pytest.mark.parametrize("limit,minutes", [("infinite", math.inf), ("30", 30), ("45:30", 45.5), ("1:00:00", 60),
@@ -40,7 +45,7 @@ def test_slurm_time_limits_in_minutes(limit, minutes):
 @pytest.mark.slow
 def test_slurm_sweep_is_a_job_array_with_every_point_in_mlflow(tmp_path, cluster, new_store):
     uri, sweep_dir = sweep(tmp_path, "hydra/launcher=slurm", "optimizer.lr=0.05,0.005", "trainer.epochs=1,2",
-                           "trainer.batch_size=16", uri=new_store())
+                           "trainer.batch_size=16", ELSEWHERE, uri=new_store())
     check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.epochs"])  # metric histories: epochs x batches
     (script,) = sweep_dir.glob(".submitit/*/*_submission.sh")  # one array of 4 tasks, in this venv's python
     text = script.read_text()
@@ -66,8 +71,8 @@ def test_a_job_cancelled_with_scancel_is_a_killed_run(tmp_path, cluster, new_sto
     Without accounting (sacct) submitit never learns that the job ended: the sweep waits until Ctrl-C."""
     uri, sweep_dir = new_store(), tmp_path / "multirun"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "framework.train", "-m", *JOB, "hydra/launcher=slurm", "trainer.epochs=100000",
-         "trainer.batch_size=16", f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"],
+        [sys.executable, "-m", "framework.train", "-m", *JOB, "hydra/launcher=slurm", ELSEWHERE,
+         "trainer.epochs=100000", "trainer.batch_size=16", f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     journal = sweep_dir / "0" / "runlog" / "journal.jsonl"
     try:  # submitit ignores SIGTERM until train() takes it over: cancel once batches are recorded
@@ -84,11 +89,13 @@ def test_a_job_cancelled_with_scancel_is_a_killed_run(tmp_path, cluster, new_sto
             runs = experiment and client.search_runs([experiment.experiment_id], "tags.`sweep.job` = '0'")
             run = runs[0] if runs else None
         assert run.info.status == "KILLED" and run.data.tags["failure.reason"] == "Interrupted: SIGTERM"
-        assert 0 < run.data.metrics["epoch"] < 100000
+        assert 0 < len(client.get_metric_history(run.info.run_id, "val/loss")) < 100000, sorted(run.data.metrics)
     finally:
-        launcher.send_signal(signal.SIGINT)  # the parent run ends FAILED
+        launcher.send_signal(signal.SIGINT)
         out = launcher.communicate(timeout=120)[0]
     assert launcher.returncode == 130, out[-3000:]
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`sweep.role` = 'parent'")
+    assert parent.info.status == "FAILED"
 
 
 @needs_submitit
