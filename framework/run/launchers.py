@@ -81,14 +81,13 @@ def slurm_request_problem(launcher) -> str | None:
         [n for n, p in known.items() if p["default"]]
     if not names:
         return f"hydra/launcher=slurm: the cluster has no default partition; set hydra.launcher.partition ({listed})"
-    problems = []
+    problems, never = [], "so its jobs would stay PENDING for ever"
     for name in names:
         if name not in known:
             problems.append(f"hydra.launcher.partition={name}: no such partition; partitions (sinfo): {listed}")
             continue
         part, tasks = known[name], int(launcher.get("tasks_per_node") or 1)
         cpus, mem_gb = int(launcher.get("cpus_per_task") or 1) * tasks, launcher.get("mem_gb")
-        never = "so its jobs would stay PENDING for ever"
         if cpus > part["cpus"]:
             problems.append(f"hydra.launcher.cpus_per_task={launcher.get('cpus_per_task')}"
                             f"{f' x tasks_per_node={tasks}' if tasks > 1 else ''} asks for {cpus} CPUs per node but "

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from framework import ConfigError
 from framework.run.launchers import slurm_minutes, slurm_request_problem
 from framework.tracking.process import SWEEP_ENV
 from tests.integration.test_scale import needs_submitit
@@ -39,6 +40,12 @@ def cluster(slurm_cluster, monkeypatch):
                                            ("2-12:00:00", 3600)])
 def test_slurm_time_limits_in_minutes(limit, minutes):
     assert slurm_minutes(limit) == minutes
+
+
+def test_a_machine_without_slurm_commands_is_told_where_to_submit(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sinfo, no sbatch
+    with pytest.raises(ConfigError, match="SLURM's commands .* run the sweep on a login node of the cluster"):
+        slurm_request_problem({"cpus_per_task": 1})
 
 
 @needs_submitit
