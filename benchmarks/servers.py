@@ -1,4 +1,4 @@
-"""Local servers for the benchmarks and the tests: `mlflow server`, a Ray head and PostgreSQL on 127.0.0.1.
+"""Local servers for the benchmarks and the tests, on 127.0.0.1: `mlflow server`, a Ray head, PostgreSQL, SLURM.
 
 Framework-independent (no `framework` import), so the tests (tests/conftest.py) and the benchmarks share
 this one copy.
@@ -297,6 +297,127 @@ class PostgresServer:
         atexit.unregister(self.stop)
 
     def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+SLURM_COMMANDS = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scancel")
+
+
+def slurm_missing() -> str | None:
+    """Why this machine cannot run a `SlurmCluster` (None: it can)."""
+    missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
+    if missing:
+        return (f"SLURM is not installed ({' '.join(missing)} not found): "
+                "apt-get install slurmctld slurmd slurm-client munge (.ci/run does)")
+    if os.geteuid() != 0:
+        return "the SLURM test cluster runs its daemons as root"
+    return None
+
+
+class SlurmCluster:
+    """A one-node SLURM cluster on this machine from Debian's packages, its daemons run as root:
+    munged (its own key and socket), slurmctld, slurmd. slurm.conf, free ports, state, spool and logs
+    live in a temp folder, so it never meets a system install; clients find it through `env`
+    (SLURM_CONF). Node `localhost` has this machine's CPUs and memory (`slurmd -C`); partition `debug`
+    (the default) has `max_minutes` as its time limit; no accounting (submitit: "Bypassing sacct error").
+
+        with SlurmCluster() as cluster:   # up: the node is idle
+            subprocess.run(["sinfo"], env=cluster.env)
+
+    The daemons run in the foreground under `setpriv --pdeathsig KILL`: they die with this process
+    even when it is killed; `stop` cancels the jobs left, stops the daemons and removes the folder.
+    """
+
+    def __init__(self, max_minutes: int = 60, kill_wait: int = 5):
+        self.max_minutes, self.kill_wait = max_minutes, kill_wait
+        self.folder: Path | None = None
+        self.env: dict[str, str] = {}
+        self.node: dict[str, int] = {}  # {"cpus": N, "mem_mb": M}
+        self._daemons: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="slurm"))  # short: the munge socket's path must fit 107 bytes
+        self.folder.chmod(0o755)  # munged wants its socket's folders executable by all
+        key = self.folder / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o600)
+        socket_path = self.folder / "munge.socket"
+        conf = self.folder / "slurm.conf"
+        conf.write_text(self._conf(socket_path))
+        self.env = {**ENV, "SLURM_CONF": str(conf)}
+        try:
+            munged = self._daemon("munged", "-F", f"--key-file={key}", f"--socket={socket_path}",
+                                  f"--pid-file={self.folder}/munged.pid", f"--seed-file={self.folder}/munged.seed")
+            wait_until(socket_path.exists, munged, "munged", timeout=30)
+            self._daemon("slurmctld", "-D", "-f", str(conf))
+            slurmd = self._daemon("slurmd", "-D", "-N", "localhost", "-f", str(conf))
+            wait_until(lambda: self.sinfo("%t") == "idle", slurmd, f"slurm node (logs: {self.folder})", timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _conf(self, munge_socket: Path) -> str:
+        """slurm.conf of the one-node cluster; the node's hardware as `slurmd -C` finds it."""
+        found = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.split()
+        hardware = " ".join(f for f in found if f.split("=")[0] not in ("NodeName", "UpTime"))
+        fields = dict(f.split("=", 1) for f in found if "=" in f)
+        self.node = {"cpus": int(fields["CPUs"]), "mem_mb": int(fields["RealMemory"])}
+        f = self.folder
+        return "\n".join([
+            "ClusterName=framework", "SlurmctldHost=localhost", f"SlurmctldPort={free_port()}",
+            f"SlurmdPort={free_port()}", "SlurmUser=root", "SlurmdUser=root",
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket}",
+            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
+            "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "ReturnToService=2",
+            f"KillWait={self.kill_wait}", "SchedulerParameters=sched_interval=1",
+            f"StateSaveLocation={f}/state", f"SlurmdSpoolDir={f}/spool",
+            f"SlurmctldPidFile={f}/slurmctld.pid", f"SlurmdPidFile={f}/slurmd.pid",
+            f"SlurmctldLogFile={f}/slurmctld.log", f"SlurmdLogFile={f}/slurmd.log",
+            f"NodeName=localhost {hardware} State=UNKNOWN",
+            f"PartitionName=debug Nodes=localhost Default=YES MaxTime={self.max_minutes} State=UP", ""])
+
+    def _daemon(self, *command: str) -> subprocess.Popen:
+        with (self.folder / f"{command[0]}.out").open("w") as out:
+            process = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *command], env=self.env, stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self._daemons.append(process)
+        return process
+
+    def sinfo(self, fmt: str) -> str:
+        """`sinfo -h -o FMT` of this cluster ("" while slurmctld does not answer)."""
+        done = subprocess.run(["sinfo", "-h", "-o", fmt], env=self.env, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    def jobs(self) -> list[dict[str, str]]:
+        """The jobs in the queue: [{"id", "name", "state"}] (`squeue`)."""
+        done = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], env=self.env, capture_output=True, text=True,
+                              check=True)
+        return [dict(zip(("id", "name", "state"), line.split())) for line in done.stdout.splitlines()]
+
+    def stop(self) -> None:
+        """Cancel the jobs left (their steps end within KillWait), stop the daemons, remove the folder."""
+        if self._daemons and self._daemons[-1].poll() is None and self.sinfo("%t"):
+            subprocess.run(["scancel", "--full", f"--user={os.getuid()}"], env=self.env, capture_output=True)
+            deadline = time.monotonic() + self.kill_wait + 10
+            while self.jobs() and time.monotonic() < deadline:
+                time.sleep(0.5)
+        for process in reversed(self._daemons):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self._daemons = []
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> SlurmCluster:
         self.start()
         return self
 

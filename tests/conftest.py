@@ -126,3 +126,17 @@ def postgres():
     pytest.importorskip("psycopg", reason="no PostgreSQL driver (psycopg 3): pip install -e '.[postgres]'")
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The session's one-node SLURM cluster (`benchmarks.servers.SlurmCluster`: Debian's munge, slurmctld and
+    slurmd as root, up in ~2 s); tests reach it through its `env` (SLURM_CONF). Skips, saying why, where
+    SLURM is not installed (.ci/run installs it) or the tests do not run as root."""
+    from benchmarks.servers import SlurmCluster, slurm_missing
+
+    reason = slurm_missing()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster() as cluster:
+        yield cluster

@@ -1,5 +1,6 @@
 """Hydra callbacks of a multirun: `MlflowSweep` makes it one MLflow parent run, each job's run its child;
-`FailedJobsReport` lists the jobs that failed and exits non-zero.
+`FailedJobsReport` lists the jobs that failed and exits non-zero; `SlurmRequestCheck` (enabled by
+conf/hydra/launcher/slurm.yaml) stops a SLURM sweep whose jobs could never start.
 
 Enabled in conf/config.yaml:
 
@@ -74,3 +75,21 @@ class FailedJobsReport(Callback):
         for r in reports:
             print(f"  job {r['job']} [{' '.join(r['overrides'])}]: {r['error'].splitlines()[0]}", file=sys.stderr)
         sys.exit(1)
+
+
+class SlurmRequestCheck(Callback):
+    """Before anything is submitted (first callback: the launcher config merges before conf/config.yaml):
+    one line and exit 1 when the jobs' request exceeds every node of the partition, or its time limit
+    (`launchers.slurm_request_problem`), instead of a sweep waiting for ever on PENDING jobs."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        from framework.errors import ConfigError
+        from framework.run.launchers import slurm_request_problem
+
+        try:
+            problem = slurm_request_problem(config.hydra.launcher)
+        except ConfigError as e:
+            problem = str(e)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(1)
