@@ -1,6 +1,6 @@
-"""Scaffold: `python -m framework.new_plugin KIND NAME [--dir DIR]` writes DIR/NAME.py for any of the eight kinds.
+"""Scaffold: `python -m framework.new_plugin KIND NAME [--dir DIR]` writes DIR/NAME.py for any of the nine kinds.
 
-KIND is one of activation, loss, optimizer, initializer, scheduler, dataset, metric, backend. The file
+KIND is one of activation, loss, optimizer, initializer, scheduler, dataset, metric, backend, callback. The file
 registers NAME, documents the formula (derivative, update rule) and shapes, and implements a placeholder
 that passes `python -m framework.check_plugins` as generated. Every line to replace is marked TODO.
 """

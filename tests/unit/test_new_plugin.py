@@ -1,4 +1,4 @@
-"""The scaffold writes a documented plugin of each of the eight kinds that loads and passes every conformance
+"""The scaffold writes a documented plugin of each of the nine kinds that loads and passes every conformance
 check as generated."""
 import pytest
 
