@@ -19,7 +19,8 @@ class MyCallback(Callback):
     Hooks (override those you need; the rest do nothing): on_train_start(trainer), on_batch_end(trainer,
     step) (after each update: keep it cheap), on_batches(trainer, record) (flushed per-batch rows, host
     arrays), on_epoch_end(trainer, epoch, logs) (epoch 0-based), on_train_end(trainer, status, logs).
-    `trainer.request_stop(reason)` or raising framework.engine.trainer.StopTraining ends training early.
+    Raising framework.engine.trainer.StopTraining ends training early (FINISHED); trainer.request_stop(reason)
+    stops it as KILLED.
     """
 
     def __init__(self, monitor: str = "val/loss"):  # TODO: your arguments, each with a default
