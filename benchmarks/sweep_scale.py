@@ -1,13 +1,14 @@
-"""The same 8-job sweep run three ways, side by side: one job after another (Hydra's basic launcher),
-joblib with 2 workers, and Ray on a local head with 2 CPUs. Prints the median wall time of each and
-its ratio to the sequential sweep (interleaved repeats: the three share whatever else loads the machine).
+"""The same 8-job sweep run four ways, side by side: one job after another (Hydra's basic launcher),
+joblib with 2 workers, Ray on a local head with 2 CPUs, and Ray on two local nodes (a head and a second
+node, 1 CPU each: the jobs spread over both). Prints the median wall time of each and its ratio to the
+sequential sweep (interleaved repeats: the four share whatever else loads the machine).
 
     python benchmarks/sweep_scale.py [--repeats 2] [--epochs 30] [--no-tracking]
 
 Each job is the default digits MLP (`trainer.epochs` epochs, BLAS threads 1) with MLflow tracking into
 a fresh SQLite store per sweep (`--no-tracking`: tracking=none); jobs differ by `optimizer.lr` x `seed`.
-The wall time is the whole `python -m framework.train -m ...` command; the Ray head is started once
-before (its start is printed, not counted). Needs `pip install -e '.[ray]'`.
+The wall time is the whole `python -m framework.train -m ...` command; the Ray clusters are started once
+before (their start is printed, not counted). Needs `pip install -e '.[ray]'`.
 """
 from __future__ import annotations
 
@@ -22,11 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from speed import header  # noqa: E402
-
-from benchmarks.servers import ENV, ray_head  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+from benchmarks.servers import ENV, RayCluster  # noqa: E402
 
 SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
 
@@ -45,23 +44,30 @@ def timed_sweep(tmp: Path, launcher: list[str], epochs: int, tracking: bool) -> 
     return seconds
 
 
+def on(cluster: RayCluster) -> list[str]:
+    return ["hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={cluster.address}"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-tracking", dest="tracking", action="store_false", help="tracking=none in every job")
     args = p.parse_args()
-    header("cpu")
+    print(describe())
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}")
     print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), "
           f"repeats {args.repeats}, interleaved")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        with ray_head(cpus=2) as address:
-            print(f"local Ray head with 2 CPUs up in {time.perf_counter() - start:.1f} s (not counted)")
+        with RayCluster(nodes=1, cpus=2) as head, RayCluster(nodes=2, cpus=1) as two:
+            print(f"Ray: a head with 2 CPUs and two nodes with 1 CPU each up in {time.perf_counter() - start:.1f} s "
+                  "(not counted)")
             contenders = {
                 "sequential": [],
                 "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-                "Ray, local head, 2 CPUs": ["hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}"],
+                "Ray, local head, 2 CPUs": on(head),
+                "Ray, 2 nodes x 1 CPU": on(two),
             }
             times: dict[str, list[float]] = {name: [] for name in contenders}
             for r in range(args.repeats):
