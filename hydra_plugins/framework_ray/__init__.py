@@ -14,17 +14,22 @@ opened one, is synced as KILLED (a run log without an end whose trainer is gone)
 failed jobs with the same command and `tracking.skip_finished=true` instead.
 
 `ray.init` gets `hydra.launcher.ray.init` as it is (hydra-ray-launcher adds `object_store_memory`, which
-Ray refuses when joining a running cluster).
+Ray refuses when joining a running cluster); an address where nothing listens is one error line before any
+job (Ray would retry for minutes).
 """
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 from pathlib import Path
 from typing import Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from framework.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,11 @@ class RayLauncher(Launcher):
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        try:
+            check_address(self.ray_cfg.init.get("address"))
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import ray
@@ -64,6 +74,21 @@ class RayLauncher(Launcher):
             except ray.exceptions.RayError as e:
                 returns.append(died(cfg, e))
         return returns
+
+
+def check_address(address) -> None:
+    """ConfigError when `address` (HOST:PORT or ray://HOST:PORT) names a port where nothing listens."""
+    if not address or address == "auto":
+        return
+    host, _, port = str(address).removeprefix("ray://").rpartition(":")
+    fix = "give the head's HOST:PORT (`ray start --head --port=PORT` prints it)"
+    if not (host and port.isdigit()):
+        raise ConfigError(f"hydra.launcher.ray.init.address={address}: not HOST:PORT; {fix}")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise ConfigError(f"hydra.launcher.ray.init.address={address}: no Ray cluster answers there "
+                          f"({e.strerror or e}); {fix}") from None
 
 
 def died(cfg: DictConfig, error: Exception) -> JobReturn:

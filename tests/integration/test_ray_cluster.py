@@ -1,7 +1,7 @@
 """Sweeps on a real two-node Ray cluster on this machine (`benchmarks.servers.RayCluster`: a head and a second
 node, one CPU each): the jobs land on both nodes, each run tagged with its node; a node that dies while its
 job trains leaves a failed job that the sweep lists (exit 1, no traceback), and the same command with
-`tracking.skip_finished=true` runs only that job."""
+`tracking.skip_finished=true` runs only that job; an address where no cluster answers is one error line."""
 from __future__ import annotations
 
 import socket
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from benchmarks.servers import ENV, RayCluster
+from benchmarks.servers import ENV, RayCluster, free_port
 from tests.integration.test_sweep import JOB, check, mlflow, sweep
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="no hydra-ray-launcher: pip install -e '.[ray]'")
@@ -97,3 +97,14 @@ def test_a_dead_node_s_job_is_listed_as_failed_and_a_skip_finished_rerun_runs_on
     (child,) = rerun.values()  # only the dead node's job trained again
     assert child.data.tags["sweep.job"] == victim and child.info.status == "FINISHED"
     assert child.data.params["seed"] == children[victim].data.params["seed"]
+
+
+def test_an_address_where_no_cluster_answers_is_one_error_line(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    done = subprocess.run([sys.executable, "-m", "framework.train", "-m", "data=xor", "tracking=none", "seed=0,1",
+                           "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
+                           f"hydra.sweep.dir={tmp_path}/sweep"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: hydra.launcher.ray.init.address={address}: no Ray cluster answers there")
