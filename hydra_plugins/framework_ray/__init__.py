@@ -13,6 +13,9 @@ opened one, is synced as KILLED (a run log without an end whose trainer is gone)
 `max_retries: 0`: Ray would rerun the task in the same folder, where its run log already is; rerun the
 failed jobs with the same command and `tracking.skip_finished=true` instead.
 
+Each job's `hydra.sweep.dir` is made absolute from the launching directory (hydra-ray-launcher leaves a
+relative one, Hydra's default, to the worker, whose working directory is wherever its node was started);
+on several machines it must be a shared file system mounted at the same path everywhere.
 `ray.init` gets `hydra.launcher.ray.init` as it is (hydra-ray-launcher adds `object_store_memory`, which
 Ray refuses when joining a running cluster); an address where nothing listens is one error line before any
 job (Ray would retry for minutes).
@@ -56,7 +59,6 @@ class RayLauncher(Launcher):
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info("Ray launcher: %d jobs, sweep folder %s", len(job_overrides), self.config.hydra.sweep.dir)
         start_ray(self.ray_cfg.init)
         jobs = []
@@ -65,6 +67,7 @@ class RayLauncher(Launcher):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.id, cfg.hydra.job.num = f"job_id_for_{idx}", idx
+                cfg.hydra.sweep.dir = str(Path(str(cfg.hydra.sweep.dir)).absolute())  # a worker's cwd is its node's
             jobs.append((cfg, launch_job_on_ray(self.hydra_context, self.ray_cfg.remote, cfg, self.task_function,
                                                 Singleton.get_state())))
         returns = []
@@ -99,7 +102,7 @@ def died(cfg: DictConfig, error: Exception) -> JobReturn:
     hc = cfg.hydra
     reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
     log.error("job %d died in Ray: %s: %s", hc.job.num, type(error).__name__, reason)
-    folder = Path(OmegaConf.select(cfg, "hydra.sweep.dir"), OmegaConf.select(cfg, "hydra.sweep.subdir")).absolute()
+    folder = Path(cfg.hydra.sweep.dir, OmegaConf.select(cfg, "hydra.sweep.subdir"))
     write_failed(folder, hc.job.num, list(hc.overrides.task), f"{type(error).__name__}: {reason}")
     return JobReturn(overrides=list(hc.overrides.task), cfg=cfg, working_dir=str(folder), task_name=hc.job.name,
                      status=JobStatus.COMPLETED, _return_value=penalty(cfg))

@@ -56,8 +56,8 @@ def test_a_dead_node_s_job_is_listed_as_failed_and_a_skip_finished_rerun_runs_on
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     command = [sys.executable, "-m", "framework.train", "-m", *JOB, *launcher(cluster), "seed=0,1,2,3",
                "trainer.epochs=100", "trainer.batch_size=16", f"tracking.uri={uri}"]
-    first = subprocess.Popen([*command, f"hydra.sweep.dir={tmp_path}/first"], cwd=tmp_path, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([*command, "hydra.sweep.dir=first"], cwd=tmp_path, env=ENV,  # relative: from tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # not the nodes' folder
     victim, deadline = None, time.monotonic() + 300
     try:
         while victim is None and first.poll() is None and time.monotonic() < deadline:
@@ -86,7 +86,7 @@ def test_a_dead_node_s_job_is_listed_as_failed_and_a_skip_finished_rerun_runs_on
     assert children[victim].data.tags["node.ray_id"] == dead
     assert {r.data.tags["node.ray_id"] for r in finished.values()} == {cluster.node_ids[0]}  # the head's
 
-    again = subprocess.run([*command, "tracking.skip_finished=true", f"hydra.sweep.dir={tmp_path}/again"],
+    again = subprocess.run([*command, "tracking.skip_finished=true", "hydra.sweep.dir=again"],
                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     for job, run in finished.items():
