@@ -1,4 +1,4 @@
-"""Local servers for the benchmarks and the tests, on 127.0.0.1: `mlflow server`, a Ray head, PostgreSQL, SLURM.
+"""Local servers for the benchmarks and the tests, on 127.0.0.1: `mlflow server`, a Ray cluster, PostgreSQL, SLURM.
 
 Framework-independent (no `framework` import), so the tests (tests/conftest.py) and the benchmarks share
 this one copy.
@@ -6,7 +6,9 @@ this one copy.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -98,35 +99,94 @@ class MlflowServer:
         self.stop()
 
 
-@contextmanager
-def ray_head(cpus: int = 2):
-    """A Ray head on 127.0.0.1 with `cpus` CPUs and its own temp dir; yields its address "127.0.0.1:PORT".
+class RayCluster:
+    """A Ray cluster on 127.0.0.1: a head and `nodes - 1` more nodes, each one `ray start --block` with
+    `cpus` CPUs, the custom resource `node<i>: 1` (pins a job to node i:
+    `+hydra.launcher.ray.remote.resources={node1:1}`) and a temp dir of its own (short: Ray's socket paths
+    must fit 107 bytes).
 
-    `ray start --block` runs in a new process group; at exit (also after a failure) that group and
-    every process the head started are killed by pid (`ray stop` would stop every Ray on the machine),
-    and its temp dir is removed.
+        with RayCluster(nodes=2, cpus=1) as cluster:   # all nodes up
+            cluster.address                            # "127.0.0.1:PORT": hydra.launcher.ray.init.address
+            cluster.node_ids[1]                        # node 1's Ray node id (from its raylet's log)
+            cluster.kill(1)                            # node 1 fails: SIGKILL to all of its processes
+            cluster.start_node(1)                      # a new node 1 joins (a new id)
+
+    Stopping kills each node's process group and every process below it by pid (`ray stop` would stop
+    every Ray on the machine) and removes the temp dirs. Each `ray start` gets SIGTERM when the process
+    that started it dies (PR_SET_PDEATHSIG) and then stops its node's processes: a killed test session
+    leaves no cluster behind.
     """
-    port, tmp = free_port(), tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
-    log = Path(tmp, "head.log")
-    with log.open("w") as out:
-        head = subprocess.Popen(
-            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-             "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--include-dashboard=false",
-             "--disable-usage-stats", f"--temp-dir={tmp}"],
-            env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until(lambda: "Ray runtime started" in log.read_text(), head, f"ray head (log: {log})")
-        yield f"127.0.0.1:{port}"
-    finally:
-        started = descendants(head.pid)  # Ray's workers have sessions of their own
-        os.killpg(head.pid, signal.SIGKILL)
+
+    def __init__(self, nodes: int = 1, cpus: int = 2):
+        self.nodes, self.cpus, self.port = nodes, cpus, free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen | None] = [None] * nodes
+        self.node_ids: list[str | None] = [None] * nodes
+        self.dirs: list[str] = []
+
+    def start(self) -> None:
+        try:
+            for i in range(self.nodes):
+                self.start_node(i)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_node(self, i: int) -> None:
+        """Start node `i` (0: the head) and wait until it has joined; its id goes to `node_ids[i]`."""
+        self.kill(i)
+        tmp = tempfile.mkdtemp(prefix="ray")
+        self.dirs.append(tmp)
+        role = ["--head", f"--port={self.port}", "--include-dashboard=false",
+                f"--ray-client-server-port={free_port()}"] if i == 0 else [f"--address={self.address}"]
+        log = Path(tmp, "node.log")
+        with log.open("w") as out:
+            node = subprocess.Popen(
+                [str(Path(sys.executable).with_name("ray")), "start", "--block", *role, "--node-ip-address=127.0.0.1",
+                 f"--num-cpus={self.cpus}", f'--resources={{"node{i}": 1}}', "--disable-usage-stats",
+                 f"--temp-dir={tmp}"],
+                env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_term_with_parent)
+        self.processes[i] = node
+        wait_until(lambda: "Ray runtime started" in log.read_text(), node, f"ray node {i} (log: {log})")
+        raylet = Path(tmp, "session_latest", "logs", "raylet.out")
+        wait_until(lambda: raylet.is_file() and "node_id=" in raylet.read_text(), node, f"ray node {i}'s id")
+        self.node_ids[i] = re.search(r"node_id=([0-9a-f]+)", raylet.read_text()).group(1)
+
+    def kill(self, i: int) -> None:
+        """Node `i`'s `ray start`, raylet and workers get SIGKILL (Ray's workers have sessions of their own)."""
+        node = self.processes[i]
+        if node is None:
+            return
+        started = descendants(node.pid)
+        os.killpg(node.pid, signal.SIGKILL)
         for pid in started:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        head.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        node.wait(30)
+        self.processes[i] = None
+
+    def stop(self) -> None:
+        for i in reversed(range(self.nodes)):
+            self.kill(i)
+        for tmp in self.dirs:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __enter__(self) -> RayCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _term_with_parent() -> None:
+    """In a child before exec: SIGTERM when its parent dies (Linux prctl PR_SET_PDEATHSIG; elsewhere nothing)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def descendants(pid: int) -> list[int]:

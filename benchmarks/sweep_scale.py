@@ -1,5 +1,6 @@
 """The same 8-job sweep run four ways, side by side: one job after another (Hydra's basic launcher),
-joblib with 2 workers, Ray on a local head with 2 CPUs, and SLURM on a one-node cluster of this machine
+joblib with 2 workers, Ray on a local head with 2 CPUs, Ray on two local nodes (a head and a second node,
+1 CPU each: the jobs spread over both), and SLURM on a one-node cluster of this machine
 (`hydra/launcher=slurm`: a job array, 1 CPU per job). Prints the median wall time of each and its ratio
 to the sequential sweep (interleaved repeats: they share whatever else loads the machine).
 
@@ -7,7 +8,7 @@ to the sequential sweep (interleaved repeats: they share whatever else loads the
 
 Each job is the default digits MLP (`trainer.epochs` epochs, BLAS threads 1) with MLflow tracking into
 a fresh SQLite store per sweep (`--no-tracking`: tracking=none); jobs differ by `optimizer.lr` x `seed`.
-The wall time is the whole `python -m framework.train -m ...` command; the Ray head and the SLURM
+The wall time is the whole `python -m framework.train -m ...` command; the Ray clusters and the SLURM
 cluster (`benchmarks.servers.SlurmCluster`) are started once before (their start is printed, not
 counted). The Ray row needs `pip install -e '.[ray]'`, the SLURM row Debian's SLURM packages and root
 (.ci/run installs them); a row that cannot run says why.
@@ -27,11 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from speed import header  # noqa: E402
-
-from benchmarks.servers import ENV, SlurmCluster, ray_head, slurm_missing  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+from benchmarks.servers import ENV, RayCluster, SlurmCluster, slurm_missing  # noqa: E402
 
 SWEEP = ["optimizer.lr=0.01,0.003,0.001,0.0003", "seed=0,1", "trainer.progress=none"]
 
@@ -50,13 +49,18 @@ def timed_sweep(tmp: Path, launcher: list[str], epochs: int, tracking: bool, env
     return seconds
 
 
+def on(cluster: RayCluster) -> list[str]:
+    return ["hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={cluster.address}"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-tracking", dest="tracking", action="store_false", help="tracking=none in every job")
     args = p.parse_args()
-    header(None)  # the kernel; the jobs set their own threads (backend.threads=1)
+    print(describe())  # the kernel; the jobs set their own threads (backend.threads=1)
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}")
     print(f"8 jobs (digits MLP, {args.epochs} epochs, tracking {'on' if args.tracking else 'off'}), "
           f"repeats {args.repeats}, interleaved")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as clusters:
@@ -66,10 +70,11 @@ def main() -> None:
             print("Ray row left out: hydra-ray-launcher is not installed (pip install -e '.[ray]')")
         else:
             start = time.perf_counter()
-            address = clusters.enter_context(ray_head(cpus=2))
-            print(f"local Ray head with 2 CPUs up in {time.perf_counter() - start:.1f} s (not counted)")
-            contenders["Ray, local head, 2 CPUs"] = ["hydra/launcher=ray_cluster",
-                                                     f"hydra.launcher.ray.init.address={address}"]
+            head = clusters.enter_context(RayCluster(nodes=1, cpus=2))
+            two = clusters.enter_context(RayCluster(nodes=2, cpus=1))
+            print(f"Ray: a head with 2 CPUs and two nodes with 1 CPU each up in {time.perf_counter() - start:.1f} s "
+                  "(not counted)")
+            contenders["Ray, local head, 2 CPUs"], contenders["Ray, 2 nodes x 1 CPU"] = on(head), on(two)
         why = slurm_missing() or (find_spec("hydra_plugins.hydra_submitit_launcher") is None
                                   and "hydra-submitit-launcher is not installed (pip install -e '.[slurm]')")
         if why:

@@ -6,7 +6,6 @@ In Python (`import framework`): `compose(overrides)` gives the checked config th
 """
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -48,7 +47,7 @@ from framework.run.config import (
     register_configs,
 )
 from framework.run.launchers import auto_threads
-from framework.run.sweep import FAILED_FILE
+from framework.run.sweep import write_failed
 
 log = logging.getLogger(__name__)
 
@@ -422,8 +421,7 @@ def failed_job(cfg: DictConfig, error: Exception) -> float:
         raise error
     text = str(error) if isinstance(error, FrameworkError) else traceback.format_exc()
     log.error("job failed: %s", mask_secrets(text))  # a joblib worker's log records are not masked
-    report = {"job": hc.job.num, "overrides": list(hc.overrides.task), "error": f"{type(error).__name__}: {error}"}
-    (Path(hc.runtime.output_dir) / FAILED_FILE).write_text(mask_secrets(json.dumps(report, indent=1)))
+    write_failed(hc.runtime.output_dir, hc.job.num, list(hc.overrides.task), f"{type(error).__name__}: {error}")
     return penalty(cfg)
 
 

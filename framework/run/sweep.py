@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 
 log = logging.getLogger(__name__)
 
-FAILED_FILE = "FAILED.json"  # a failed sweep job's report in its folder (written by framework.train)
+FAILED_FILE = "FAILED.json"  # a failed sweep job's report in its folder (`write_failed`)
 
 
 class MlflowSweep(Callback):
@@ -56,6 +56,15 @@ class MlflowSweep(Callback):
             for line in self._parent.close("FINISHED"):  # where the sweep went: parent id, best job, report, ...
                 print(line, flush=True)
             self._parent = None
+
+
+def write_failed(folder, job: int, overrides: list[str], error: str) -> None:
+    """A failed job's report {"job", "overrides", "error"} as FAILED.json in its folder (secrets masked)."""
+    from framework.tracking.masking import mask_secrets
+
+    report = {"job": job, "overrides": overrides, "error": error}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / FAILED_FILE).write_text(mask_secrets(json.dumps(report, indent=1)))
 
 
 def failed_jobs(sweep_folder) -> list[dict]:

@@ -156,7 +156,8 @@ class Tracking:
         sid = sweep_id(hc)
         params, long = split_long_params({k: mask_secrets(str(v)) for k, v in flatten(self.cfg).items()})
         task = overrides(self.cfg)
-        tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags()}
+        tags = {"hydra.overrides": " ".join(task), "config.hash": config_hash(self.cfg), **source_tags(),
+                **node_tags()}
         if sid:
             tags.update({"sweep.id": sid, "sweep.job": str(hc.job.num)})
         folder = sweep_folder(hc)
@@ -253,6 +254,19 @@ def source_tags() -> dict[str, str]:
     commit = git_commit(ROOT)
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def node_tags() -> dict[str, str]:
+    """Where a run ran: `node.host` (the hostname), and in a Ray worker `node.ray_id` (its Ray node's id:
+    nodes of one machine share the hostname)."""
+    import socket
+    import sys
+
+    tags = {"node.host": socket.gethostname()}
+    ray = sys.modules.get("ray")  # imported in a Ray worker; a plain run does not import it
+    if ray is not None and ray.is_initialized():
+        tags["node.ray_id"] = ray.get_runtime_context().get_node_id()
     return tags
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from framework.run.config import flatten
 from framework.run.sweep import failed_jobs
-from framework.tracking.job import source_tags
+from framework.tracking.job import node_tags, source_tags
 from framework.tracking.masking import mask_secrets
 from framework.tracking.messages import RunStart, SweepEnd, Tags
 from framework.tracking.notes import NOTE, sweep_name, sweep_note
@@ -46,7 +46,7 @@ class SweepParent:
         swept = [o.key_or_group for o in parsed if o.is_sweep_override()] + list(hc.sweeper.get("params") or {})
         tags = {"hydra.overrides": " ".join(task), "sweep.keys": " ".join(swept), "sweep.role": "parent",
                 "sweep.id": sweep_id(hc), "sweep.sweeper": hc.sweeper._target_,
-                "sweep.launcher": hc.launcher._target_, **source_tags()}
+                "sweep.launcher": hc.launcher._target_, **source_tags(), **node_tags()}
         start = RunStart(secrets.token_hex(16), tracking.experiment, now_ms(), sweep_name(tracking.run_name, swept),
                          {k: str(v) for k, v in params.items()}, tags, role="sweep", uri=self.uri)
         check_new(self.folder, "sweep folder", "give this sweep its own hydra.sweep.dir (the default is a new "

@@ -1,16 +1,14 @@
 """Scaling out: BLAS threads per parallel job, the Optuna sweeper's search space and study identity,
-the SLURM launcher config, and sweeps on submitit's local executor and on a local Ray head."""
+the SLURM launcher config, and sweeps on submitit's local executor (Ray: test_ray_cluster.py)."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from benchmarks.servers import ray_head
 from framework import ConfigError
 from framework.run import launchers
 from framework.tracking import sweep_id
@@ -98,17 +96,6 @@ def test_submitit_local_sweep_runs_jobs_as_separate_processes(tmp_path):
                            "optimizer.lr=0.05,0.005", "trainer.epochs=1", "trainer.batch_size=16")
     check(uri, sweep_dir, 2, ["optimizer.lr"])
     assert len(list(sweep_dir.glob(".submitit/*/*_log.out"))) == 2  # each job's own process log
-
-
-@pytest.mark.slow
-def test_ray_sweep_on_a_local_head(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
-    with ray_head(cpus=2) as address:
-        uri, sweep_dir = sweep(tmp_path, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
-                               "optimizer.lr=0.05,0.005", "trainer.epochs=1,2", "trainer.batch_size=16")
-    with pytest.raises(OSError):  # the head is gone
-        socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=5).close()
-    check(uri, sweep_dir, 4, ["optimizer.lr", "trainer.epochs"])
 
 
 def test_hparams_search_preset_is_a_stored_optuna_search_of_the_mnist1d_mlp():

@@ -38,3 +38,21 @@ def test_overrides_are_recorded_with_the_checked_values():
         "trainer.resume=12345678",  # a string (converted by the check): as typed
         "~tracking.run_name",
         "not_a_key=3"]
+
+
+def test_every_run_records_its_host_and_in_a_ray_worker_its_ray_node(monkeypatch):
+    import socket
+    import sys
+    from types import SimpleNamespace
+
+    from framework.tracking.job import node_tags
+
+    host = {"node.host": socket.gethostname()}
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    assert node_tags() == host  # a plain run never imports ray
+    context = SimpleNamespace(get_node_id=lambda: "ab12")
+    ray = SimpleNamespace(is_initialized=lambda: False, get_runtime_context=lambda: context)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    assert node_tags() == host  # imported, not connected (a Ray driver before ray.init)
+    ray.is_initialized = lambda: True
+    assert node_tags() == {**host, "node.ray_id": "ab12"}
