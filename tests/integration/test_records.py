@@ -60,7 +60,8 @@ def test_an_offline_job_ends_with_the_sync_command(tmp_path):
                 f"hydra.run.dir={tmp_path / 'run'}")
     last = out.splitlines()[-1]
     assert last == f"sync     python -m framework.sync {tmp_path / 'run'} --uri {uri}"
-    synced = subprocess.run(last.split(None, 1)[1].split(), cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    command = last.split(None, 1)[1].split()  # "python -m framework.sync ...": run with this interpreter
+    synced = subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert synced.returncode == 0 and "complete" in synced.stdout
 
 
