@@ -190,6 +190,11 @@ def test_a_missing_driver_stops_the_job_before_training(tmp_path):
         "error: store URI postgresql://u:***@db/x needs the Python driver psycopg (No module named 'psycopg'): "
         "pip install -e '.[postgres]'; or train with tracking.mode=offline and sync from a machine that has it"]
     assert not (tmp_path / "run" / LOG).exists()
+    synced = subprocess.run([sys.executable, "-m", "framework.sync", str(tmp_path), "--uri", "postgresql://u:pw@db/x"],
+                            cwd=tmp_path, env={**ENV, "PYTHONPATH": str(shadow)}, capture_output=True, text=True)
+    assert synced.returncode == 1 and synced.stderr.splitlines()[0].startswith(
+        "error: store URI postgresql://u:***@db/x needs the Python driver psycopg (No module named 'psycopg'): "
+        "pip install -e '.[postgres]'")
 
 
 @pytest.mark.parametrize("uri,message", [
