@@ -149,6 +149,9 @@ def check_override_keys(overrides) -> None:
         group, _, field = o.key_or_group.partition(".")
         if group == "callbacks" and "." in field and o.type != OverrideType.DEL:  # callbacks.<entry>.<argument>
             entry, _, field = field.partition(".")
+            if o.type == OverrideType.CHANGE and not any(x.key_or_group in ("experiment", "hparams_search")
+                                                         for x in overrides):
+                _check_entry(entry, chosen("callbacks", overrides), o.input_line)
             if entry in callbacks and field.split(".")[0] != "name":
                 _check_key(f"callbacks.{entry}", field, {"name", *callbacks.defaults(entry)}, f"callback '{entry}'")
             continue
@@ -173,6 +176,37 @@ def check_moved(key: str) -> None:
     for old, new in MOVED.items():
         if key == old or key.startswith(old + "."):
             raise ConfigError(f"{key}: this key moved to {new}")
+
+
+def callback_entries(option: str, depth: int = 0) -> set[str]:
+    """The entries of conf/callbacks/<option>.yaml, those of the options its defaults list includes too."""
+    node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "callbacks" / f"{option}.yaml")) or {}
+    entries = {k for k in node if k != "defaults"}
+    for included in node.get("defaults") or []:
+        if isinstance(included, str) and included != "_self_" and depth < 8:
+            entries |= callback_entries(included, depth + 1)
+    return entries
+
+
+def _check_entry(entry: str, option: str | None, override: str) -> None:
+    """ConfigError for `callbacks.<entry>.ARG=V` when the chosen callbacks option has no such entry (Hydra's
+    error says "not in struct"): adding one takes a `+`; a misspelt name gets the closest entry or callback."""
+    import difflib
+
+    if option is None or option not in file_options("callbacks"):
+        return
+    entries = callback_entries(option)
+    if entry in entries:
+        return
+    close = difflib.get_close_matches(entry, sorted(entries | set(callbacks.names())), n=1, cutoff=0.6)
+    if entry in callbacks or not close:
+        fix = f"add it with +{override}" if entry in callbacks else \
+            f"registered callbacks: {', '.join(callbacks.names())}"
+    else:
+        fixed = override.replace(f"callbacks.{entry}.", f"callbacks.{close[0]}.", 1)
+        fix = f"closest: {close[0]}" + ("" if close[0] in entries else f" (add it with +{fixed})")
+    raise ConfigError(f"{override.split('=')[0]}: callbacks={option} has no entry '{entry}' "
+                      f"(its entries: {', '.join(sorted(entries)) or 'none'}); {fix}")
 
 
 def _check_key(prefix: str, field: str, keys: set, what: str) -> None:

@@ -49,6 +49,14 @@ def test_debug_last_moves_debug_after_the_last_override_not_past_options():
                                    "callbacks.model_checkpoint.every_epochs"),
     ("+callbacks.early_stopping.patiense=3", "callbacks.early_stopping.patiense: unknown key of callback "
                                              "'early_stopping'; closest: patience"),
+    ("callbacks.early_stopping.patience=3", "callbacks.early_stopping.patience: callbacks=default has no entry "
+                                            "'early_stopping' (its entries: model_checkpoint); add it with "
+                                            "+callbacks.early_stopping.patience=3"),
+    ("callbacks.early_stoping.patience=3", "callbacks.early_stoping.patience: callbacks=default has no entry "
+                                           "'early_stoping' (its entries: model_checkpoint); closest: early_stopping "
+                                           "(add it with +callbacks.early_stopping.patience=3)"),
+    ("callbacks.nosuch.x=1", "callbacks.nosuch.x: callbacks=default has no entry 'nosuch' (its entries: "
+                             "model_checkpoint); registered callbacks: early_stopping, model_checkpoint, profiler"),
 ])
 def test_command_line_mistakes_are_one_line_naming_the_fix(arg, message):
     with pytest.raises(ConfigError) as e:
