@@ -156,6 +156,8 @@ def check_override_keys(overrides) -> None:
                 _check_key(f"callbacks.{entry}", field, {"name", *callbacks.defaults(entry)}, f"callback '{entry}'")
             continue
         change = o.type == OverrideType.CHANGE  # not +key (adds), ++key, ~key
+        if change and group not in GROUPS and group not in ("hydra", "callbacks", "experiment", "hparams_search"):
+            _check_path(o.key_or_group, overrides)
         name = chosen(group, overrides) if group in GROUPS and field and change else None
         if name is None or name not in GROUPS[group]:
             continue
@@ -176,6 +178,27 @@ def check_moved(key: str) -> None:
     for old, new in MOVED.items():
         if key == old or key.startswith(old + "."):
             raise ConfigError(f"{key}: this key moved to {new}")
+
+
+def _check_path(key: str, overrides) -> None:
+    """ConfigError naming the closest key for an override of a key that neither conf/config.yaml nor the
+    chosen option of a YAML group (trainer, model, tracking, ...) has (`optimzer.lr`, `trainer.epoch`), where
+    Hydra prints "Key ... is not in struct" over several lines; a new key takes `+`."""
+    root = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
+    groups = {next(iter(e)) for e in root.pop("defaults") if isinstance(e, dict)}
+    head, *rest = key.split(".")
+    node: Any = {**root, **dict.fromkeys(groups | set(GROUPS) | set(FILE_GROUPS) | {"hydra"})}
+    if head in groups and head not in GROUPS:
+        option = chosen(head, overrides)
+        yaml = CONF_DIR / head / f"{option}.yaml"
+        node = {head: OmegaConf.to_container(OmegaConf.load(yaml)) if option and yaml.is_file() else None}
+    for depth, part in enumerate([head, *rest]):
+        if not isinstance(node, dict):
+            return
+        if part not in node:
+            _check_key(".".join([head, *rest][:depth]), part, set(node),
+                       f"{head}={chosen(head, overrides)}" if depth and head in groups else "the config")
+        node = node[part]
 
 
 def callback_entries(option: str, depth: int = 0) -> set[str]:
@@ -215,7 +238,7 @@ def _check_key(prefix: str, field: str, keys: set, what: str) -> None:
     key = field.split(".")[0]
     if key not in keys:
         close = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.5)
-        raise ConfigError(f"{prefix}.{key}: unknown key of {what}; "
+        raise ConfigError(f"{prefix}{'.' if prefix else ''}{key}: unknown key of {what}; "
                           + (f"closest: {close[0]}" if close else f"its keys: {', '.join(sorted(keys))}"))
 
 

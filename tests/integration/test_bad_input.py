@@ -40,10 +40,28 @@ TRAIN = ["framework.train", "tracking=none", "trainer.progress=none", "trainer.e
     (["optimizer.lrr=0.1"], ["optimizer.lrr: unknown key of optimizer=adam; closest: lr"]),
     (["+experiment=mnist1d_mlp", "data.tes=drop"], ["data.tes: unknown key of data=mnist1d; closest: test"]),
     (["+note=a?b=c"], ["an override does not parse", "key='value'"]),
+    (["optimzer.lr=0.1"], ["optimzer: unknown key of the config; closest: optimizer"]),
 ])
 def test_train_refuses_with_one_line(tmp_path, overrides, words):
     line = one_line_error([*TRAIN, f"hydra.run.dir={tmp_path / 'run'}", *overrides], tmp_path)
     assert all(w in line for w in words), line
+
+
+@pytest.mark.parametrize("wrong, right, message", [
+    ("sed", "seed", "sed: unknown key of the config; closest: seed"),
+    ("trainer.epoch", "trainer.epochs", "trainer.epoch: unknown key of trainer=default; closest: epochs"),
+    ("trainer.limit_batches.trian", "trainer.limit_batches.train",
+     "trainer.limit_batches.trian: unknown key of trainer=default; closest: train"),
+    ("objective.metrc", "objective.metric", "objective.metrc: unknown key of the config; closest: metric"),
+])
+def test_a_misspelt_key_of_the_config_or_a_yaml_group_names_the_closest(wrong, right, message):
+    from framework.errors import ConfigError
+    from framework.train import _check_command_line
+
+    with pytest.raises(ConfigError) as e:
+        _check_command_line([f"{wrong}=1"])
+    assert str(e.value) == message
+    _check_command_line([f"{right}=1"])  # the right key passes (its value is schema.check's)
 
 
 @pytest.mark.parametrize("overrides", [["-m", "hydra/launcher=joblib"], ["+hparams_search=mnist1d_optuna"]])
