@@ -271,8 +271,8 @@ def compose(overrides=()) -> DictConfig:
     there: `plugins.paths=[...]` folders imported and unknown names or keys refused (`_check_command_line`),
     the plugins' options registered, Hydra's composition (`framework.run.config.compose`), every value
     checked and normalized (`framework.run.schema.check`: `optimizer.lr=1` becomes 1.0). A bad override is
-    a ConfigError: the line the command prints after `error: ` (Hydra's own refusals, such as `nope=1`, in
-    one line). Pass the result to `train(cfg)`."""
+    a ConfigError: the line the command prints after `error: ` (Hydra's own refusals, such as a sweep
+    `lr=0.1,0.2`, in one line). Pass the result to `train(cfg)`."""
     from framework.run.config import compose as compose_config
 
     overrides = list(overrides)

@@ -55,7 +55,7 @@ def compose(overrides=(), hydra: bool = False) -> DictConfig:
     """Hydra's composition of conf/config.yaml with `overrides` (before `framework.run.schema.check`),
     `hydra`: with the `hydra.*` node. The registered plugins' options must be stored first
     (`register_configs`); `framework.compose` does that and the checks. An override Hydra rejects
-    (`foo=1`: no such key; `lr=0.1,0.2`: a sweep) is a ConfigError with the first paragraph of its message."""
+    (`+seed=1`: the key exists; `lr=0.1,0.2`: a sweep) is a ConfigError with the first paragraph of its message."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -156,7 +156,7 @@ def check_override_keys(overrides) -> None:
                 _check_key(f"callbacks.{entry}", field, {"name", *callbacks.defaults(entry)}, f"callback '{entry}'")
             continue
         change = o.type == OverrideType.CHANGE  # not +key (adds), ++key, ~key
-        if change and group not in GROUPS and group not in ("hydra", "callbacks", "experiment", "hparams_search"):
+        if change and "/" not in group and group not in (*GROUPS, "hydra", "callbacks", "experiment", "hparams_search"):
             _check_path(o.key_or_group, overrides)
         name = chosen(group, overrides) if group in GROUPS and field and change else None
         if name is None or name not in GROUPS[group]:
