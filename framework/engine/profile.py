@@ -1,7 +1,8 @@
 """The profiler callback (`debug=profile`): cProfile from `on_train_start` to `on_train_end`, i.e. the
 whole of `Trainer.fit` (every epoch, the evaluations and the other callbacks' hooks; not the data loading
 before it). It writes `profile.prof` (for `python -m pstats` or snakeviz) and `profile.txt` (the `top`
-functions by `sort`) into its folder and prints the same table.
+functions by `sort`, file names without their folders: no absolute path of this machine) into its
+folder and prints the same table.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Profiler(Callback):
             return
         self._profile.disable()
         text = io.StringIO()
-        pstats.Stats(self._profile, stream=text).sort_stats(self.sort).print_stats(self.top)
+        pstats.Stats(self._profile, stream=text).strip_dirs().sort_stats(self.sort).print_stats(self.top)
         table = f"profile of Trainer.fit ({status}), top {self.top} by {self.sort} time:\n{text.getvalue().strip()}"
         if self.directory:
             folder = Path(self.directory)

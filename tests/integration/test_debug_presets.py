@@ -3,9 +3,11 @@ import json
 import pstats
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import framework
 from framework.train import build
 from tests.helpers import ENV, make_cfg
 
@@ -75,6 +77,7 @@ def test_debug_profile_writes_the_profile_into_the_run_folder_and_logs_it(tmp_pa
     table = (folder / "profile.txt").read_text()
     assert "top 20 by cumulative time" in out and table.splitlines()[0] in out
     assert "trainer.py" in table and "(_run_epoch)" in table  # the training loop is in it
+    assert str(Path(framework.__file__).parent) not in table  # file names, not the machine's absolute paths
     stats = pstats.Stats(str(folder / "profile.prof"))
     assert any(func[2] == "_run_epoch" and calls[0] == 2 for func, calls in stats.stats.items())  # 2 epochs
     ends = [json.loads(line) for line in (folder / "runlog" / "journal.jsonl").read_text().splitlines()
